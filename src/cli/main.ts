@@ -1,0 +1,41 @@
+/**
+ * Entry point. The only place that turns errors into exit statuses and one-line messages
+ * (stack traces only with BCMR_DEBUG=1).
+ */
+import { Command, CommanderError } from 'commander';
+import { describeError, ExitCode, exitCodeFor } from '../errors.js';
+import { runServe } from './serve.js';
+
+const program = new Command();
+program.name('bcmr').description('Fast file copy, locally and over SSH').exitOverride();
+
+program
+  .command('serve')
+  .description('Speak the bcmr protocol on stdin/stdout (started by a remote bcmr client over ssh)')
+  .option('--root <dir>', 'confine every path to DIR (default: home directory)')
+  .option('--listen <addr>', 'serve plain frames on a loopback TCP address (testing aid)')
+  .action(async (opts: { root?: string; listen?: string }) => {
+    await runServe(opts);
+  });
+
+async function main(argv: string[]): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return ExitCode.ok;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;
+    }
+    const cmd = argv[2] === 'serve' ? 'bcmr serve' : 'bcmr';
+    process.stderr.write(`${cmd}: ${describeError(err)}\n`);
+    if (process.env.BCMR_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+// A closed pipe on our stdout is the peer going away, not a crash.
+process.stdout.on('error', () => process.exit(ExitCode.failed));
+
+main(process.argv).then((code) => {
+  process.exitCode = code;
+});

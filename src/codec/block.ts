@@ -1,0 +1,89 @@
+/**
+ * Per-block compression (PROTOCOL.md section 7): zstd level 3 frames, raw LZ4 blocks, or
+ * raw Data. A block whose compressed form is over 95 % of the original travels raw.
+ */
+import zlib from 'node:zlib';
+import * as lz4 from 'lz4-napi';
+import { ProtocolError } from '../errors.js';
+import { Algo, Cap, ZSTD_LEVEL } from '../protocol/constants.js';
+import type { DataMessage } from '../protocol/messages.js';
+
+export type Codec = 'zstd' | 'lz4' | 'none';
+
+/** Same rule on both sides: zstd if both have it, else LZ4, else none. */
+export function codecFor(effectiveCaps: number): Codec {
+  if (effectiveCaps & Cap.ZSTD) return 'zstd';
+  if (effectiveCaps & Cap.LZ4) return 'lz4';
+  return 'none';
+}
+
+const ZSTD_OPTS: zlib.ZstdOptions = { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
+
+/** True when `compressed` bytes are worth sending instead of `original` bytes. */
+export function worthIt(compressed: number, original: number): boolean {
+  return compressed * 20 <= original * 19;
+}
+
+/**
+ * The data frame for one block. `block` may be a view of a reused buffer: a raw frame refers
+ * to it, so the caller must not overwrite it until the frame has been written.
+ */
+export function encodeBlock(block: Uint8Array, codec: Codec): DataMessage {
+  if (codec === 'none' || block.length === 0) return { type: 'Data', data: block };
+  try {
+    if (codec === 'zstd') {
+      const z = zlib.zstdCompressSync(block, ZSTD_OPTS);
+      if (worthIt(z.length, block.length)) {
+        return { type: 'DataCompressed', algo: Algo.ZSTD, originalSize: block.length, payload: z };
+      }
+    } else {
+      // lz4-napi prepends the block's size as u32 LE; the wire carries the bare block.
+      const l = lz4.compressSync(Buffer.from(block.buffer, block.byteOffset, block.length));
+      if (worthIt(l.length - 4, block.length)) {
+        return { type: 'DataCompressed', algo: Algo.LZ4, originalSize: block.length, payload: l.subarray(4) };
+      }
+    }
+  } catch {
+    // A compressor failure sends the block raw, as the Rust sender does.
+  }
+  return { type: 'Data', data: block };
+}
+
+/** Async variant that compresses on the libuv pool, so compression overlaps with I/O. */
+export async function encodeBlockAsync(block: Uint8Array, codec: Codec): Promise<DataMessage> {
+  if (codec !== 'zstd' || block.length === 0) return encodeBlock(block, codec);
+  const z = await new Promise<Buffer | null>((resolve) =>
+    zlib.zstdCompress(block, ZSTD_OPTS, (err, out) => resolve(err ? null : out)),
+  );
+  if (z !== null && worthIt(z.length, block.length)) {
+    return { type: 'DataCompressed', algo: Algo.ZSTD, originalSize: block.length, payload: z };
+  }
+  return { type: 'Data', data: block };
+}
+
+/** The file bytes carried by a data frame. Raises ProtocolError if it does not decode exactly. */
+export function decodeBlock(m: DataMessage): Uint8Array {
+  if (m.type === 'Data') return m.data;
+  let out: Buffer;
+  try {
+    if (m.algo === Algo.ZSTD) {
+      out = zlib.zstdDecompressSync(m.payload, { maxOutputLength: m.originalSize });
+    } else {
+      out = lz4.uncompressSync(withSizePrefix(m.payload, m.originalSize));
+    }
+  } catch (err) {
+    throw new ProtocolError(`Corrupt compressed block: ${(err as Error).message}`);
+  }
+  if (out.length !== m.originalSize) {
+    throw new ProtocolError(`Compressed block decoded to ${out.length} bytes, expected ${m.originalSize}`);
+  }
+  return out;
+}
+
+/** lz4-napi wants the size-prefixed form: prepend original_size to the bare block. */
+function withSizePrefix(payload: Uint8Array, size: number): Buffer {
+  const b = Buffer.allocUnsafe(4 + payload.length);
+  b.writeUInt32LE(size, 0);
+  b.set(payload, 4);
+  return b;
+}

@@ -1,0 +1,113 @@
+/**
+ * Typed errors with stable codes. Only `cli/main.ts` turns a code into an exit status
+ * (see `exitCodeFor`); everything else throws or returns these.
+ */
+
+export type ErrorCode =
+  | 'BCMR_PROTOCOL'
+  | 'BCMR_REMOTE'
+  | 'BCMR_CONNECTION_CLOSED'
+  | 'BCMR_TIMEOUT'
+  | 'BCMR_INTEGRITY'
+  | 'BCMR_PATH'
+  | 'BCMR_IO'
+  | 'BCMR_USAGE';
+
+export class BcmrError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = new.target.name;
+  }
+}
+
+/** The peer broke the wire format; the session cannot continue. */
+export class ProtocolError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_PROTOCOL', message, options);
+  }
+}
+
+/**
+ * The remote answered with an Error frame. `kind` is the leading code word our server
+ * writes (`not-found`, `exists`, `denied`, `escape`, `io`, `proto`), or `other` for free text
+ * from a foreign server.
+ */
+export class RemoteError extends BcmrError {
+  readonly kind: RemoteErrorKind;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_REMOTE', message, options);
+    this.kind = remoteErrorKind(message);
+  }
+}
+
+export type RemoteErrorKind = 'not-found' | 'exists' | 'denied' | 'escape' | 'io' | 'proto' | 'other';
+
+const KINDS: readonly RemoteErrorKind[] = ['not-found', 'exists', 'denied', 'escape', 'io', 'proto'];
+
+function remoteErrorKind(message: string): RemoteErrorKind {
+  const colon = message.indexOf(':');
+  const word = colon > 0 ? message.slice(0, colon) : '';
+  return (KINDS as readonly string[]).includes(word) ? (word as RemoteErrorKind) : 'other';
+}
+
+/** The connection ended (or was aborted) before the request completed. */
+export class ConnectionClosedError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_CONNECTION_CLOSED', message, options);
+  }
+}
+
+/** Bytes or hashes did not match what the other side promised. */
+export class IntegrityError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_INTEGRITY', message, options);
+  }
+}
+
+/** A path was refused (NUL, `..`, outside the root). */
+export class PathError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_PATH', message, options);
+  }
+}
+
+export class UsageError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_USAGE', message, options);
+  }
+}
+
+/** Exit statuses a script can rely on. */
+export const ExitCode = {
+  ok: 0,
+  failed: 1,
+  usage: 2,
+  protocol: 3,
+  interrupted: 130,
+} as const;
+
+export function exitCodeFor(err: unknown): number {
+  if (err instanceof BcmrError) {
+    switch (err.code) {
+      case 'BCMR_USAGE':
+        return ExitCode.usage;
+      case 'BCMR_PROTOCOL':
+        return ExitCode.protocol;
+      default:
+        return ExitCode.failed;
+    }
+  }
+  return ExitCode.failed;
+}
+
+/** One line, no stack: what the user sees. */
+export function describeError(err: unknown): string {
+  if (err instanceof Error) {
+    const sys = err as NodeJS.ErrnoException;
+    if (sys.code && sys.syscall) return `${sys.code}: ${err.message}`;
+    return err.message.split('\n')[0];
+  }
+  return String(err);
+}

@@ -1,0 +1,59 @@
+/** Get and GetChunked: stream a file range as data frames, then Ok. */
+import { open } from 'node:fs/promises';
+import { encodeBlock } from '../../codec/block.js';
+import { Blake3Hasher } from '../../codec/hash.js';
+import { REF_THRESHOLD } from '../../protocol/byte_writer.js';
+import type { ClientMessage } from '../../protocol/messages.js';
+import { RELEASED, readBlocks } from '../../util/file_blocks.js';
+import { OpError, type SessionContext } from '../context.js';
+
+type Get = Extract<ClientMessage, { type: 'Get' }>;
+type GetChunked = Extract<ClientMessage, { type: 'GetChunked' }>;
+
+export async function handleGet(ctx: SessionContext, m: Get): Promise<void> {
+  const file = await ctx.guard.resolve(m.path);
+  const hasher = ctx.fast ? null : new Blake3Hasher();
+  await sendRange(ctx, file, m.offset, null, hasher);
+  ctx.sink.send({ type: 'Ok', hash: hasher ? hasher.digest('hex') : null });
+}
+
+export async function handleGetChunked(ctx: SessionContext, m: GetChunked): Promise<void> {
+  const file = await ctx.guard.resolve(m.path);
+  await sendRange(ctx, file, m.offset, m.length, null);
+  ctx.sink.send({ type: 'Ok', hash: null });
+}
+
+async function sendRange(
+  ctx: SessionContext,
+  file: string,
+  offset: number,
+  length: number | null,
+  hasher: Blake3Hasher | null,
+): Promise<void> {
+  const fh = await open(file, 'r');
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new OpError(`io: not a regular file: ${file}`);
+    if (length !== null) {
+      if (offset + length > st.size)
+        throw new OpError(`io: range ${offset}+${length} exceeds file size ${st.size}`);
+      if (length === 0 && st.size !== 0) throw new OpError('io: empty range on a non-empty file');
+    } else if (offset > st.size) {
+      throw new OpError(`io: offset ${offset} beyond end of file (${st.size})`);
+    }
+    const sent = await readBlocks(fh, offset, length, ctx.buffers, async (block) => {
+      hasher?.update(block);
+      const frame = encodeBlock(block, ctx.codec);
+      ctx.sink.send(frame);
+      if (frame.type === 'Data' && block.length >= REF_THRESHOLD) {
+        // Sent by reference: the buffer is free once the stream has written it.
+        return { released: ctx.sink.flush() };
+      }
+      await ctx.sink.flushIfFull();
+      return RELEASED;
+    });
+    if (length !== null && sent !== length) throw new OpError(`io: file shrank while reading: ${file}`);
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,283 @@
+/**
+ * Put (with its dedup variant) and PutChunked.
+ *
+ * A fresh Put (offset 0) is staged in `.NAME.bcmr-tmp-XXXXXX` beside the destination and
+ * renamed into place only after Done, when exactly `size` bytes arrived; any failure removes
+ * the temp file. After a failure the handler keeps reading the Put's data frames up to Done
+ * and only then answers one Error (rule 17.1), so the connection stays in step.
+ */
+import { randomBytes } from 'node:crypto';
+import { constants } from 'node:fs';
+import { type FileHandle, link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeBlock } from '../../codec/block.js';
+import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
+import { ProtocolError } from '../../errors.js';
+import { MAX_BLOCK } from '../../protocol/constants.js';
+import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
+import { casCapBytes } from '../cas.js';
+import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
+
+type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
+
+/** Thrown when the Error has already been sent (dedup refused before its data phase). */
+class Answered extends Error {}
+
+export function tempNameFor(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}.bcmr-tmp-${randomBytes(4).toString('hex')}`);
+}
+
+export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void> {
+  let tmp: string | null = null;
+  let fh: FileHandle | null = null;
+  let done = false;
+  try {
+    if (m.offset > m.size) throw new OpError(`io: offset ${m.offset} beyond size ${m.size}`);
+    const dest = await ctx.guard.resolve(m.path, 'write');
+    await mkdir(path.dirname(dest), { recursive: true });
+    if (m.offset > 0) {
+      if (!hasCap(ctx, Cap.PUT_OFFSET)) throw new OpError('io: Put with offset needs PUT_OFFSET');
+      fh = await open(dest, constants.O_WRONLY | constants.O_NOFOLLOW);
+      const cur = (await fh.stat()).size;
+      if (cur < m.offset) throw new OpError(`io: offset ${m.offset} beyond current size ${cur}`);
+      await receiveInto(ctx, fh, m.offset, m.size - m.offset, null);
+      done = true;
+      await fh.truncate(m.size);
+      if (ctx.sync) await fh.sync();
+      ctx.sink.send({ type: 'Ok', hash: null });
+      return;
+    }
+    if (!m.overwrite && (await exists(dest))) throw new OpError(`exists: ${m.path}`);
+    tmp = tempNameFor(dest);
+    fh = await open(
+      tmp,
+      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+      0o644,
+    );
+    const hasher = new Blake3Hasher();
+    const first = await ctx.reader.expect('Put');
+    if (first.type === 'HaveBlocks') {
+      await receiveDedup(ctx, fh, m.size, first, hasher);
+    } else {
+      ctx.reader.unread(first);
+      await receiveInto(ctx, fh, 0, m.size, hasher);
+    }
+    done = true;
+    if (ctx.sync) await fh.sync();
+    await fh.close();
+    fh = null;
+    await ctx.guard.recheckParent(dest);
+    await publish(tmp, dest, m.overwrite);
+    tmp = null;
+    if (ctx.sync) await syncDir(path.dirname(dest));
+    ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err;
+    if (!done && !(err instanceof Answered)) await drainPut(ctx);
+    if (err instanceof Answered) return;
+    throw err;
+  } finally {
+    await fh?.close().catch(() => {});
+    if (tmp) await unlink(tmp).catch(() => {});
+  }
+}
+
+/**
+ * Writes the data frames that follow into `fh` from `offset` until Done; exactly `expected`
+ * bytes must arrive. Returns the byte count.
+ */
+async function receiveInto(
+  ctx: SessionContext,
+  fh: FileHandle,
+  offset: number,
+  expected: number,
+  hasher: Blake3Hasher | null,
+): Promise<number> {
+  let got = 0;
+  let inFlight: Promise<unknown> | null = null;
+  try {
+    for (;;) {
+      const msg = await ctx.reader.expect('Put data');
+      if (msg.type === 'Done') break;
+      if (!isData(msg)) {
+        ctx.reader.unread(msg);
+        throw new OpError(`proto: unexpected ${msg.type} inside a Put's data`);
+      }
+      const bytes = decodeBlock(msg);
+      if (got + bytes.length > expected) {
+        throw new OpError(`io: received more than the declared ${expected} bytes`);
+      }
+      hasher?.update(bytes);
+      // One write in flight while the next frame is read: disk and pipe overlap.
+      if (inFlight) await inFlight;
+      inFlight = fh.write(bytes, 0, bytes.length, offset + got);
+      got += bytes.length;
+    }
+  } finally {
+    if (inFlight) await inFlight;
+  }
+  if (got !== expected) throw new OpError(`io: Put ended after ${got} of ${expected} bytes`);
+  return got;
+}
+
+async function receiveDedup(
+  ctx: SessionContext,
+  fh: FileHandle,
+  size: number,
+  have: Of<'HaveBlocks'>,
+  hasher: Blake3Hasher,
+): Promise<void> {
+  const count = have.hashes.length / 32;
+  const refuse = (line: string): never => {
+    ctx.sink.send({ type: 'Error', message: line });
+    throw new Answered(line);
+  };
+  if (!hasCap(ctx, Cap.DEDUP)) refuse('proto: HaveBlocks without DEDUP');
+  if (have.blockSize !== MAX_BLOCK) refuse(`proto: dedup block size must be ${MAX_BLOCK}`);
+  if (count !== Math.ceil(size / MAX_BLOCK)) refuse(`proto: ${count} block hashes for a ${size}-byte file`);
+  const hexes: string[] = [];
+  for (let i = 0; i < count; i++)
+    hexes.push(Buffer.from(have.hashes.subarray(i * 32, i * 32 + 32)).toString('hex'));
+  const cas = ctx.cas();
+  try {
+    await cas.evict(casCapBytes());
+  } catch {
+    // Eviction is housekeeping; a failure must not fail the upload.
+  }
+  const bitmap = new Uint8Array(Math.ceil(count / 8));
+  const need: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    need[i] = !(await cas.has(hexes[i]));
+    if (need[i]) bitmap[i >> 3] |= 1 << (i & 7);
+  }
+  ctx.sink.send({ type: 'MissingBlocks', bitmap });
+  await ctx.sink.flush();
+  let corrupt: string | null = null;
+  for (let i = 0; i < count; i++) {
+    const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
+    let block: Uint8Array | null;
+    if (need[i]) {
+      const msg = await ctx.reader.expect('dedup data');
+      if (!isData(msg)) {
+        ctx.reader.unread(msg);
+        throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
+      }
+      block = decodeBlock(msg);
+      if (block.length !== len || blake3Hex(block) !== hexes[i]) {
+        throw new OpError(`io: dedup block ${i} does not match its announced hash`);
+      }
+      await cas.write(hexes[i], block).catch(() => {});
+    } else {
+      block = await cas.read(hexes[i]);
+      if (block === null || block.length !== len) {
+        // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
+        corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
+        continue;
+      }
+    }
+    if (corrupt) continue;
+    hasher.update(block);
+    await fh.write(block, 0, block.length, i * MAX_BLOCK);
+  }
+  const end = await ctx.reader.expect('dedup Done');
+  if (end.type !== 'Done') {
+    ctx.reader.unread(end);
+    throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
+  }
+  if (corrupt) throw new OpError(corrupt);
+}
+
+/** PutChunked: exactly `length` bytes at `offset` of a file created if absent, never truncated. */
+export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>): Promise<void> {
+  let got = 0;
+  let fh: FileHandle | null = null;
+  try {
+    const dest = await ctx.guard.resolve(m.path, 'write');
+    await mkdir(path.dirname(dest), { recursive: true });
+    fh = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    while (got < m.length) {
+      const msg = await ctx.reader.expect('PutChunked data');
+      if (msg.type === 'Done') throw new OpError(`io: range ended after ${got} of ${m.length} bytes`);
+      if (!isData(msg)) {
+        ctx.reader.unread(msg);
+        throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
+      }
+      const bytes = decodeBlock(msg);
+      if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
+      await fh.write(bytes, 0, bytes.length, m.offset + got);
+      got += bytes.length;
+    }
+    if (ctx.sync) await fh.sync();
+    ctx.discardNextDone = true;
+    ctx.sink.send({ type: 'Ok', hash: null });
+  } catch (err) {
+    if (err instanceof ProtocolError) throw err;
+    // Discard the rest of the range (and a Done) so the next request is read in step.
+    await drainRange(ctx, m.length - got);
+    throw err;
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}
+
+/** Discards a failed Put's remaining data frames up to and including Done. */
+async function drainPut(ctx: SessionContext): Promise<void> {
+  for (;;) {
+    const msg = await ctx.reader.next();
+    if (msg === null || msg.type === 'Done') return;
+    if (!isData(msg) && msg.type !== 'HaveBlocks') return unreadRequest(ctx, msg);
+  }
+}
+
+async function drainRange(ctx: SessionContext, left: number): Promise<void> {
+  while (left > 0) {
+    const msg = await ctx.reader.next();
+    if (msg === null || msg.type === 'Done') return;
+    if (!isData(msg)) return unreadRequest(ctx, msg);
+    left -= msg.type === 'Data' ? msg.data.length : msg.originalSize;
+  }
+  ctx.discardNextDone = true;
+}
+
+/** A request that arrived where data was expected is served next, not swallowed. */
+function unreadRequest(ctx: SessionContext, msg: Message): void {
+  ctx.reader.unread(msg);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await lstat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Atomic publish; without overwrite, link() refuses an existing name atomically. */
+async function publish(tmp: string, dest: string, overwrite: boolean): Promise<void> {
+  if (overwrite) {
+    await rename(tmp, dest);
+    return;
+  }
+  try {
+    await link(tmp, dest);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw new OpError(`exists: ${dest}`);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    // Filesystems without hard links: check, then rename.
+    if (await exists(dest)) throw new OpError(`exists: ${dest}`);
+    await rename(tmp, dest);
+    return;
+  }
+  await unlink(tmp);
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}

@@ -1,0 +1,121 @@
+/**
+ * One `bcmr serve` session: handshake, then requests served strictly one at a time in
+ * arrival order (PROTOCOL.md sections 4, 6, 13). A handler's failure is answered with an
+ * Error frame and the session goes on; a malformed stream (ProtocolError) ends it.
+ */
+import type { Readable, Writable } from 'node:stream';
+import { codecFor } from '../codec/block.js';
+import { ProtocolError } from '../errors.js';
+import { Cap, PROTOCOL_VERSION } from '../protocol/constants.js';
+import { MessageReader } from '../protocol/message_reader.js';
+import type { ClientMessage, Message } from '../protocol/messages.js';
+import { FrameSink } from '../transport/frame_sink.js';
+import { BlockBuffers } from '../util/file_blocks.js';
+import { Cas, defaultCasDir } from './cas.js';
+import { errorLine, type SessionContext } from './context.js';
+import { handleMkdir, handleTruncate } from './handlers/fs_ops.js';
+import { handleGet, handleGetChunked } from './handlers/get.js';
+import { handlePut, handlePutChunked } from './handlers/put.js';
+import { handleHash, handleList, handleResume, handleStat } from './handlers/query.js';
+import { PathGuard } from './path_guard.js';
+
+/**
+ * What this server offers: every bit but DIRECT_TCP (the direct data plane is not built yet)
+ * and AEAD (only meaningful on a direct session).
+ */
+export const SERVER_OFFER = 0xff & ~Cap.DIRECT_TCP & ~Cap.AEAD;
+
+export interface ServeOptions {
+  root: string;
+  casDir?: string;
+}
+
+type Handler = (ctx: SessionContext, m: ClientMessage) => Promise<void>;
+
+function h<T extends ClientMessage['type']>(
+  fn: (ctx: SessionContext, m: Extract<ClientMessage, { type: T }>) => Promise<void>,
+): Handler {
+  return fn as Handler;
+}
+
+const HANDLERS: Partial<Record<Message['type'], Handler>> = {
+  Stat: h(handleStat),
+  List: h(handleList),
+  Hash: h(handleHash),
+  Get: h(handleGet),
+  Put: h(handlePut),
+  Mkdir: h(handleMkdir),
+  Resume: h(handleResume),
+  Truncate: h(handleTruncate),
+  PutChunked: h(handlePutChunked),
+  GetChunked: h(handleGetChunked),
+};
+
+/**
+ * Runs a session until the client closes its side. Resolves on a clean end; rejects with
+ * ProtocolError on a malformed stream or a failed handshake.
+ */
+export async function serveSession(input: Readable, output: Writable, opts: ServeOptions): Promise<void> {
+  const guard = await PathGuard.create(opts.root);
+  const reader = new MessageReader(input);
+  const sink = new FrameSink(output);
+  try {
+    const hello = await reader.next();
+    if (hello === null) return;
+    if (hello.type !== 'Hello') {
+      sink.send({ type: 'Error', message: `expected Hello, got ${hello.type}` });
+      await sink.flush().catch(() => {});
+      throw new ProtocolError(`expected Hello, got ${hello.type}`);
+    }
+    if (hello.version !== PROTOCOL_VERSION) {
+      const msg = `protocol version mismatch: client=${hello.version} server=${PROTOCOL_VERSION}`;
+      sink.send({ type: 'Error', message: msg });
+      await sink.flush().catch(() => {});
+      throw new ProtocolError(msg);
+    }
+    const caps = SERVER_OFFER & hello.caps;
+    sink.send({ type: 'Welcome', version: PROTOCOL_VERSION, caps });
+    await sink.flush();
+    let cas: Cas | null = null;
+    const ctx: SessionContext = {
+      guard,
+      reader,
+      sink,
+      caps,
+      codec: codecFor(caps),
+      cas: () => {
+        cas ??= new Cas(opts.casDir ?? defaultCasDir());
+        return cas;
+      },
+      discardNextDone: false,
+      buffers: new BlockBuffers(),
+      sync: (caps & Cap.SYNC) !== 0,
+      fast: (caps & Cap.FAST) !== 0,
+    };
+    for (;;) {
+      const m = await reader.next();
+      if (m === null) break;
+      if (ctx.discardNextDone) {
+        ctx.discardNextDone = false;
+        if (m.type === 'Done') continue;
+      }
+      const handler = HANDLERS[m.type];
+      if (!handler) {
+        sink.send({ type: 'Error', message: `unexpected message: ${m.type}` });
+      } else {
+        try {
+          await handler(ctx, m as ClientMessage);
+        } catch (err) {
+          if (err instanceof ProtocolError) throw err;
+          sink.send({ type: 'Error', message: errorLine(err) });
+        }
+      }
+      // Pipelined requests already read are answered in one write.
+      if (reader.buffered === 0) await sink.flush();
+      else await sink.flushIfFull();
+    }
+    await sink.flush();
+  } finally {
+    output.end();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * Encodes messages into a gathering ByteWriter and writes them to a stream in one corked
+ * burst per flush. `flush()` resolves once the stream has written the bytes, which is the
+ * moment a caller may reuse a buffer whose views were sent by reference.
+ */
+import type { Writable } from 'node:stream';
+import { ConnectionClosedError } from '../errors.js';
+import { ByteWriter } from '../protocol/byte_writer.js';
+import { encodeMessage } from '../protocol/codec.js';
+import type { Message } from '../protocol/messages.js';
+
+/** Buffered bytes above which `sendAndMaybeFlush` writes without waiting for the caller. */
+const AUTO_FLUSH_BYTES = 1 << 20;
+
+export class FrameSink {
+  private readonly w = new ByteWriter();
+  private failure: Error | null = null;
+  private last: Promise<void> = Promise.resolve();
+
+  constructor(private readonly out: Writable) {
+    out.on('error', (err) => {
+      this.failure ??= new ConnectionClosedError(`Connection write failed: ${err.message}`, { cause: err });
+    });
+  }
+
+  /** Bytes encoded but not yet handed to the stream. */
+  get pending(): number {
+    return this.w.pending;
+  }
+
+  /** Encodes `m` (large payloads by reference). Nothing is written until `flush()`. */
+  send(m: Message): void {
+    encodeMessage(this.w, m);
+  }
+
+  /** Writes everything sent so far; resolves when the stream has written it. */
+  flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    const parts = this.w.take();
+    if (parts.length === 0) return this.last;
+    const out = this.out;
+    if (out.destroyed || out.writableEnded) {
+      return Promise.reject(new ConnectionClosedError('Connection closed while writing'));
+    }
+    this.last = new Promise<void>((resolve, reject) => {
+      out.cork();
+      for (let i = 0; i < parts.length - 1; i++) out.write(parts[i]);
+      out.write(parts[parts.length - 1], (err) => {
+        if (err) reject(this.failure ?? new ConnectionClosedError(`Connection write failed: ${err.message}`));
+        else resolve();
+      });
+      out.uncork();
+    });
+    // Avoid unhandled rejections when nobody awaits this particular flush.
+    this.last.catch(() => {});
+    return this.last;
+  }
+
+  /** Flushes when enough is buffered to be worth a write on its own. */
+  async flushIfFull(): Promise<void> {
+    if (this.w.pending >= AUTO_FLUSH_BYTES) await this.flush();
+  }
+
+  /** Ends the stream after flushing. */
+  async end(): Promise<void> {
+    try {
+      await this.flush();
+    } finally {
+      this.out.end();
+    }
+  }
+}
