@@ -6,7 +6,6 @@
  * the temp file. After a failure the handler keeps reading the Put's data frames up to Done
  * and only then answers one Error (rule 17.1), so the connection stays in step.
  */
-import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import { type FileHandle, link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
@@ -15,6 +14,7 @@ import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
+import { tempNameFor } from '../../util/temp_file.js';
 import { casCapBytes } from '../cas.js';
 import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
 
@@ -22,10 +22,6 @@ type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
 /** Thrown when the Error has already been sent (dedup refused before its data phase). */
 class Answered extends Error {}
-
-export function tempNameFor(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}.bcmr-tmp-${randomBytes(4).toString('hex')}`);
-}
 
 export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void> {
   let tmp: string | null = null;

@@ -1,0 +1,170 @@
+/**
+ * Pipelined transfers of many local files over one ServeClient, with per-file results and
+ * byte progress. Downloads land in a temp file beside the destination and are renamed into
+ * place only after the byte count matches the expected size and (unless FAST) the server's
+ * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
+ */
+import { constants } from 'node:fs';
+import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { Blake3Hasher } from '../codec/hash.js';
+import { IntegrityError } from '../errors.js';
+import { Cap } from '../protocol/constants.js';
+import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
+import { tempNameFor } from '../util/temp_file.js';
+import type { ServeClient } from './serve_client.js';
+
+export interface GetItem {
+  remote: string;
+  local: string;
+  /** Size announced by Stat or List; more or fewer bytes fail the file (rule 17.7). */
+  size: number;
+}
+
+export interface PutItem {
+  local: string;
+  remote: string;
+  overwrite?: boolean;
+}
+
+export interface FileResult<T> {
+  item: T;
+  bytes: number;
+  /** BLAKE3 of the file's content, when known. */
+  hash: string | null;
+  error: Error | null;
+  ms: number;
+}
+
+export interface BatchCallbacks<T> {
+  onBytes?(n: number, item: T): void;
+  onFileDone?(r: FileResult<T>): void;
+}
+
+/** Downloads every item; never rejects for a single file (see each result's `error`). */
+export async function getFiles(
+  client: ServeClient,
+  items: readonly GetItem[],
+  cb: BatchCallbacks<GetItem> = {},
+): Promise<FileResult<GetItem>[]> {
+  const fast = (client.caps & Cap.FAST) !== 0;
+  const results: Promise<FileResult<GetItem>>[] = [];
+  for (const item of items) {
+    const t0 = performance.now();
+    const tmp = tempNameFor(item.local);
+    let fh: FileHandle | null = null;
+    let got = 0;
+    const hasher = new Blake3Hasher();
+    const openTmp = async (): Promise<FileHandle> => {
+      fh ??= await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      return fh;
+    };
+    const done = client
+      .get(item.remote, 0, async (block) => {
+        if (got + block.length > item.size) {
+          throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
+        }
+        const f = await openTmp();
+        await f.write(block, 0, block.length, got);
+        got += block.length;
+        hasher.update(block);
+        cb.onBytes?.(block.length, item);
+      })
+      .then(async (remoteHash) => {
+        if (got !== item.size) {
+          throw new IntegrityError(`${item.remote}: received ${got} of ${item.size} bytes`);
+        }
+        const local = hasher.digest('hex');
+        if (!fast && remoteHash !== local) {
+          throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
+        }
+        const f = await openTmp();
+        fh = null;
+        await f.close();
+        await rename(tmp, item.local);
+        return local;
+      });
+    results.push(
+      settle(item, t0, done, async () => {
+        const f = fh as FileHandle | null;
+        await f?.close().catch(() => {});
+        await unlink(tmp).catch(() => {});
+      }).then((r) => {
+        r.bytes = got;
+        cb.onFileDone?.(r);
+        return r;
+      }),
+    );
+  }
+  return Promise.all(results);
+}
+
+/** Uploads every item; never rejects for a single file (see each result's `error`). */
+export async function putFiles(
+  client: ServeClient,
+  items: readonly PutItem[],
+  cb: BatchCallbacks<PutItem> = {},
+): Promise<FileResult<PutItem>[]> {
+  const buffers = new BlockBuffers();
+  const results: Promise<FileResult<PutItem>>[] = [];
+  for (const item of items) {
+    const t0 = performance.now();
+    let bytes = 0;
+    const hasher = new Blake3Hasher();
+    const sent = (async () => {
+      const fh = await open(item.local, 'r');
+      try {
+        const size = (await fh.stat()).size;
+        const ticket = await client.beginPut(
+          item.remote,
+          { size, overwrite: item.overwrite ?? true },
+          (emit) =>
+            readBlocks(fh, 0, size, buffers, (block) => {
+              hasher.update(block);
+              bytes += block.length;
+              cb.onBytes?.(block.length, item);
+              return emit(block);
+            }),
+        );
+        if (bytes !== size) throw new IntegrityError(`${item.local}: file changed size while being sent`);
+        // Wrapped: awaiting `sent` must not wait for the server's reply.
+        return { reply: ticket.done };
+      } finally {
+        await fh.close();
+      }
+    })();
+    // Wait for the data to be written (not for the reply) before starting the next file.
+    const done = sent.then(async ({ reply }) => {
+      const remoteHash = await reply;
+      const local = hasher.digest('hex');
+      if (remoteHash !== local) {
+        throw new IntegrityError(`${item.remote}: server stored hash ${remoteHash}, sent ${local}`);
+      }
+      return local;
+    });
+    results.push(
+      settle(item, t0, done, async () => {}).then((r) => {
+        r.bytes = bytes;
+        cb.onFileDone?.(r);
+        return r;
+      }),
+    );
+    await sent.catch(() => {});
+  }
+  return Promise.all(results);
+}
+
+async function settle<T>(
+  item: T,
+  t0: number,
+  done: Promise<string>,
+  cleanup: () => Promise<void>,
+): Promise<FileResult<T>> {
+  try {
+    const hash = await done;
+    return { item, bytes: 0, hash, error: null, ms: performance.now() - t0 };
+  } catch (err) {
+    await cleanup();
+    return { item, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 };
+  }
+}
+

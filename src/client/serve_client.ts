@@ -1,0 +1,455 @@
+/**
+ * A client of `bcmr serve` over any byte channel, with request pipelining.
+ *
+ * There are no request ids on the wire: the server answers strictly in order, so every
+ * request sent pushes a `Pending` on a FIFO and the reader loop hands each reply frame to the
+ * head of it. Sends are serialised (a Put's data frames must follow it directly) and at most
+ * `window` requests are in flight. An Error in reply to a Put poisons the connection
+ * (PROTOCOL.md section 13: a foreign server may read our remaining data as requests): every
+ * pending request fails and the channel is closed. Errors in reply to other requests fail
+ * only that request.
+ */
+import { encodeBlock, type Codec, codecFor, decodeBlock } from '../codec/block.js';
+import { ConnectionClosedError, ProtocolError, RemoteError } from '../errors.js';
+import { REF_THRESHOLD } from '../protocol/byte_writer.js';
+import { Cap, MAX_BLOCK, PROTOCOL_VERSION } from '../protocol/constants.js';
+import { MessageReader } from '../protocol/message_reader.js';
+import { type ClientMessage, isData, type ListEntry, type Message } from '../protocol/messages.js';
+import type { ByteChannel } from '../transport/channel.js';
+import { FrameSink } from '../transport/frame_sink.js';
+import { RELEASED, type Release } from '../util/file_blocks.js';
+
+/** What the Rust client asks for by default. */
+export const DEFAULT_CLIENT_CAPS = Cap.LZ4 | Cap.ZSTD | Cap.DEDUP | Cap.PUT_OFFSET;
+
+export interface ConnectOptions {
+  caps?: number;
+  /** Requests in flight at most (default 1024). */
+  window?: number;
+}
+
+export interface StatResult {
+  size: number;
+  mtime: number;
+  isDir: boolean;
+}
+
+export interface PutOptions {
+  size: number;
+  offset?: number;
+  overwrite?: boolean;
+  /** Block hashes (32 bytes each, 4 MiB blocks) to offer through dedup; needs DEDUP. */
+  dedupHashes?: Uint8Array;
+}
+
+/** Feeds a Put's content: calls `emit` for each block in order (at most 4 MiB each). */
+export type Producer = (emit: (block: Uint8Array) => Promise<Release>) => Promise<unknown>;
+
+export interface PutTicket {
+  /** Resolves with the server's Ok hash (null with offset > 0) once the server has replied. */
+  readonly done: Promise<string | null>;
+  /** Blocks the server already had (dedup); 0 without dedup. */
+  readonly skippedBlocks: number;
+}
+
+interface Pending {
+  /** Handles one reply frame; resolves true when the reply is complete. */
+  onMessage(m: Message): boolean | Promise<boolean>;
+  fail(err: Error): void;
+  /** Set when `onMessage` threw: later frames of this reply are dropped until it ends. */
+  discarding?: boolean;
+}
+
+function isTerminal(m: Message): boolean {
+  return !isData(m) && m.type !== 'MissingBlocks';
+}
+
+function unexpected(m: Message, wanted: string): ProtocolError {
+  return new ProtocolError(`Expected ${wanted}, got ${m.type}`);
+}
+
+function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {});
+  return { promise, resolve, reject };
+}
+
+export class ServeClient {
+  private readonly pending: Pending[] = [];
+  private pendingHead = 0;
+  private poisonedBy: Error | null = null;
+  private tail: Promise<void> = Promise.resolve();
+  private flushScheduled = false;
+  private readonly waiters: (() => void)[] = [];
+  private readonly readLoop: Promise<void>;
+  readonly codec: Codec;
+
+  private constructor(
+    private readonly channel: ByteChannel,
+    private readonly reader: MessageReader,
+    private readonly sink: FrameSink,
+    /** Effective capabilities from Welcome. */
+    readonly caps: number,
+    private readonly window: number,
+  ) {
+    this.codec = codecFor(caps);
+    this.readLoop = this.runReader();
+  }
+
+  /** Sends Hello, checks Welcome. On failure the channel is closed. */
+  static async connect(channel: ByteChannel, opts: ConnectOptions = {}): Promise<ServeClient> {
+    const reader = new MessageReader(channel.readable);
+    const sink = new FrameSink(channel.writable);
+    try {
+      sink.send({ type: 'Hello', version: PROTOCOL_VERSION, caps: opts.caps ?? DEFAULT_CLIENT_CAPS });
+      await sink.flush();
+      const m = await reader.next();
+      if (m === null) {
+        const why = channel.diagnostics();
+        throw new ConnectionClosedError(`Server closed the connection before Welcome${why ? `: ${why}` : ''}`);
+      }
+      if (m.type === 'Error') throw new RemoteError(m.message);
+      if (m.type !== 'Welcome') throw unexpected(m, 'Welcome');
+      if (m.version !== PROTOCOL_VERSION) throw new ProtocolError(`Server speaks protocol ${m.version}, not 2`);
+      return new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024);
+    } catch (err) {
+      await channel.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  get inFlight(): number {
+    return this.pending.length - this.pendingHead;
+  }
+
+  /** Why the connection can no longer be used, or null. */
+  get failure(): Error | null {
+    return this.poisonedBy;
+  }
+
+  async stat(path: string): Promise<StatResult> {
+    return this.simple({ type: 'Stat', path }, (m) => {
+      if (m.type !== 'StatResponse') throw unexpected(m, 'StatResponse');
+      return { size: m.size, mtime: m.mtime, isDir: m.isDir };
+    });
+  }
+
+  async list(path: string): Promise<ListEntry[]> {
+    return this.simple({ type: 'List', path }, (m) => {
+      if (m.type !== 'ListResponse') throw unexpected(m, 'ListResponse');
+      return m.entries;
+    });
+  }
+
+  async hash(path: string, offset = 0, limit: number | null = null): Promise<string> {
+    return this.simple({ type: 'Hash', path, offset, limit }, (m) => {
+      if (m.type !== 'HashResponse') throw unexpected(m, 'HashResponse');
+      return m.hash;
+    });
+  }
+
+  async mkdir(path: string): Promise<void> {
+    await this.simple({ type: 'Mkdir', path }, expectOk);
+  }
+
+  async truncate(path: string, size: number): Promise<void> {
+    await this.simple({ type: 'Truncate', path, size }, expectOk);
+  }
+
+  async resume(path: string): Promise<{ size: number; blockHash: string | null }> {
+    return this.simple({ type: 'Resume', path }, (m) => {
+      if (m.type !== 'ResumeResponse') throw unexpected(m, 'ResumeResponse');
+      return { size: m.size, blockHash: m.blockHash };
+    });
+  }
+
+  /**
+   * Streams `path` from `offset`; `onData` gets each block in order (awaited: a slow sink
+   * slows the connection). Resolves with the Ok hash (null under FAST).
+   */
+  get(path: string, offset: number, onData: (b: Uint8Array) => unknown): Promise<string | null> {
+    return this.streamed({ type: 'Get', path, offset }, onData);
+  }
+
+  /** Streams exactly `[offset, offset + length)` of `path`. */
+  async getChunked(path: string, offset: number, length: number, onData: (b: Uint8Array) => unknown): Promise<void> {
+    await this.streamed({ type: 'GetChunked', path, offset, length }, onData);
+  }
+
+  /**
+   * Sends a Put and its data; resolves once everything is written, with a ticket whose `done`
+   * settles on the server's reply. Later requests may be sent before `done` settles.
+   */
+  beginPut(path: string, opts: PutOptions, produce: Producer): Promise<PutTicket> {
+    return this.exclusive(async () => {
+      const offset = opts.offset ?? 0;
+      const reply = deferred<string | null>();
+      const missing = deferred<Uint8Array | null>();
+      const dedup = opts.dedupHashes !== undefined && offset === 0;
+      let awaitingMissing = dedup;
+      await this.slot();
+      this.pushPending({
+        onMessage: (m) => {
+          if (m.type === 'Error') {
+            const err = new RemoteError(m.message);
+            reply.reject(err);
+            missing.reject(err);
+            // The server may now read our remaining data frames as requests.
+            this.poison(new ConnectionClosedError(`Connection aborted after a failed Put: ${m.message}`));
+            return true;
+          }
+          if (awaitingMissing) {
+            if (m.type !== 'MissingBlocks') throw unexpected(m, 'MissingBlocks');
+            awaitingMissing = false;
+            missing.resolve(m.bitmap);
+            return false;
+          }
+          if (m.type !== 'Ok') throw unexpected(m, 'Ok');
+          reply.resolve(m.hash);
+          return true;
+        },
+        fail: (err) => {
+          reply.reject(err);
+          missing.reject(err);
+        },
+      });
+      this.sink.send({ type: 'Put', path, size: opts.size, offset, overwrite: opts.overwrite ?? true });
+      let wanted: ((i: number) => boolean) | null = null;
+      let skipped = 0;
+      if (dedup && opts.dedupHashes) {
+        this.sink.send({ type: 'HaveBlocks', blockSize: MAX_BLOCK, hashes: opts.dedupHashes });
+        await this.sink.flush();
+        const bitmap = await missing.promise;
+        const bits = bitmap ?? new Uint8Array();
+        wanted = (i) => ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
+        const count = opts.dedupHashes.length / 32;
+        for (let i = 0; i < count; i++) if (!wanted(i)) skipped++;
+      }
+      let index = 0;
+      await produce(async (block) => {
+        this.throwIfPoisoned();
+        const i = index++;
+        if (wanted && !wanted(i)) return RELEASED;
+        return this.sendBlock(block);
+      });
+      this.throwIfPoisoned();
+      this.sink.send({ type: 'Done' });
+      this.scheduleFlush();
+      return { done: reply.promise, skippedBlocks: skipped };
+    });
+  }
+
+  /** `beginPut` and wait for the reply. */
+  async put(path: string, opts: PutOptions, produce: Producer): Promise<string | null> {
+    return (await this.beginPut(path, opts, produce)).done;
+  }
+
+  /** Sends exactly `length` bytes into `[offset, offset + length)` of `path` (no Done after it). */
+  async putChunked(path: string, offset: number, length: number, produce: Producer): Promise<void> {
+    const done = await this.exclusive(async () => {
+      const reply = deferred<void>();
+      await this.slot();
+      this.pushPending({
+        onMessage: (m) => {
+          if (m.type === 'Error') reply.reject(new RemoteError(m.message));
+          else if (m.type === 'Ok') reply.resolve();
+          else throw unexpected(m, 'Ok');
+          return true;
+        },
+        fail: (err) => reply.reject(err),
+      });
+      this.sink.send({ type: 'PutChunked', path, offset, length });
+      await produce(async (block) => {
+        this.throwIfPoisoned();
+        return this.sendBlock(block);
+      });
+      this.scheduleFlush();
+      return { reply: reply.promise };
+    });
+    await done.reply;
+  }
+
+  /** Waits for every request to finish, ends the session and waits for the peer to go. */
+  async close(): Promise<void> {
+    try {
+      await this.tail;
+      while (this.inFlight > 0 && !this.poisonedBy) await new Promise<void>((r) => this.waiters.push(r));
+      if (!this.poisonedBy) await this.sink.end();
+    } catch {
+      // Closing is best effort: the connection may already be gone.
+    } finally {
+      await this.channel.close();
+      await this.readLoop;
+    }
+  }
+
+  /** Aborts at once: pending requests fail, the channel is closed. */
+  async destroy(reason = 'Connection closed by the client'): Promise<void> {
+    this.poison(new ConnectionClosedError(reason));
+    await this.channel.close();
+  }
+
+  private async sendBlock(block: Uint8Array): Promise<Release> {
+    const frame = encodeBlock(block, this.codec);
+    this.sink.send(frame);
+    if (frame.type === 'Data' && block.length >= REF_THRESHOLD) return { released: this.sink.flush() };
+    await this.sink.flushIfFull();
+    return RELEASED;
+  }
+
+  private throwIfPoisoned(): void {
+    if (this.poisonedBy) throw this.poisonedBy;
+  }
+
+  private streamed(msg: ClientMessage, onData: (b: Uint8Array) => unknown): Promise<string | null> {
+    return this.exclusive(async () => {
+      const reply = deferred<string | null>();
+      await this.slot();
+      this.pushPending({
+        onMessage: async (m) => {
+          if (isData(m)) {
+            await onData(decodeBlock(m));
+            return false;
+          }
+          if (m.type === 'Ok') reply.resolve(m.hash);
+          else if (m.type === 'Error') reply.reject(new RemoteError(m.message));
+          else throw unexpected(m, 'data or Ok');
+          return true;
+        },
+        fail: (err) => reply.reject(err),
+      });
+      this.sink.send(msg);
+      this.scheduleFlush();
+      // Wrapped so the write side is released now, not when the reply arrives.
+      return { reply: reply.promise };
+    }).then((w) => w.reply);
+  }
+
+  /** A request answered by exactly one frame. */
+  private simple<T>(msg: ClientMessage, parse: (m: Message) => T): Promise<T> {
+    return this.exclusive(async () => {
+      const reply = deferred<T>();
+      await this.slot();
+      this.pushPending({
+        onMessage: (m) => {
+          if (m.type === 'Error') reply.reject(new RemoteError(m.message));
+          else reply.resolve(parse(m));
+          return true;
+        },
+        fail: (err) => reply.reject(err),
+      });
+      this.sink.send(msg);
+      this.scheduleFlush();
+      // Wrapped so the write side is released now, not when the reply arrives.
+      return { reply: reply.promise };
+    }).then((w) => w.reply);
+  }
+
+  /** Runs `fn` with exclusive use of the write side, in call order. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const prev = this.tail;
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => {
+      release = r;
+    });
+    return (async () => {
+      try {
+        await prev;
+        this.throwIfPoisoned();
+        return await fn();
+      } finally {
+        release();
+      }
+    })();
+  }
+
+  private async slot(): Promise<void> {
+    while (this.inFlight >= this.window) {
+      this.throwIfPoisoned();
+      await this.sink.flush();
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+    this.throwIfPoisoned();
+  }
+
+  private pushPending(p: Pending): void {
+    this.pending.push(p);
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.sink.flush().catch((err: Error) => this.poison(err));
+    });
+  }
+
+  private wake(): void {
+    const ws = this.waiters.splice(0);
+    for (const w of ws) w();
+  }
+
+  private async runReader(): Promise<void> {
+    try {
+      for (;;) {
+        const m = await this.reader.next();
+        if (m === null) {
+          if (this.inFlight > 0 || !this.poisonedBy) {
+            if (this.inFlight > 0) {
+              const why = this.channel.diagnostics();
+              throw new ConnectionClosedError(`Server closed the connection${why ? `: ${why}` : ''}`);
+            }
+          }
+          return;
+        }
+        const p = this.pending[this.pendingHead];
+        if (!p) throw new ProtocolError(`Unsolicited ${m.type} from the server`);
+        let done: boolean;
+        if (p.discarding) {
+          done = isTerminal(m);
+        } else {
+          try {
+            done = await p.onMessage(m);
+          } catch (err) {
+            if (err instanceof ProtocolError) throw err;
+            // A local failure (e.g. disk full) fails this request; its remaining frames are dropped.
+            p.fail(err as Error);
+            p.discarding = true;
+            done = isTerminal(m);
+          }
+        }
+        if (done) {
+          this.pending[this.pendingHead++] = undefined as unknown as Pending;
+          if (this.pendingHead > 4096 && this.pendingHead * 2 > this.pending.length) {
+            this.pending.splice(0, this.pendingHead);
+            this.pendingHead = 0;
+          }
+          this.wake();
+        }
+      }
+    } catch (err) {
+      this.poison(err as Error);
+    }
+  }
+
+  private poison(err: Error): void {
+    if (this.poisonedBy) return;
+    this.poisonedBy = err;
+    const left = this.pending.splice(this.pendingHead);
+    this.pending.length = 0;
+    this.pendingHead = 0;
+    for (const p of left) p?.fail(err);
+    this.wake();
+    void this.channel.close().catch(() => {});
+  }
+}
+
+function expectOk(m: Message): void {
+  if (m.type !== 'Ok') throw unexpected(m, 'Ok');
+}
