@@ -55,7 +55,11 @@ export async function getFiles(
     let got = 0;
     const hasher = new Blake3Hasher();
     const openTmp = async (): Promise<FileHandle> => {
-      fh ??= await open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
+      fh ??= await open(
+        tmp,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o644,
+      );
       return fh;
     };
     const done = client
@@ -167,4 +171,3 @@ async function settle<T>(
     return { item, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 };
   }
 }
-

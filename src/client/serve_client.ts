@@ -9,7 +9,7 @@
  * pending request fails and the channel is closed. Errors in reply to other requests fail
  * only that request.
  */
-import { encodeBlock, type Codec, codecFor, decodeBlock } from '../codec/block.js';
+import { type Codec, codecFor, decodeBlock, encodeBlock } from '../codec/block.js';
 import { ConnectionClosedError, ProtocolError, RemoteError } from '../errors.js';
 import { REF_THRESHOLD } from '../protocol/byte_writer.js';
 import { Cap, MAX_BLOCK, PROTOCOL_VERSION } from '../protocol/constants.js';
@@ -111,11 +111,14 @@ export class ServeClient {
       const m = await reader.next();
       if (m === null) {
         const why = channel.diagnostics();
-        throw new ConnectionClosedError(`Server closed the connection before Welcome${why ? `: ${why}` : ''}`);
+        throw new ConnectionClosedError(
+          `Server closed the connection before Welcome${why ? `: ${why}` : ''}`,
+        );
       }
       if (m.type === 'Error') throw new RemoteError(m.message);
       if (m.type !== 'Welcome') throw unexpected(m, 'Welcome');
-      if (m.version !== PROTOCOL_VERSION) throw new ProtocolError(`Server speaks protocol ${m.version}, not 2`);
+      if (m.version !== PROTOCOL_VERSION)
+        throw new ProtocolError(`Server speaks protocol ${m.version}, not 2`);
       return new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024);
     } catch (err) {
       await channel.close().catch(() => {});
@@ -177,7 +180,12 @@ export class ServeClient {
   }
 
   /** Streams exactly `[offset, offset + length)` of `path`. */
-  async getChunked(path: string, offset: number, length: number, onData: (b: Uint8Array) => unknown): Promise<void> {
+  async getChunked(
+    path: string,
+    offset: number,
+    length: number,
+    onData: (b: Uint8Array) => unknown,
+  ): Promise<void> {
     await this.streamed({ type: 'GetChunked', path, offset, length }, onData);
   }
 

@@ -43,7 +43,7 @@ export class FrameDecoder {
       }
       let len: number;
       if (this.headFill === 0 && end - pos >= 4) {
-        len = chunk[pos] | (chunk[pos + 1] << 8) | (chunk[pos + 2] << 16) | (chunk[pos + 3] * 0x1000000);
+        len = (chunk[pos] | (chunk[pos + 1] << 8) | (chunk[pos + 2] << 16)) + chunk[pos + 3] * 0x1000000;
         pos += 4;
       } else {
         const take = Math.min(4 - this.headFill, end - pos);

@@ -5,5 +5,8 @@ import path from 'node:path';
 export const TEMP_MARKER = '.bcmr-tmp-';
 
 export function tempNameFor(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}${TEMP_MARKER}${randomBytes(4).toString('hex')}`);
+  return path.join(
+    path.dirname(dest),
+    `.${path.basename(dest)}${TEMP_MARKER}${randomBytes(4).toString('hex')}`,
+  );
 }

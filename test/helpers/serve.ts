@@ -1,0 +1,51 @@
+/** Test helpers: a serve session in-process over pipes, or a spawned `bcmr serve`. */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
+import { type ConnectOptions, ServeClient } from '../../src/client/serve_client.js';
+import { serveSession } from '../../src/server/session.js';
+import { childChannel, streamChannel } from '../../src/transport/channel.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** bin/bcmr.js of this checkout (tests run from dist/test/helpers). */
+export const BCMR_BIN = path.resolve(here, '../../../bin/bcmr.js');
+
+export async function tempDir(prefix = 'bcmr-test-'): Promise<{ dir: string; cleanup: () => Promise<void> }> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
+}
+
+export interface Connected {
+  client: ServeClient;
+  /** Resolves when the server side ends (in-process) or the process exits. */
+  serverDone: Promise<unknown>;
+}
+
+export async function connectInProcess(
+  root: string,
+  opts: ConnectOptions = {},
+  casDir?: string,
+): Promise<Connected> {
+  const c2s = new PassThrough({ highWaterMark: 1 << 20 });
+  const s2c = new PassThrough({ highWaterMark: 1 << 20 });
+  const serverDone = serveSession(c2s, s2c, { root, casDir }).catch((e: Error) => e);
+  const client = await ServeClient.connect(streamChannel(s2c, c2s), opts);
+  return { client, serverDone };
+}
+
+export async function connectSpawned(
+  root: string,
+  opts: ConnectOptions = {},
+  env: NodeJS.ProcessEnv = {},
+): Promise<Connected & { exitCode: Promise<number | null> }> {
+  const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  const exitCode = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const client = await ServeClient.connect(childChannel(child), opts);
+  return { client, serverDone: exitCode, exitCode };
+}
