@@ -4,11 +4,11 @@
  * place only after the byte count matches the expected size and (unless FAST) the server's
  * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
  */
-import { constants } from 'node:fs';
-import { type FileHandle, open, rename, unlink } from 'node:fs/promises';
+import { constants, renameSync, unlinkSync } from 'node:fs';
 import { Blake3Hasher } from '../codec/hash.js';
 import { IntegrityError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
+import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
 import { tempNameFor } from '../util/temp_file.js';
 import type { ServeClient } from './serve_client.js';
@@ -51,14 +51,15 @@ export async function getFiles(
   for (const item of items) {
     const t0 = performance.now();
     const tmp = tempNameFor(item.local);
-    let fh: FileHandle | null = null;
+    let fh: FdFile | null = null;
     let got = 0;
+    // One disk write in flight while the next block is read from the connection.
+    let writing: Promise<void> | undefined;
     const hasher = new Blake3Hasher();
-    const openTmp = async (): Promise<FileHandle> => {
-      fh ??= await open(
+    const openTmp = (): FdFile => {
+      fh ??= FdFile.open(
         tmp,
         constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-        0o644,
       );
       return fh;
     };
@@ -67,13 +68,15 @@ export async function getFiles(
         if (got + block.length > item.size) {
           throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
         }
-        const f = await openTmp();
-        await f.write(block, 0, block.length, got);
+        const f = openTmp();
+        if (writing) await writing;
+        writing = f.write(block, got);
         got += block.length;
         hasher.update(block);
         cb.onBytes?.(block.length, item);
       })
       .then(async (remoteHash) => {
+        if (writing) await writing;
         if (got !== item.size) {
           throw new IntegrityError(`${item.remote}: received ${got} of ${item.size} bytes`);
         }
@@ -81,17 +84,19 @@ export async function getFiles(
         if (!fast && remoteHash !== local) {
           throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
         }
-        const f = await openTmp();
-        fh = null;
-        await f.close();
-        await rename(tmp, item.local);
+        openTmp().close();
+        renameSync(tmp, item.local);
         return local;
       });
     results.push(
       settle(item, t0, done, async () => {
-        const f = fh as FileHandle | null;
-        await f?.close().catch(() => {});
-        await unlink(tmp).catch(() => {});
+        await Promise.resolve(writing).catch(() => {});
+        (fh as FdFile | null)?.close();
+        try {
+          unlinkSync(tmp);
+        } catch {
+          // Never created, or already gone.
+        }
       }).then((r) => {
         r.bytes = got;
         cb.onFileDone?.(r);
@@ -115,9 +120,9 @@ export async function putFiles(
     let bytes = 0;
     const hasher = new Blake3Hasher();
     const sent = (async () => {
-      const fh = await open(item.local, 'r');
+      const fh = FdFile.open(item.local, 'r');
       try {
-        const size = (await fh.stat()).size;
+        const size = fh.stat().size;
         const ticket = await client.beginPut(
           item.remote,
           { size, overwrite: item.overwrite ?? true },
@@ -133,7 +138,7 @@ export async function putFiles(
         // Wrapped: awaiting `sent` must not wait for the server's reply.
         return { reply: ticket.done };
       } finally {
-        await fh.close();
+        fh.close();
       }
     })();
     // Wait for the data to be written (not for the reply) before starting the next file.

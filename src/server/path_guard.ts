@@ -4,6 +4,7 @@
  * components are refused; the canonical form (symlinks of the longest existing ancestor
  * resolved) must stay inside the root.
  */
+import { realpathSync } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { PathError } from '../errors.js';
@@ -41,13 +42,17 @@ export class PathGuard {
   }
 }
 
-/** realpath of the longest existing ancestor, joined with the components that do not exist yet. */
+/**
+ * realpath of the longest existing ancestor, joined with the components that do not exist yet.
+ * Synchronous on purpose: realpath(3) of cached dentries takes microseconds, far less than a
+ * round trip through the libuv pool, and it runs once or twice per file.
+ */
 async function canonicalise(abs: string): Promise<string> {
   const rest: string[] = [];
   let cur = abs;
   for (;;) {
     try {
-      const real = await realpath(cur);
+      const real = realpathSync.native(cur);
       return rest.length === 0 ? real : path.join(real, ...rest.reverse());
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;

@@ -3,8 +3,8 @@
  * read overlaps with the write of the previous block; a buffer is read into again only once
  * the consumer has released it (its bytes were written or copied).
  */
-import type { FileHandle } from 'node:fs/promises';
 import { MAX_BLOCK } from '../protocol/constants.js';
+import type { FdFile } from './fd_file.js';
 
 /** Resolves when the consumer no longer needs the block's memory. */
 export type Release = { released: Promise<void> | null };
@@ -23,7 +23,7 @@ export class BlockBuffers {
  * null), in order. Returns the number of bytes read.
  */
 export async function readBlocks(
-  fh: FileHandle,
+  file: FdFile,
   offset: number,
   length: number | null,
   buffers: BlockBuffers,
@@ -39,7 +39,7 @@ export async function readBlocks(
       if (pending[k]) await pending[k];
       pending[k] = null;
       const want = Math.min(buf.length, remaining);
-      const { bytesRead } = await fh.read(buf, 0, want, pos);
+      const bytesRead = await file.read(buf, want, pos);
       if (bytesRead === 0) break;
       pos += bytesRead;
       remaining -= bytesRead;

@@ -1,9 +1,9 @@
 /** Get and GetChunked: stream a file range as data frames, then Ok. */
-import { open } from 'node:fs/promises';
 import { encodeBlock } from '../../codec/block.js';
 import { Blake3Hasher } from '../../codec/hash.js';
 import { REF_THRESHOLD } from '../../protocol/byte_writer.js';
 import type { ClientMessage } from '../../protocol/messages.js';
+import { FdFile } from '../../util/fd_file.js';
 import { RELEASED, readBlocks } from '../../util/file_blocks.js';
 import { OpError, type SessionContext } from '../context.js';
 
@@ -30,9 +30,9 @@ async function sendRange(
   length: number | null,
   hasher: Blake3Hasher | null,
 ): Promise<void> {
-  const fh = await open(file, 'r');
+  const fh = FdFile.open(file, 'r');
   try {
-    const st = await fh.stat();
+    const st = fh.stat();
     if (!st.isFile()) throw new OpError(`io: not a regular file: ${file}`);
     if (length !== null) {
       if (offset + length > st.size)
@@ -54,6 +54,6 @@ async function sendRange(
     });
     if (length !== null && sent !== length) throw new OpError(`io: file shrank while reading: ${file}`);
   } finally {
-    await fh.close();
+    fh.close();
   }
 }

@@ -6,14 +6,14 @@
  * the temp file. After a failure the handler keeps reading the Put's data frames up to Done
  * and only then answers one Error (rule 17.1), so the connection stays in step.
  */
-import { constants } from 'node:fs';
-import { type FileHandle, link, lstat, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { constants, linkSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { decodeBlock } from '../../codec/block.js';
 import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
+import { FdFile } from '../../util/fd_file.js';
 import { tempNameFor } from '../../util/temp_file.js';
 import { casCapBytes } from '../cas.js';
 import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
@@ -25,31 +25,27 @@ class Answered extends Error {}
 
 export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void> {
   let tmp: string | null = null;
-  let fh: FileHandle | null = null;
+  let fh: FdFile | null = null;
   let done = false;
   try {
     if (m.offset > m.size) throw new OpError(`io: offset ${m.offset} beyond size ${m.size}`);
     const dest = await ctx.guard.resolve(m.path, 'write');
-    await mkdir(path.dirname(dest), { recursive: true });
+    mkdirSync(path.dirname(dest), { recursive: true });
     if (m.offset > 0) {
       if (!hasCap(ctx, Cap.PUT_OFFSET)) throw new OpError('io: Put with offset needs PUT_OFFSET');
-      fh = await open(dest, constants.O_WRONLY | constants.O_NOFOLLOW);
-      const cur = (await fh.stat()).size;
+      fh = FdFile.open(dest, constants.O_WRONLY | constants.O_NOFOLLOW);
+      const cur = fh.stat().size;
       if (cur < m.offset) throw new OpError(`io: offset ${m.offset} beyond current size ${cur}`);
       await receiveInto(ctx, fh, m.offset, m.size - m.offset, null);
       done = true;
-      await fh.truncate(m.size);
+      fh.truncate(m.size);
       if (ctx.sync) await fh.sync();
       ctx.sink.send({ type: 'Ok', hash: null });
       return;
     }
-    if (!m.overwrite && (await exists(dest))) throw new OpError(`exists: ${m.path}`);
+    if (!m.overwrite && exists(dest)) throw new OpError(`exists: ${m.path}`);
     tmp = tempNameFor(dest);
-    fh = await open(
-      tmp,
-      constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
-      0o644,
-    );
+    fh = FdFile.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
     const hasher = new Blake3Hasher();
     const first = await ctx.reader.expect('Put');
     if (first.type === 'HaveBlocks') {
@@ -60,10 +56,10 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     }
     done = true;
     if (ctx.sync) await fh.sync();
-    await fh.close();
+    fh.close();
     fh = null;
     await ctx.guard.recheckParent(dest);
-    await publish(tmp, dest, m.overwrite);
+    publish(tmp, dest, m.overwrite);
     tmp = null;
     if (ctx.sync) await syncDir(path.dirname(dest));
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
@@ -73,8 +69,16 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     if (err instanceof Answered) return;
     throw err;
   } finally {
-    await fh?.close().catch(() => {});
-    if (tmp) await unlink(tmp).catch(() => {});
+    fh?.close();
+    if (tmp) rmQuiet(tmp);
+  }
+}
+
+function rmQuiet(p: string): void {
+  try {
+    unlinkSync(p);
+  } catch {
+    // Already gone.
   }
 }
 
@@ -84,13 +88,13 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
  */
 async function receiveInto(
   ctx: SessionContext,
-  fh: FileHandle,
+  fh: FdFile,
   offset: number,
   expected: number,
   hasher: Blake3Hasher | null,
 ): Promise<number> {
   let got = 0;
-  let inFlight: Promise<unknown> | null = null;
+  let inFlight: Promise<void> | undefined;
   try {
     for (;;) {
       const msg = await ctx.reader.expect('Put data');
@@ -106,7 +110,7 @@ async function receiveInto(
       hasher?.update(bytes);
       // One write in flight while the next frame is read: disk and pipe overlap.
       if (inFlight) await inFlight;
-      inFlight = fh.write(bytes, 0, bytes.length, offset + got);
+      inFlight = fh.write(bytes, offset + got);
       got += bytes.length;
     }
   } finally {
@@ -118,7 +122,7 @@ async function receiveInto(
 
 async function receiveDedup(
   ctx: SessionContext,
-  fh: FileHandle,
+  fh: FdFile,
   size: number,
   have: Of<'HaveBlocks'>,
   hasher: Blake3Hasher,
@@ -173,7 +177,7 @@ async function receiveDedup(
     }
     if (corrupt) continue;
     hasher.update(block);
-    await fh.write(block, 0, block.length, i * MAX_BLOCK);
+    await fh.write(block, i * MAX_BLOCK);
   }
   const end = await ctx.reader.expect('dedup Done');
   if (end.type !== 'Done') {
@@ -186,11 +190,11 @@ async function receiveDedup(
 /** PutChunked: exactly `length` bytes at `offset` of a file created if absent, never truncated. */
 export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>): Promise<void> {
   let got = 0;
-  let fh: FileHandle | null = null;
+  let fh: FdFile | null = null;
   try {
     const dest = await ctx.guard.resolve(m.path, 'write');
-    await mkdir(path.dirname(dest), { recursive: true });
-    fh = await open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+    mkdirSync(path.dirname(dest), { recursive: true });
+    fh = FdFile.open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
     while (got < m.length) {
       const msg = await ctx.reader.expect('PutChunked data');
       if (msg.type === 'Done') throw new OpError(`io: range ended after ${got} of ${m.length} bytes`);
@@ -200,7 +204,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
       }
       const bytes = decodeBlock(msg);
       if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
-      await fh.write(bytes, 0, bytes.length, m.offset + got);
+      await fh.write(bytes, m.offset + got);
       got += bytes.length;
     }
     if (ctx.sync) await fh.sync();
@@ -212,7 +216,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     await drainRange(ctx, m.length - got);
     throw err;
   } finally {
-    await fh?.close().catch(() => {});
+    fh?.close();
   }
 }
 
@@ -240,40 +244,35 @@ function unreadRequest(ctx: SessionContext, msg: Message): void {
   ctx.reader.unread(msg);
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p);
-    return true;
-  } catch {
-    return false;
-  }
+function exists(p: string): boolean {
+  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 }
 
 /** Atomic publish; without overwrite, link() refuses an existing name atomically. */
-async function publish(tmp: string, dest: string, overwrite: boolean): Promise<void> {
+function publish(tmp: string, dest: string, overwrite: boolean): void {
   if (overwrite) {
-    await rename(tmp, dest);
+    renameSync(tmp, dest);
     return;
   }
   try {
-    await link(tmp, dest);
+    linkSync(tmp, dest);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'EEXIST') throw new OpError(`exists: ${dest}`);
     if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
     // Filesystems without hard links: check, then rename.
-    if (await exists(dest)) throw new OpError(`exists: ${dest}`);
-    await rename(tmp, dest);
+    if (exists(dest)) throw new OpError(`exists: ${dest}`);
+    renameSync(tmp, dest);
     return;
   }
-  await unlink(tmp);
+  unlinkSync(tmp);
 }
 
 async function syncDir(dir: string): Promise<void> {
-  const d = await open(dir, 'r');
+  const d = FdFile.open(dir, 'r');
   try {
     await d.sync();
   } finally {
-    await d.close();
+    d.close();
   }
 }

@@ -1,10 +1,11 @@
 /** Stat, List, Hash and Resume: requests answered with one reply frame. */
-import type { Dirent, Stats } from 'node:fs';
-import { open, opendir, realpath, stat } from 'node:fs/promises';
+import { type Dirent, type Stats, statSync } from 'node:fs';
+import { opendir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Blake3Hasher } from '../../codec/hash.js';
 import { MAX_BLOCK, MAX_COUNT, MAX_FRAME_LEN } from '../../protocol/constants.js';
 import type { ClientMessage, ListEntry } from '../../protocol/messages.js';
+import { FdFile } from '../../util/fd_file.js';
 import { RELEASED, readBlocks } from '../../util/file_blocks.js';
 import { OpError, type SessionContext } from '../context.js';
 
@@ -15,7 +16,7 @@ export function mtimeSeconds(st: Stats): number {
 }
 
 export async function handleStat(ctx: SessionContext, m: Of<'Stat'>): Promise<void> {
-  const st = await stat(await ctx.guard.resolve(m.path));
+  const st = statSync(await ctx.guard.resolve(m.path));
   ctx.sink.send({ type: 'StatResponse', size: st.size, mtime: mtimeSeconds(st), isDir: st.isDirectory() });
 }
 
@@ -30,7 +31,7 @@ export async function hashFile(
   offset: number,
   limit: number | null,
 ): Promise<string> {
-  const fh = await open(file, 'r');
+  const fh = FdFile.open(file, 'r');
   try {
     const hasher = new Blake3Hasher();
     await readBlocks(fh, offset, limit, ctx.buffers, (block) => {
@@ -39,7 +40,7 @@ export async function hashFile(
     });
     return hasher.digest('hex');
   } finally {
-    await fh.close();
+    fh.close();
   }
 }
 
