@@ -6,7 +6,9 @@ import { BCMR_BIN, tempDir } from '../helpers/serve.js';
 
 function run(root: string, input: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], { stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     const out: Buffer[] = [];
     let err = '';
     child.stdout.on('data', (b: Buffer) => out.push(b));
