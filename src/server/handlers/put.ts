@@ -23,6 +23,9 @@ type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 /** Thrown when the Error has already been sent (dedup refused before its data phase). */
 class Answered extends Error {}
 
+/** A failure found after the Put's Done was read: there is nothing left to drain. */
+class AfterDone extends OpError {}
+
 export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void> {
   let tmp: string | null = null;
   let fh: FdFile | null = null;
@@ -65,7 +68,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
-    if (!done && !(err instanceof Answered)) await drainPut(ctx);
+    if (!done && !(err instanceof Answered) && !(err instanceof AfterDone)) await drainPut(ctx);
     if (err instanceof Answered) return;
     throw err;
   } finally {
@@ -116,7 +119,7 @@ async function receiveInto(
   } finally {
     if (inFlight) await inFlight;
   }
-  if (got !== expected) throw new OpError(`io: Put ended after ${got} of ${expected} bytes`);
+  if (got !== expected) throw new AfterDone(`io: Put ended after ${got} of ${expected} bytes`);
   return got;
 }
 
@@ -184,7 +187,7 @@ async function receiveDedup(
     ctx.reader.unread(end);
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
-  if (corrupt) throw new OpError(corrupt);
+  if (corrupt) throw new AfterDone(corrupt);
 }
 
 /** PutChunked: exactly `length` bytes at `offset` of a file created if absent, never truncated. */
@@ -197,7 +200,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     fh = FdFile.open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
     while (got < m.length) {
       const msg = await ctx.reader.expect('PutChunked data');
-      if (msg.type === 'Done') throw new OpError(`io: range ended after ${got} of ${m.length} bytes`);
+      if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
       if (!isData(msg)) {
         ctx.reader.unread(msg);
         throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
@@ -213,7 +216,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
     // Discard the rest of the range (and a Done) so the next request is read in step.
-    await drainRange(ctx, m.length - got);
+    if (!(err instanceof AfterDone)) await drainRange(ctx, m.length - got);
     throw err;
   } finally {
     fh?.close();
