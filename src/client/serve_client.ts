@@ -68,7 +68,13 @@ function unexpected(m: Message, wanted: string): ProtocolError {
   return new ProtocolError(`Expected ${wanted}, got ${m.type}`);
 }
 
-function deferred<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+interface Deferred<T> {
+  promise: Promise<T>;
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+function deferred<T>(): Deferred<T> {
   let resolve!: (v: T) => void;
   let reject!: (e: Error) => void;
   const promise = new Promise<T>((res, rej) => {
@@ -315,42 +321,39 @@ export class ServeClient {
   }
 
   private streamed(msg: ClientMessage, onData: (b: Uint8Array) => unknown): Promise<string | null> {
-    return this.exclusive(async () => {
-      const reply = deferred<string | null>();
-      await this.slot();
-      this.pushPending({
-        onMessage: async (m) => {
-          if (isData(m)) {
-            await onData(decodeBlock(m));
-            return false;
-          }
-          if (m.type === 'Ok') reply.resolve(m.hash);
-          else if (m.type === 'Error') reply.reject(new RemoteError(m.message));
-          else throw unexpected(m, 'data or Ok');
-          return true;
-        },
-        fail: (err) => reply.reject(err),
-      });
-      this.sink.send(msg);
-      this.scheduleFlush();
-      // Wrapped so the write side is released now, not when the reply arrives.
-      return { reply: reply.promise };
-    }).then((w) => w.reply);
+    return this.request<string | null>(msg, async (m, reply) => {
+      if (isData(m)) {
+        await onData(decodeBlock(m));
+        return false;
+      }
+      if (m.type === 'Ok') reply.resolve(m.hash);
+      else if (m.type === 'Error') reply.reject(new RemoteError(m.message));
+      else throw unexpected(m, 'data or Ok');
+      return true;
+    });
   }
 
   /** A request answered by exactly one frame. */
   private simple<T>(msg: ClientMessage, parse: (m: Message) => T): Promise<T> {
+    return this.request<T>(msg, (m, reply) => {
+      if (m.type === 'Error') reply.reject(new RemoteError(m.message));
+      else reply.resolve(parse(m));
+      return true;
+    });
+  }
+
+  /**
+   * Sends `msg` in turn and settles with what `handle` resolves; `handle` sees each reply frame
+   * and returns true on the last one.
+   */
+  private request<T>(
+    msg: ClientMessage,
+    handle: (m: Message, reply: Deferred<T>) => boolean | Promise<boolean>,
+  ): Promise<T> {
     return this.exclusive(async () => {
       const reply = deferred<T>();
       await this.slot();
-      this.pushPending({
-        onMessage: (m) => {
-          if (m.type === 'Error') reply.reject(new RemoteError(m.message));
-          else reply.resolve(parse(m));
-          return true;
-        },
-        fail: (err) => reply.reject(err),
-      });
+      this.pushPending({ onMessage: (m) => handle(m, reply), fail: (err) => reply.reject(err) });
       this.sink.send(msg);
       this.scheduleFlush();
       // Wrapped so the write side is released now, not when the reply arrives.
