@@ -1,7 +1,26 @@
-/** BLAKE3 helpers over @napi-rs/blake-hash (digests checked against PROTOCOL.md's vectors in tests). */
-import { Blake3Hasher, blake3 } from '@napi-rs/blake-hash';
+/**
+ * BLAKE3 helpers over @napi-rs/blake-hash's native binding (digests checked against
+ * PROTOCOL.md's vectors in tests). The platform package is loaded directly: the umbrella
+ * package's optional per-platform dependencies are not all on the registry mirror reached here,
+ * and `npm ci` refuses a lock file without them.
+ */
+import { createRequire } from 'node:module';
 
-export { Blake3Hasher };
+export interface Blake3Hasher {
+  update(input: string | Uint8Array): this;
+  digest(format?: string): string;
+  digestBuffer(): Buffer;
+}
+
+interface Binding {
+  Blake3Hasher: { new (): Blake3Hasher; newKeyed(key: Buffer): Blake3Hasher };
+  blake3(input: Uint8Array): Buffer;
+}
+
+const binding = createRequire(import.meta.url)('@napi-rs/blake-hash-linux-x64-gnu') as Binding;
+
+export const Blake3Hasher = binding.Blake3Hasher;
+const blake3 = binding.blake3;
 
 export function blake3Hex(data: Uint8Array): string {
   return blake3(data).toString('hex');
