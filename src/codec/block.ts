@@ -49,18 +49,6 @@ export function encodeBlock(block: Uint8Array, codec: Codec): DataMessage {
   return { type: 'Data', data: block };
 }
 
-/** Async variant that compresses on the libuv pool, so compression overlaps with I/O. */
-export async function encodeBlockAsync(block: Uint8Array, codec: Codec): Promise<DataMessage> {
-  if (codec !== 'zstd' || block.length === 0) return encodeBlock(block, codec);
-  const z = await new Promise<Buffer | null>((resolve) =>
-    zlib.zstdCompress(block, ZSTD_OPTS, (err, out) => resolve(err ? null : out)),
-  );
-  if (z !== null && worthIt(z.length, block.length)) {
-    return { type: 'DataCompressed', algo: Algo.ZSTD, originalSize: block.length, payload: z };
-  }
-  return { type: 'Data', data: block };
-}
-
 /** The file bytes carried by a data frame. Raises ProtocolError if it does not decode exactly. */
 export function decodeBlock(m: DataMessage): Uint8Array {
   if (m.type === 'Data') return m.data;

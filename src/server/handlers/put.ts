@@ -228,7 +228,7 @@ async function drainPut(ctx: SessionContext): Promise<void> {
   for (;;) {
     const msg = await ctx.reader.next();
     if (msg === null || msg.type === 'Done') return;
-    if (!isData(msg) && msg.type !== 'HaveBlocks') return unreadRequest(ctx, msg);
+    if (!isData(msg) && msg.type !== 'HaveBlocks') return ctx.reader.unread(msg); // a request: served next, not swallowed
   }
 }
 
@@ -236,15 +236,10 @@ async function drainRange(ctx: SessionContext, left: number): Promise<void> {
   while (left > 0) {
     const msg = await ctx.reader.next();
     if (msg === null || msg.type === 'Done') return;
-    if (!isData(msg)) return unreadRequest(ctx, msg);
+    if (!isData(msg)) return ctx.reader.unread(msg); // a request: served next, not swallowed
     left -= msg.type === 'Data' ? msg.data.length : msg.originalSize;
   }
   ctx.discardNextDone = true;
-}
-
-/** A request that arrived where data was expected is served next, not swallowed. */
-function unreadRequest(ctx: SessionContext, msg: Message): void {
-  ctx.reader.unread(msg);
 }
 
 function exists(p: string): boolean {
