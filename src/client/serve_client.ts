@@ -9,9 +9,8 @@
  * pending request fails and the channel is closed. Errors in reply to other requests fail
  * only that request.
  */
-import { type Codec, codecFor, decodeBlock, encodeBlock } from '../codec/block.js';
+import { type Codec, codecFor, decodeBlock } from '../codec/block.js';
 import { ConnectionClosedError, ProtocolError, RemoteError } from '../errors.js';
-import { REF_THRESHOLD } from '../protocol/byte_writer.js';
 import { Cap, MAX_BLOCK, PROTOCOL_VERSION } from '../protocol/constants.js';
 import { MessageReader } from '../protocol/message_reader.js';
 import { type ClientMessage, isData, type ListEntry, type Message } from '../protocol/messages.js';
@@ -249,7 +248,7 @@ export class ServeClient {
         this.throwIfPoisoned();
         const i = index++;
         if (wanted && !wanted(i)) return RELEASED;
-        return this.sendBlock(block);
+        return this.sink.sendBlock(block, this.codec);
       });
       this.throwIfPoisoned();
       this.sink.send({ type: 'Done' });
@@ -280,7 +279,7 @@ export class ServeClient {
       this.sink.send({ type: 'PutChunked', path, offset, length });
       await produce(async (block) => {
         this.throwIfPoisoned();
-        return this.sendBlock(block);
+        return this.sink.sendBlock(block, this.codec);
       });
       this.scheduleFlush();
       return { reply: reply.promise };
@@ -306,14 +305,6 @@ export class ServeClient {
   async destroy(reason = 'Connection closed by the client'): Promise<void> {
     this.poison(new ConnectionClosedError(reason));
     await this.channel.close();
-  }
-
-  private async sendBlock(block: Uint8Array): Promise<Release> {
-    const frame = encodeBlock(block, this.codec);
-    this.sink.send(frame);
-    if (frame.type === 'Data' && block.length >= REF_THRESHOLD) return { released: this.sink.flush() };
-    await this.sink.flushIfFull();
-    return RELEASED;
   }
 
   private throwIfPoisoned(): void {

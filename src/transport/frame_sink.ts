@@ -4,10 +4,12 @@
  * moment a caller may reuse a buffer whose views were sent by reference.
  */
 import type { Writable } from 'node:stream';
+import { type Codec, encodeBlock } from '../codec/block.js';
 import { ConnectionClosedError } from '../errors.js';
-import { ByteWriter } from '../protocol/byte_writer.js';
+import { ByteWriter, REF_THRESHOLD } from '../protocol/byte_writer.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
+import { RELEASED, type Release } from '../util/file_blocks.js';
 
 /** Buffered bytes above which `sendAndMaybeFlush` writes without waiting for the caller. */
 const AUTO_FLUSH_BYTES = 1 << 20;
@@ -54,6 +56,18 @@ export class FrameSink {
     // Avoid unhandled rejections when nobody awaits this particular flush.
     this.last.catch(() => {});
     return this.last;
+  }
+
+  /**
+   * Sends one block of file content as a data frame. A raw frame sent by reference is released
+   * when the stream has written it; a copied or compressed one at once (after backpressure).
+   */
+  async sendBlock(block: Uint8Array, codec: Codec): Promise<Release> {
+    const frame = encodeBlock(block, codec);
+    this.send(frame);
+    if (frame.type === 'Data' && block.length >= REF_THRESHOLD) return { released: this.flush() };
+    await this.flushIfFull();
+    return RELEASED;
   }
 
   /** Flushes when enough is buffered to be worth a write on its own. */

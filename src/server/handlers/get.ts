@@ -1,10 +1,8 @@
 /** Get and GetChunked: stream a file range as data frames, then Ok. */
-import { encodeBlock } from '../../codec/block.js';
 import { Blake3Hasher } from '../../codec/hash.js';
-import { REF_THRESHOLD } from '../../protocol/byte_writer.js';
 import type { ClientMessage } from '../../protocol/messages.js';
 import { FdFile } from '../../util/fd_file.js';
-import { RELEASED, readBlocks } from '../../util/file_blocks.js';
+import { readBlocks } from '../../util/file_blocks.js';
 import { OpError, type SessionContext } from '../context.js';
 
 type Get = Extract<ClientMessage, { type: 'Get' }>;
@@ -41,16 +39,9 @@ async function sendRange(
     } else if (offset > st.size) {
       throw new OpError(`io: offset ${offset} beyond end of file (${st.size})`);
     }
-    const sent = await readBlocks(fh, offset, length, ctx.buffers, async (block) => {
+    const sent = await readBlocks(fh, offset, length, ctx.buffers, (block) => {
       hasher?.update(block);
-      const frame = encodeBlock(block, ctx.codec);
-      ctx.sink.send(frame);
-      if (frame.type === 'Data' && block.length >= REF_THRESHOLD) {
-        // Sent by reference: the buffer is free once the stream has written it.
-        return { released: ctx.sink.flush() };
-      }
-      await ctx.sink.flushIfFull();
-      return RELEASED;
+      return ctx.sink.sendBlock(block, ctx.codec);
     });
     if (length !== null && sent !== length) throw new OpError(`io: file shrank while reading: ${file}`);
   } finally {
