@@ -40,6 +40,9 @@ export interface BatchCallbacks<T> {
   onFileDone?(r: FileResult<T>): void;
 }
 
+/** Files of a getFiles batch requested but not finished, at most. */
+const MAX_ACTIVE_GETS = 512;
+
 /** Downloads every item; never rejects for a single file (see each result's `error`). */
 export async function getFiles(
   client: ServeClient,
@@ -48,7 +51,12 @@ export async function getFiles(
 ): Promise<FileResult<GetItem>[]> {
   const fast = (client.caps & Cap.FAST) !== 0;
   const results: Promise<FileResult<GetItem>>[] = [];
+  // Per-file state (hasher, closures) exists only for the files in flight, not the whole list.
+  let active = 0;
+  let slotFreed: (() => void) | null = null;
   for (const item of items) {
+    while (active >= MAX_ACTIVE_GETS) await new Promise<void>((r) => (slotFreed = r));
+    active++;
     const t0 = performance.now();
     const tmp = tempNameFor(item.local);
     let fh: FdFile | null = null;
@@ -99,6 +107,8 @@ export async function getFiles(
         }
       }).then((r) => {
         r.bytes = got;
+        active--;
+        slotFreed?.();
         cb.onFileDone?.(r);
         return r;
       }),
