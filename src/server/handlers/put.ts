@@ -12,7 +12,7 @@ import { decodeBlock } from '../../codec/block.js';
 import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
-import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
+import { type ClientMessage, isData } from '../../protocol/messages.js';
 import { FdFile } from '../../util/fd_file.js';
 import { tempNameFor } from '../../util/temp_file.js';
 import { casCapBytes } from '../cas.js';
