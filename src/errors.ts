@@ -11,7 +11,10 @@ export type ErrorCode =
   | 'BCMR_INTEGRITY'
   | 'BCMR_PATH'
   | 'BCMR_IO'
-  | 'BCMR_USAGE';
+  | 'BCMR_USAGE'
+  | 'BCMR_SSH'
+  | 'BCMR_NO_REMOTE_BCMR'
+  | 'BCMR_INTERRUPTED';
 
 export class BcmrError extends Error {
   readonly code: ErrorCode;
@@ -79,6 +82,27 @@ export class UsageError extends BcmrError {
   }
 }
 
+/** ssh itself failed: connection refused, host key or authentication failure, bad options. */
+export class SshError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_SSH', message, options);
+  }
+}
+
+/** ssh worked but the remote has no usable `bcmr serve` (section 15: fall back to plain ssh). */
+export class NoRemoteBcmrError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_NO_REMOTE_BCMR', message, options);
+  }
+}
+
+/** The user pressed Ctrl-C (SIGINT) or the job got SIGTERM. */
+export class InterruptedError extends BcmrError {
+  constructor(message = 'Interrupted') {
+    super('BCMR_INTERRUPTED', message);
+  }
+}
+
 /** Exit statuses a script can rely on. */
 export const ExitCode = {
   ok: 0,
@@ -95,6 +119,8 @@ export function exitCodeFor(err: unknown): number {
         return ExitCode.usage;
       case 'BCMR_PROTOCOL':
         return ExitCode.protocol;
+      case 'BCMR_INTERRUPTED':
+        return ExitCode.interrupted;
       default:
         return ExitCode.failed;
     }

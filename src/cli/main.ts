@@ -4,10 +4,21 @@
  */
 import { Command, CommanderError } from 'commander';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
+import { addCopyCommand } from './copy_command.js';
 import { runServe } from './serve.js';
 
 const program = new Command();
-program.name('bcmr').description('Fast file copy, locally and over SSH').exitOverride();
+program
+  .name('bcmr')
+  .description('Fast file copy, locally and over SSH')
+  .option('--json', 'machine-readable NDJSON events on stdout')
+  .exitOverride();
+
+/** Set by commands that finish with a status of their own (copy: 1 when some files failed). */
+let commandExit: number = ExitCode.ok;
+addCopyCommand(program, (code) => {
+  commandExit = code;
+});
 
 program
   .command('serve')
@@ -21,7 +32,7 @@ program
 async function main(argv: string[]): Promise<number> {
   try {
     await program.parseAsync(argv);
-    return ExitCode.ok;
+    return commandExit;
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? ExitCode.ok : ExitCode.usage;

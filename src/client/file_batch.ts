@@ -4,9 +4,9 @@
  * place only after the byte count matches the expected size and (unless FAST) the server's
  * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
  */
-import { constants, renameSync, unlinkSync } from 'node:fs';
+import { constants, linkSync, renameSync, unlinkSync } from 'node:fs';
 import { Blake3Hasher } from '../codec/hash.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, PathError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
@@ -18,6 +18,8 @@ export interface GetItem {
   local: string;
   /** Size announced by Stat or List; more or fewer bytes fail the file (rule 17.7). */
   size: number;
+  /** Replace an existing file (default); otherwise publishing fails if one appeared. */
+  overwrite?: boolean;
 }
 
 export interface PutItem {
@@ -42,21 +44,46 @@ export interface BatchCallbacks<T> {
 
 /** Files of a getFiles batch requested but not finished, at most. */
 const MAX_ACTIVE_GETS = 512;
+/**
+ * Bytes requested but not received, at most (one file may exceed it): keeps a connection from
+ * claiming far more of a shared queue than it can receive soon.
+ */
+const MAX_ACTIVE_GET_BYTES = 64 << 20;
 
-/** Downloads every item; never rejects for a single file (see each result's `error`). */
+/** Takes items while the connection is healthy, so a shared queue keeps the rest for others. */
+function* takeWhileHealthy<T>(client: ServeClient, items: Iterable<T>): Generator<T> {
+  const it = items[Symbol.iterator]();
+  while (!client.failure) {
+    const r = it.next();
+    if (r.done) return;
+    yield r.value;
+  }
+}
+
+/**
+ * Downloads the items (an array, or a shared WorkQueue taken from while this connection is
+ * healthy); never rejects for a single file (see each result's `error`).
+ */
 export async function getFiles(
   client: ServeClient,
-  items: readonly GetItem[],
+  items: Iterable<GetItem>,
   cb: BatchCallbacks<GetItem> = {},
 ): Promise<FileResult<GetItem>[]> {
   const fast = (client.caps & Cap.FAST) !== 0;
   const results: Promise<FileResult<GetItem>>[] = [];
   // Per-file state (hasher, closures) exists only for the files in flight, not the whole list.
   let active = 0;
+  let activeBytes = 0;
   let slotFreed: (() => void) | null = null;
-  for (const item of items) {
-    while (active >= MAX_ACTIVE_GETS) await new Promise<void>((r) => (slotFreed = r));
+  const full = () => active >= MAX_ACTIVE_GETS || (active > 0 && activeBytes >= MAX_ACTIVE_GET_BYTES);
+  const source = takeWhileHealthy(client, items);
+  for (;;) {
+    while (full()) await new Promise<void>((r) => (slotFreed = r));
+    const next = source.next();
+    if (next.done) break;
+    const item = next.value;
     active++;
+    activeBytes += item.size;
     const t0 = performance.now();
     const tmp = tempNameFor(item.local);
     let fh: FdFile | null = null;
@@ -93,7 +120,7 @@ export async function getFiles(
           throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
         }
         openTmp().close();
-        renameSync(tmp, item.local);
+        publish(tmp, item.local, item.overwrite ?? true);
         return local;
       });
     results.push(
@@ -108,6 +135,7 @@ export async function getFiles(
       }).then((r) => {
         r.bytes = got;
         active--;
+        activeBytes -= item.size;
         slotFreed?.();
         cb.onFileDone?.(r);
         return r;
@@ -117,15 +145,18 @@ export async function getFiles(
   return Promise.all(results);
 }
 
-/** Uploads every item; never rejects for a single file (see each result's `error`). */
+/**
+ * Uploads the items (an array, or a shared WorkQueue taken from while this connection is
+ * healthy); never rejects for a single file (see each result's `error`).
+ */
 export async function putFiles(
   client: ServeClient,
-  items: readonly PutItem[],
+  items: Iterable<PutItem>,
   cb: BatchCallbacks<PutItem> = {},
 ): Promise<FileResult<PutItem>[]> {
   const buffers = new BlockBuffers();
   const results: Promise<FileResult<PutItem>>[] = [];
-  for (const item of items) {
+  for (const item of takeWhileHealthy(client, items)) {
     const t0 = performance.now();
     let bytes = 0;
     const hasher = new Blake3Hasher();
@@ -170,6 +201,23 @@ export async function putFiles(
     await sent.catch(() => {});
   }
   return Promise.all(results);
+}
+
+/** Moves a verified temp file to its final name; link() when it must not replace anything. */
+export function publish(tmp: string, dest: string, overwrite: boolean): void {
+  if (overwrite) {
+    renameSync(tmp, dest);
+    return;
+  }
+  try {
+    linkSync(tmp, dest);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      throw new PathError(`${dest}: already exists (use -f to overwrite)`);
+    }
+    throw err;
+  }
+  unlinkSync(tmp);
 }
 
 async function settle<T>(

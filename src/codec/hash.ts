@@ -37,3 +37,20 @@ export function directMac(sessionKey: Uint8Array, nonce: Uint8Array): Buffer {
   h.update(nonce);
   return h.digestBuffer();
 }
+
+/** BLAKE3 hex of a whole local file, read in 4 MiB blocks. */
+export async function fileHashHex(path: string): Promise<string> {
+  const { FdFile } = await import('../util/fd_file.js');
+  const { BlockBuffers, readBlocks, RELEASED } = await import('../util/file_blocks.js');
+  const f = FdFile.open(path, 'r');
+  try {
+    const h = new Blake3Hasher();
+    await readBlocks(f, 0, null, new BlockBuffers(), (b) => {
+      h.update(b);
+      return RELEASED;
+    });
+    return h.digest('hex');
+  } finally {
+    f.close();
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * `bcmr copy [options] SRC... DST` (alias `cp`): options to CopyOptions, Ctrl-C to an abort,
+ * the outcome to an exit status (0 all copied, 1 some failed or nothing matched, 2 usage,
+ * 130 interrupted).
+ */
+import { createInterface } from 'node:readline/promises';
+import { type Command, Option } from 'commander';
+import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
+import { type CopyOptions, type CopyOutcome, runCopy } from '../transfer/copy.js';
+import type { Compress } from '../transfer/open_remote.js';
+import { splitCommand } from '../util/shell.js';
+import { CopyOutput, type ProgressMode } from './output.js';
+
+interface RawOptions {
+  recursive?: boolean;
+  preserve?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
+  exclude: string[];
+  verbose?: boolean;
+  quiet?: boolean;
+  parallel: string;
+  deref: boolean;
+  rsh?: string;
+  remotePath: string;
+  compress: Compress;
+  fast?: boolean;
+  sync?: boolean;
+  verify?: boolean;
+  progress: ProgressMode;
+  fallback: boolean;
+}
+
+export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
+  program
+    .command('copy')
+    .alias('cp')
+    .description('Copy files and trees, locally or to/from HOST:PATH over ssh')
+    .argument('<paths...>', 'SRC... DST; remote paths as [user@]host:path, host: for the remote home')
+    .option('-r, --recursive', 'copy directories recursively')
+    .option('-p, --preserve', 'keep mode and modification time')
+    .option('-f, --force', 'overwrite existing files without asking')
+    .option('-n, --dry-run', 'print what would be copied, copy nothing')
+    .option(
+      '-e, --exclude <regex>',
+      'skip paths (relative to each source) matching REGEX; repeatable',
+      collect,
+      [],
+    )
+    .option('-v, --verbose', 'list each file copied')
+    .option('-q, --quiet', 'print nothing but errors')
+    .option('-P, --parallel <n>', 'ssh connections to use for the files', '1')
+    .option('--no-deref', 'copy symlinks as links instead of following them')
+    .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
+    .option('--remote-path <cmd>', 'bcmr command on the remote', 'bcmr')
+    .addOption(
+      new Option('--compress <mode>', 'block compression')
+        .choices(['auto', 'zstd', 'lz4', 'none'])
+        .default('auto'),
+    )
+    .option('--fast', 'skip the server-side hash of downloads (sizes are still checked)')
+    .option('--sync', 'fsync each file on the receiving side before it is published')
+    .option('-V, --verify', 'after copying, re-read each destination file and compare its BLAKE3')
+    .addOption(
+      new Option('--progress <mode>', 'progress display')
+        .choices(['auto', 'inline', 'plain', 'off'])
+        .default('auto'),
+    )
+    .option('--no-fallback', 'fail instead of copying through plain ssh when the remote has no bcmr')
+    .action(async (paths: string[], raw: RawOptions, cmd: Command) => {
+      const json = Boolean(cmd.optsWithGlobals().json);
+      setExit(await copyMain(paths, raw, json));
+    });
+}
+
+function collect(v: string, acc: string[]): string[] {
+  return [...acc, v];
+}
+
+async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promise<number> {
+  const out = new CopyOutput({
+    json,
+    verbose: Boolean(raw.verbose),
+    quiet: Boolean(raw.quiet),
+    progress: raw.progress,
+  });
+  let outcome: CopyOutcome | null = null;
+  const ac = new AbortController();
+  let interrupts = 0;
+  const onSignal = () => {
+    // A second Ctrl-C does not wait for the cleanup.
+    if (++interrupts > 1) process.exit(ExitCode.interrupted);
+    ac.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    if (paths.length < 2) throw new UsageError('need at least one SRC and a DST (bcmr copy SRC... DST)');
+    const opts = toCopyOptions(raw, json);
+    outcome = await runCopy(paths.slice(0, -1), paths[paths.length - 1], opts, out, ac.signal);
+    if (ac.signal.aborted) throw new InterruptedError();
+    let code: number = outcome.failed > 0 ? ExitCode.failed : ExitCode.ok;
+    let failure: string | null = null;
+    if (outcome.files === 0 && outcome.dirs === 0 && outcome.failed === 0 && !opts.dryRun) {
+      failure = 'nothing to copy: no file matched';
+      out.error(failure);
+      code = ExitCode.failed;
+    }
+    out.finish(outcome, code, failure);
+    return code;
+  } catch (err) {
+    const e = ac.signal.aborted ? new InterruptedError() : err;
+    const code = exitCodeFor(e);
+    const msg = describeError(e);
+    out.error(msg);
+    if (process.env.BCMR_DEBUG === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    out.finish(outcome, code, msg);
+    return code;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
+  const parallel = Number(raw.parallel);
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
+    throw new UsageError(`--parallel must be an integer from 1 to 64, not '${raw.parallel}'`);
+  }
+  const exclude = raw.exclude.map((re) => {
+    try {
+      return new RegExp(re);
+    } catch (err) {
+      throw new UsageError(`bad --exclude regex '${re}': ${(err as Error).message}`);
+    }
+  });
+  const rshText = raw.rsh ?? process.env.BCMR_RSH ?? 'ssh';
+  const rsh = splitCommand(rshText);
+  if (rsh.length === 0) throw new UsageError('--rsh is empty');
+  const interactive = !json && process.stdin.isTTY && process.stderr.isTTY;
+  return {
+    recursive: Boolean(raw.recursive),
+    preserve: Boolean(raw.preserve),
+    force: Boolean(raw.force),
+    dryRun: Boolean(raw.dryRun),
+    exclude,
+    deref: raw.deref,
+    verify: Boolean(raw.verify),
+    ssh: { rsh, remotePath: raw.remotePath },
+    parallel,
+    compress: raw.compress,
+    fast: Boolean(raw.fast),
+    sync: Boolean(raw.sync),
+    fallback: raw.fallback,
+    confirmOverwrite: interactive ? askOverwrite : undefined,
+  };
+}
+
+async function askOverwrite(paths: string[]): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const shown = paths.slice(0, 10).join('\n  ');
+    const more = paths.length > 10 ? `\n  ... and ${paths.length - 10} more` : '';
+    const a = await rl.question(`${paths.length} file(s) exist:\n  ${shown}${more}\nOverwrite? [y/N] `);
+    return /^y(es)?$/i.test(a.trim());
+  } finally {
+    rl.close();
+  }
+}

@@ -1,0 +1,184 @@
+/**
+ * `bcmr serve` over N independent ssh connections. The first connection answers one-shot
+ * requests (Stat, List, Mkdir, Hash); file transfers run on all N, each taking files from a
+ * shared queue while it is healthy. A connection poisoned by a failed Put (PROTOCOL.md
+ * section 13) is replaced, and the files that were in flight on it go back to the queue.
+ */
+import { ConnectionClosedError, RemoteError, SshError } from '../errors.js';
+import type { ListEntry } from '../protocol/messages.js';
+import type { RemoteEndpoint } from '../transfer/endpoint.js';
+import type { RemoteFs } from '../transfer/remote_fs.js';
+import type { WorkQueue } from '../transfer/work_queue.js';
+import {
+  type BatchCallbacks,
+  type FileResult,
+  type GetItem,
+  getFiles,
+  type PutItem,
+  putFiles,
+} from './file_batch.js';
+import type { ServeClient, StatResult } from './serve_client.js';
+import { connectServe, runRemote, type SshConfig } from './ssh.js';
+
+/** Reconnections per worker after its connection was poisoned. */
+const MAX_RECONNECTS = 3;
+
+export interface PoolOptions {
+  connections: number;
+  caps: number;
+}
+
+export class ServePool implements RemoteFs {
+  readonly via = 'bcmr';
+  private readonly open = new Set<ServeClient>();
+  private destroyed = false;
+
+  private constructor(
+    private readonly cfg: SshConfig,
+    private readonly target: RemoteEndpoint,
+    private readonly opts: PoolOptions,
+    private control: ServeClient,
+    readonly home: string,
+  ) {
+    this.open.add(control);
+  }
+
+  /** Opens the first connection; throws NoRemoteBcmrError when the remote has no bcmr. */
+  static async open(cfg: SshConfig, target: RemoteEndpoint, opts: PoolOptions): Promise<ServePool> {
+    const { client, home } = await connectServe(cfg, target, { caps: opts.caps });
+    return new ServePool(cfg, target, opts, client, home);
+  }
+
+  get caps(): number {
+    return this.control.caps;
+  }
+
+  async stat(path: string): Promise<StatResult | null> {
+    try {
+      return await (await this.controlClient()).stat(path);
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+  }
+
+  async list(path: string): Promise<ListEntry[]> {
+    return (await this.controlClient()).list(path);
+  }
+
+  async mkdirs(paths: readonly string[]): Promise<void> {
+    const c = await this.controlClient();
+    await Promise.all(paths.map((p) => c.mkdir(p)));
+  }
+
+  async hashFiles(paths: readonly string[]): Promise<(string | Error)[]> {
+    const c = await this.controlClient();
+    return Promise.all(paths.map((p) => c.hash(p).catch((e: Error) => e)));
+  }
+
+  async script(text: string): Promise<string> {
+    const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text });
+    if (r.code !== 0)
+      throw new RemoteError(
+        `remote command failed: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
+      );
+    return r.stdout.toString('utf8');
+  }
+
+  upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
+    return this.runWorkers(queue, cb, putFiles);
+  }
+
+  download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
+    return this.runWorkers(queue, cb, getFiles);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.open].map((c) => c.close()));
+    this.open.clear();
+  }
+
+  async destroy(): Promise<void> {
+    this.destroyed = true;
+    await Promise.all([...this.open].map((c) => c.destroy('Interrupted')));
+    this.open.clear();
+  }
+
+  /** The control connection, replaced if a failed Put poisoned it. */
+  private async controlClient(): Promise<ServeClient> {
+    if (this.control.failure && !this.destroyed) {
+      this.open.delete(this.control);
+      this.control = await this.connect();
+    }
+    return this.control;
+  }
+
+  private async connect(): Promise<ServeClient> {
+    if (this.destroyed) throw new ConnectionClosedError('Interrupted');
+    const { client } = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
+    if (this.destroyed) {
+      await client.destroy('Interrupted');
+      throw new ConnectionClosedError('Interrupted');
+    }
+    this.open.add(client);
+    return client;
+  }
+
+  private async runWorkers<T>(
+    queue: WorkQueue<T>,
+    cb: BatchCallbacks<T>,
+    batch: (c: ServeClient, items: Iterable<T>, cb: BatchCallbacks<T>) => Promise<FileResult<T>[]>,
+  ): Promise<void> {
+    let lastError: Error | null = null;
+    const worker = async (index: number): Promise<void> => {
+      let client: ServeClient | null = null;
+      for (let attempt = 0; attempt <= MAX_RECONNECTS && queue.remaining > 0 && !this.destroyed; attempt++) {
+        try {
+          client = index === 0 ? await this.controlClient() : await this.connect();
+        } catch (err) {
+          lastError = err as Error;
+          // A refused extra connection leaves the work to the others; ssh errors will not heal.
+          if (err instanceof SshError || index > 0) return;
+          continue;
+        }
+        const retrying = attempt < MAX_RECONNECTS;
+        await batch(client, queue, {
+          onBytes: cb.onBytes,
+          onFileDone: (r) => {
+            if (r.error instanceof ConnectionClosedError && retrying && !this.destroyed) {
+              // Lost with the connection, not refused by the server: another try.
+              cb.onBytes?.(-r.bytes, r.item);
+              queue.putBack(r.item);
+              return;
+            }
+            cb.onFileDone?.(r);
+          },
+        });
+        if (!client.failure) return;
+        lastError = client.failure;
+        if (index > 0) {
+          this.open.delete(client);
+          await client.destroy();
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: Math.max(1, this.opts.connections) }, (_, i) => worker(i)));
+    const left = queue.drain();
+    for (const item of left) {
+      cb.onFileDone?.({
+        item,
+        bytes: 0,
+        hash: null,
+        error: lastError ?? new ConnectionClosedError('No connection left to send this file'),
+        ms: 0,
+      });
+    }
+  }
+}
+
+export function isNotFound(err: unknown): boolean {
+  return (
+    err instanceof RemoteError &&
+    (err.kind === 'not-found' || /no such file|not found|does not exist/i.test(err.message))
+  );
+}

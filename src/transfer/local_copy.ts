@@ -1,0 +1,49 @@
+/**
+ * Local -> local: each file is copied with copyFile (copy_file_range / reflink where the
+ * kernel offers it) to a temp name beside the destination, then published.
+ */
+import fs from 'node:fs';
+import { type FileResult, publish } from '../client/file_batch.js';
+import { fileHashHex } from '../codec/hash.js';
+import { IntegrityError } from '../errors.js';
+import { tempNameFor } from '../util/temp_file.js';
+import type { PlannedFile } from './plan.js';
+
+export interface LocalCopyOptions {
+  overwrite: boolean;
+  verify: boolean;
+  signal: AbortSignal;
+}
+
+export async function copyLocalFiles(
+  files: readonly PlannedFile[],
+  opts: LocalCopyOptions,
+  onBytes: (n: number) => void,
+): Promise<FileResult<PlannedFile>[]> {
+  const results: FileResult<PlannedFile>[] = [];
+  for (const f of files) {
+    const t0 = performance.now();
+    if (opts.signal.aborted) {
+      results.push({ item: f, bytes: 0, hash: null, error: new IntegrityError('interrupted'), ms: 0 });
+      continue;
+    }
+    const tmp = tempNameFor(f.dest);
+    try {
+      await fs.promises.copyFile(f.src, tmp, fs.constants.COPYFILE_EXCL);
+      const size = fs.statSync(tmp).size;
+      let hash: string | null = null;
+      if (opts.verify) {
+        const [a, b] = await Promise.all([fileHashHex(f.src), fileHashHex(tmp)]);
+        if (a !== b) throw new IntegrityError(`verify failed: ${f.dest} hashes to ${b}, source ${a}`);
+        hash = a;
+      }
+      publish(tmp, f.dest, opts.overwrite);
+      onBytes(size);
+      results.push({ item: f, bytes: size, hash, error: null, ms: performance.now() - t0 });
+    } catch (err) {
+      fs.rmSync(tmp, { force: true });
+      results.push({ item: f, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 });
+    }
+  }
+  return results;
+}

@@ -1,0 +1,49 @@
+/**
+ * Reaching a remote host: `bcmr serve` over ssh when the remote has it, otherwise (unless
+ * --no-fallback) plain ssh with shell commands, said once on stderr.
+ */
+
+import { PlainSsh } from '../client/plain_ssh.js';
+import { DEFAULT_CLIENT_CAPS } from '../client/serve_client.js';
+import { ServePool } from '../client/serve_pool.js';
+import type { SshConfig } from '../client/ssh.js';
+import { NoRemoteBcmrError } from '../errors.js';
+import { Cap } from '../protocol/constants.js';
+import type { RemoteEndpoint } from './endpoint.js';
+import type { RemoteFs } from './remote_fs.js';
+
+export type Compress = 'auto' | 'zstd' | 'lz4' | 'none';
+
+export interface RemoteOptions {
+  ssh: SshConfig;
+  parallel: number;
+  compress: Compress;
+  fast: boolean;
+  sync: boolean;
+  fallback: boolean;
+}
+
+/** The caps we ask for (PROTOCOL.md section 4: as the Rust client, plus FAST / SYNC). */
+export function clientCaps(o: Pick<RemoteOptions, 'compress' | 'fast' | 'sync'>): number {
+  let caps = DEFAULT_CLIENT_CAPS & ~(Cap.LZ4 | Cap.ZSTD);
+  if (o.compress === 'auto') caps |= Cap.LZ4 | Cap.ZSTD;
+  else if (o.compress === 'zstd') caps |= Cap.ZSTD;
+  else if (o.compress === 'lz4') caps |= Cap.LZ4;
+  if (o.fast) caps |= Cap.FAST;
+  if (o.sync) caps |= Cap.SYNC;
+  return caps;
+}
+
+export async function openRemote(
+  target: RemoteEndpoint,
+  opts: RemoteOptions,
+  notice: (msg: string) => void,
+): Promise<RemoteFs> {
+  try {
+    return await ServePool.open(opts.ssh, target, { connections: opts.parallel, caps: clientCaps(opts) });
+  } catch (err) {
+    if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
+    notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);
+    return PlainSsh.open(opts.ssh, target, { sync: opts.sync });
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * What a copy needs from a remote host. Two implementations: `ServePool` (bcmr serve over one
+ * or more ssh connections) and `PlainSsh` (section 15 fallback: one shell command per step).
+ * The copy engine is written once against this interface.
+ */
+import type { BatchCallbacks, GetItem, PutItem } from '../client/file_batch.js';
+import type { StatResult } from '../client/serve_client.js';
+import type { ListEntry } from '../protocol/messages.js';
+import type { WorkQueue } from './work_queue.js';
+
+export interface RemoteFs {
+  /** How this host is reached, for messages and events. */
+  readonly via: 'bcmr' | 'ssh';
+  /** The remote account's home: relative paths start there. */
+  readonly home: string;
+  /** null when the path does not exist. */
+  stat(path: string): Promise<StatResult | null>;
+  list(path: string): Promise<ListEntry[]>;
+  /** Creates each directory and its parents; existing ones are fine. */
+  mkdirs(paths: readonly string[]): Promise<void>;
+  /** Uploads files taken from `queue`; every file taken is reported through `onFileDone`. */
+  upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void>;
+  download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void>;
+  /** BLAKE3 hex of each file as stored now, or the error. */
+  hashFiles(paths: readonly string[]): Promise<(string | Error)[]>;
+  /** Runs a POSIX shell script on the remote (modes, times, links); rejects on failure. */
+  script(text: string): Promise<string>;
+  close(): Promise<void>;
+  /** Aborts everything in flight (Ctrl-C). */
+  destroy(): Promise<void>;
+}
+
+/** Makes a remote path absolute: relative ones start at the remote home, as with scp. */
+export function absoluteRemote(home: string, p: string): string {
+  if (p.startsWith('/')) return p;
+  const base = home.endsWith('/') ? home : `${home}/`;
+  return p === '' || p === '.' ? home : `${base}${p}`;
+}

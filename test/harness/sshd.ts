@@ -1,0 +1,173 @@
+/**
+ * A real OpenSSH server for end-to-end tests: `sshd` on 127.0.0.1 at a free port, host and
+ * user keys generated in a temp dir, and an ssh_config the client uses through
+ * `--rsh "ssh -F <config>"`. Host aliases:
+ *   bcmr-test       the server, with a `bcmr` wrapper (this checkout, on Node 24) on its PATH
+ *   bcmr-badkey     the same server, but known_hosts holds a different key (host key failure)
+ *   bcmr-refused    a closed port (connection refused)
+ * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+/** bin/bcmr.js of this checkout (tests run from dist/test/harness). */
+export const BCMR_BIN = path.resolve(here, '../../../bin/bcmr.js');
+
+const SSHD_CANDIDATES = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd'];
+
+export interface SshServer {
+  dir: string;
+  port: number;
+  /** Value for --rsh. */
+  rsh: string;
+  /** argv to run ssh by hand against the aliases. */
+  sshArgv: string[];
+  /** Directory holding the `bcmr` wrapper that is on the remote PATH. */
+  binDir: string;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startSshd(): Promise<SshServer> {
+  const sshd = SSHD_CANDIDATES.find((p) => existsSync(p));
+  if (!sshd) throw new Error('sshd not found (install openssh-server; .ci/run does)');
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'bcmr-sshd-'));
+  const keygen = (file: string) => execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', file]);
+  keygen(path.join(dir, 'host_key'));
+  keygen(path.join(dir, 'other_host_key'));
+  keygen(path.join(dir, 'user_key'));
+  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(path.join(dir, 'user_key.pub')));
+  // The remote `bcmr`: this checkout on the Node that runs the tests (the system one may be older).
+  const binDir = path.join(dir, 'bin');
+  mkdirSync(binDir);
+  writeFileSync(path.join(binDir, 'bcmr'), `#!/bin/sh\nexec '${process.execPath}' '${BCMR_BIN}' "$@"\n`, {
+    mode: 0o755,
+  });
+  // Privilege separation needs this directory when sshd runs as root (normally made by the service).
+  if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
+
+  const port = await freePort();
+  const user = os.userInfo().username;
+  writeFileSync(
+    path.join(dir, 'sshd_config'),
+    [
+      `Port ${port}`,
+      'ListenAddress 127.0.0.1',
+      `HostKey ${path.join(dir, 'host_key')}`,
+      `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
+      `PidFile ${path.join(dir, 'sshd.pid')}`,
+      'PasswordAuthentication no',
+      'KbdInteractiveAuthentication no',
+      'PubkeyAuthentication yes',
+      'PermitRootLogin yes',
+      'StrictModes no',
+      'UsePAM no',
+      'MaxStartups 100:30:200',
+      'MaxSessions 100',
+      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}`,
+      '',
+    ].join('\n'),
+  );
+  const hostPub = readFileSync(path.join(dir, 'host_key.pub'), 'utf8')
+    .trim()
+    .split(' ')
+    .slice(0, 2)
+    .join(' ');
+  const otherPub = readFileSync(path.join(dir, 'other_host_key.pub'), 'utf8')
+    .trim()
+    .split(' ')
+    .slice(0, 2)
+    .join(' ');
+  writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostPub}\n`);
+  writeFileSync(path.join(dir, 'bad_known_hosts'), `[127.0.0.1]:${port} ${otherPub}\n`);
+  const common = [
+    `  User ${user}`,
+    `  IdentityFile ${path.join(dir, 'user_key')}`,
+    '  IdentitiesOnly yes',
+    '  StrictHostKeyChecking yes',
+    '  LogLevel ERROR',
+  ];
+  const refusedPort = await freePort();
+  writeFileSync(
+    path.join(dir, 'ssh_config'),
+    [
+      'Host bcmr-test',
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      ...common,
+      'Host bcmr-badkey',
+      '  HostName 127.0.0.1',
+      `  Port ${port}`,
+      '  HostKeyAlias bcmr-badkey-alias',
+      `  UserKnownHostsFile ${path.join(dir, 'bad_known_hosts')}`,
+      ...common,
+      'Host bcmr-refused',
+      '  HostName 127.0.0.1',
+      `  Port ${refusedPort}`,
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      ...common,
+      '',
+    ].join('\n'),
+  );
+  // HostKeyAlias makes ssh look the key up under this name: give it the wrong key.
+  writeFileSync(path.join(dir, 'bad_known_hosts'), `bcmr-badkey-alias ${otherPub}\n`);
+
+  const child = spawn(sshd, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  await waitListening(child, port);
+  const config = path.join(dir, 'ssh_config');
+  return {
+    dir,
+    port,
+    rsh: `ssh -F ${config}`,
+    sshArgv: ['ssh', '-F', config],
+    binDir,
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('close', r)));
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitListening(child: ChildProcess, port: number): Promise<void> {
+  let log = '';
+  child.stderr?.setEncoding('utf8');
+  child.stderr?.on('data', (s: string) => {
+    log = (log + s).slice(-4000);
+  });
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`sshd exited: ${log}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  child.kill();
+  throw new Error(`sshd did not start listening: ${log}`);
+}
