@@ -130,6 +130,8 @@ export function exitCodeFor(err: unknown): number {
 
 /** One line, no stack: what the user sees. */
 export function describeError(err: unknown): string {
+  // Our own messages are written for the user, some on purpose over several lines.
+  if (err instanceof BcmrError) return err.message;
   if (err instanceof Error) {
     const sys = err as NodeJS.ErrnoException;
     if (sys.code && sys.syscall) return `${sys.code}: ${err.message}`;

@@ -131,6 +131,8 @@ export class CopyOutput implements CopyReporter {
   /** Ends the display and prints the summary (JSON event; a human line on a terminal or with -v). */
   finish(outcome: CopyOutcome | null, exitCode: number, failure: string | null): void {
     if (this.timer) clearInterval(this.timer);
+    // Plain mode always ends with a complete line, even for a copy shorter than its period.
+    if (this.mode === 'plain' && this.total) this.render();
     this.clearLine();
     const secs = (performance.now() - this.start0) / 1000;
     const o = outcome ?? { files: 0, failed: 0, bytes: 0, dirs: 0 };

@@ -48,7 +48,7 @@ const MAX_ACTIVE_GETS = 512;
  * Bytes requested but not received, at most (one file may exceed it): keeps a connection from
  * claiming far more of a shared queue than it can receive soon.
  */
-const MAX_ACTIVE_GET_BYTES = 64 << 20;
+const MAX_ACTIVE_GET_BYTES = 16 << 20;
 
 /** Takes items while the connection is healthy, so a shared queue keeps the rest for others. */
 function* takeWhileHealthy<T>(client: ServeClient, items: Iterable<T>): Generator<T> {

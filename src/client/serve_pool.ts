@@ -32,6 +32,8 @@ export class ServePool implements RemoteFs {
   readonly via = 'bcmr';
   private readonly open = new Set<ServeClient>();
   private destroyed = false;
+  /** Extra connections, started as soon as the first one proved the remote has bcmr. */
+  private readonly spare: Promise<ServeClient>[] = [];
 
   private constructor(
     private readonly cfg: SshConfig,
@@ -39,14 +41,47 @@ export class ServePool implements RemoteFs {
     private readonly opts: PoolOptions,
     private control: ServeClient,
     readonly home: string,
+    spare: Promise<ServeClient>[],
   ) {
     this.open.add(control);
+    for (const p of spare) {
+      const adopted = p.then(async (c) => {
+        if (this.destroyed) {
+          await c.destroy('Interrupted');
+          throw new ConnectionClosedError('Interrupted');
+        }
+        this.open.add(c);
+        return c;
+      });
+      adopted.catch(() => {});
+      this.spare.push(adopted);
+    }
   }
 
-  /** Opens the first connection; throws NoRemoteBcmrError when the remote has no bcmr. */
+  /**
+   * Opens all N connections at once (an ssh handshake is ~0.3 s: they overlap with each other
+   * and with planning) and waits for the first. Throws NoRemoteBcmrError when the remote has
+   * no bcmr.
+   */
   static async open(cfg: SshConfig, target: RemoteEndpoint, opts: PoolOptions): Promise<ServePool> {
-    const { client, home } = await connectServe(cfg, target, { caps: opts.caps });
-    return new ServePool(cfg, target, opts, client, home);
+    const spare = Array.from({ length: Math.max(0, opts.connections - 1) }, () =>
+      connectServe(cfg, target, { caps: opts.caps }).then((c) => c.client),
+    );
+    for (const p of spare) p.catch(() => {});
+    try {
+      const { client, home } = await connectServe(cfg, target, { caps: opts.caps });
+      return new ServePool(cfg, target, opts, client, home, spare);
+    } catch (err) {
+      await Promise.all(
+        spare.map((p) =>
+          p.then(
+            (c) => c.destroy(),
+            () => {},
+          ),
+        ),
+      );
+      throw err;
+    }
   }
 
   get caps(): number {
@@ -94,12 +129,14 @@ export class ServePool implements RemoteFs {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.close()));
     this.open.clear();
   }
 
   async destroy(): Promise<void> {
     this.destroyed = true;
+    await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.destroy('Interrupted')));
     this.open.clear();
   }
@@ -134,7 +171,8 @@ export class ServePool implements RemoteFs {
       let client: ServeClient | null = null;
       for (let attempt = 0; attempt <= MAX_RECONNECTS && queue.remaining > 0 && !this.destroyed; attempt++) {
         try {
-          client = index === 0 ? await this.controlClient() : await this.connect();
+          const spare = attempt === 0 ? this.spare[index - 1] : undefined;
+          client = index === 0 ? await this.controlClient() : await (spare ?? this.connect());
         } catch (err) {
           lastError = err as Error;
           // A refused extra connection leaves the work to the others; ssh errors will not heal.

@@ -3,6 +3,7 @@
  * arrival order (PROTOCOL.md sections 4, 6, 13). A handler's failure is answered with an
  * Error frame and the session goes on; a malformed stream (ProtocolError) ends it.
  */
+import { appendFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { codecFor } from '../codec/block.js';
 import { ProtocolError } from '../errors.js';
@@ -74,6 +75,8 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       throw new ProtocolError(msg);
     }
     const caps = SERVER_OFFER & hello.caps;
+    const trace = traceTo(process.env.BCMR_SERVE_LOG);
+    trace?.(`session caps=0x${caps.toString(16).padStart(2, '0')}`);
     sink.send({ type: 'Welcome', version: PROTOCOL_VERSION, caps });
     await sink.flush();
     let cas: Cas | null = null;
@@ -99,6 +102,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
         ctx.discardNextDone = false;
         if (m.type === 'Done') continue;
       }
+      trace?.(m.type);
       const handler = HANDLERS[m.type];
       if (!handler) {
         sink.send({ type: 'Error', message: `unexpected message: ${m.type}` });
@@ -118,4 +122,20 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
   } finally {
     output.end();
   }
+}
+
+/**
+ * `BCMR_SERVE_LOG=FILE`: one line per session and per request type received (not data frames),
+ * appended synchronously. A diagnostic aid, also how tests see what a client asked for.
+ */
+function traceTo(file: string | undefined): ((line: string) => void) | null {
+  if (!file) return null;
+  return (line) => {
+    if (line === 'Data' || line === 'DataCompressed') return;
+    try {
+      appendFileSync(file, `${process.pid} ${line}\n`);
+    } catch {
+      // Diagnostics must never break a session.
+    }
+  };
 }

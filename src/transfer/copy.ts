@@ -10,12 +10,7 @@ import { fileHashHex } from '../codec/hash.js';
 import { IntegrityError, InterruptedError, PathError, UsageError } from '../errors.js';
 import { shellQuote } from '../util/shell.js';
 import { applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
-import {
-  describeEndpoint,
-  hostLabel,
-  parseEndpoint,
-  type RemoteEndpoint,
-} from './endpoint.js';
+import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from './endpoint.js';
 import { copyLocalFiles } from './local_copy.js';
 import { LocalTreeGuard } from './local_guard.js';
 import { openRemote, type RemoteOptions } from './open_remote.js';

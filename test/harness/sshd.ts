@@ -30,6 +30,8 @@ export interface SshServer {
   sshArgv: string[];
   /** Directory holding the `bcmr` wrapper that is on the remote PATH. */
   binDir: string;
+  /** Where every remote `bcmr serve` logs its session caps and requests (BCMR_SERVE_LOG). */
+  serveLog: string;
   stop(): Promise<void>;
 }
 
@@ -80,7 +82,7 @@ export async function startSshd(): Promise<SshServer> {
       'UsePAM no',
       'MaxStartups 100:30:200',
       'MaxSessions 100',
-      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}`,
+      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')} BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`,
       '',
     ].join('\n'),
   );
@@ -140,6 +142,7 @@ export async function startSshd(): Promise<SshServer> {
     rsh: `ssh -F ${config}`,
     sshArgv: ['ssh', '-F', config],
     binDir,
+    serveLog: path.join(dir, 'serve.log'),
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('close', r)));
