@@ -47,6 +47,17 @@ async function main(argv: string[]): Promise<number> {
 // A closed pipe on our stdout is the peer going away, not a crash.
 process.stdout.on('error', () => process.exit(ExitCode.failed));
 
+let finished = false;
+// An await that can never settle would otherwise end the process with status 0: a script must
+// never read success from a copy that did not finish.
+process.on('beforeExit', () => {
+  if (finished) return;
+  finished = true;
+  process.stderr.write('bcmr: internal error: stopped before the work finished\n');
+  process.exitCode = ExitCode.failed;
+});
+
 main(process.argv).then((code) => {
+  finished = true;
   process.exitCode = code;
 });

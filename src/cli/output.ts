@@ -112,6 +112,7 @@ export class CopyOutput implements CopyReporter {
       });
     }
     if (e.outcome === 'failed') this.error(`${e.error}`);
+    else if (e.outcome === 'interrupted') return;
     else if (this.o.verbose && !this.o.json) this.println(this.out, `${e.source} -> ${e.dest}`);
   }
 

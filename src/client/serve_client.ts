@@ -304,7 +304,7 @@ export class ServeClient {
   /** Aborts at once: pending requests fail, the channel is closed. */
   async destroy(reason = 'Connection closed by the client'): Promise<void> {
     this.poison(new ConnectionClosedError(reason));
-    await this.channel.close();
+    await this.channel.abort();
   }
 
   private throwIfPoisoned(): void {

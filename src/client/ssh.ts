@@ -105,7 +105,7 @@ export async function connectServe(
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
   const base = childChannel(child);
-  const exitCode = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
+  const exitCode = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const iterator = base.readable[Symbol.asyncIterator]();
   let home: string;
   let rest: Uint8Array;
@@ -128,7 +128,10 @@ export async function connectServe(
   } catch (err) {
     // The shell ran (we have its home line), so what failed is the remote bcmr: missing
     // (exit 127), not executable, crashed, or a protocol it does not share with us.
-    const code = await Promise.race([exitCode, new Promise<null>((r) => setTimeout(() => r(null), 2000))]);
+    const code = await Promise.race([
+      exitCode,
+      new Promise<null>((r) => setTimeout(() => r(null), 2000).unref()),
+    ]);
     const why = base.diagnostics().split('\n').filter(Boolean).pop() ?? (err as Error).message;
     throw new NoRemoteBcmrError(
       `no usable bcmr on ${target.host} (${cfg.remotePath}: ${why || `exit ${code}`})`,

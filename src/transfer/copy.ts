@@ -39,7 +39,8 @@ export interface CopyOptions extends RemoteOptions {
   confirmOverwrite?: (paths: string[]) => Promise<boolean>;
 }
 
-export type Outcome = 'ok' | 'failed';
+/** `interrupted`: stopped by Ctrl-C (the job's own line says so; no line per file). */
+export type Outcome = 'ok' | 'failed' | 'interrupted';
 
 export interface FileEvent {
   source: string;
@@ -192,8 +193,9 @@ class Job {
       const guard = new LocalTreeGuard(info);
       const items: GetItem[] = [];
       for (const d of plan.dirs) {
+        // As on the upload side, a directory that cannot be made stops the job with one line.
         const err = guard.mkdir(d.dest);
-        if (err) this.fail('', d.dest, err);
+        if (err) throw err;
       }
       this.outcome.dirs = plan.dirs.length;
       for (const f of largestFirst(plan.files)) {
@@ -388,14 +390,16 @@ class Job {
 
   private fail(source: string, dest: string, err: Error, ms = 0, bytes = 0): void {
     this.outcome.failed++;
+    const msg = err.message.split('\n')[0];
+    const where = dest || source;
     this.rep.file({
       source,
       dest,
       bytes,
       blake3: null,
       ms: Math.round(ms),
-      outcome: 'failed',
-      error: err.message.split('\n')[0],
+      outcome: this.signal.aborted ? 'interrupted' : 'failed',
+      error: where && !msg.includes(where) ? `${where}: ${msg}` : msg,
     });
   }
 

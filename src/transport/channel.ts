@@ -7,6 +7,8 @@ export interface ByteChannel {
   readonly writable: Writable;
   /** Ends our side and waits until the peer is gone; idempotent. */
   close(): Promise<void>;
+  /** Tears the channel down now (Ctrl-C): the peer is killed, unread input dropped. */
+  abort(): Promise<void>;
   /** Text the peer wrote on its diagnostic stream (child stderr), for error messages. */
   diagnostics(): string;
 }
@@ -27,6 +29,10 @@ export function streamChannel(
       })();
       return closing;
     },
+    abort() {
+      readable.destroy();
+      return this.close();
+    },
     diagnostics: () => '',
   };
 }
@@ -39,9 +45,11 @@ export function childChannel(child: ChildProcess): ByteChannel {
   child.stderr?.on('data', (s: string) => {
     stderr = (stderr + s).slice(-8192);
   });
+  // 'exit', not 'close': 'close' also waits for stdout to end, which never happens if nobody
+  // reads it any more (an aborted session).
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
-    else child.once('close', () => resolve());
+    else child.once('exit', () => resolve());
   });
   // A dead child makes stdin emit EPIPE; the session reports it through the sink instead.
   child.stdin.on('error', () => {});
@@ -57,6 +65,11 @@ export function childChannel(child: ChildProcess): ByteChannel {
         clearTimeout(timer);
       })();
       return closing;
+    },
+    abort() {
+      child.kill('SIGTERM');
+      child.stdout?.destroy();
+      return this.close();
     },
     diagnostics: () => stderr.trim(),
   };

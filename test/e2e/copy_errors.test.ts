@@ -1,0 +1,218 @@
+/**
+ * Failures through a real sshd: each gives one clear line, the right exit status, and leaves
+ * nothing partial. Also the plain-ssh fallback, a hostile server, and Ctrl-C.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
+import { tempDir } from '../helpers/serve.js';
+import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
+
+let sshd: SshServer;
+let dir: string;
+let cleanup: () => Promise<void>;
+const remote = (p: string) => `bcmr-test:${p}`;
+const copy = (args: string[], opts: { onSpawn?: (pid: number) => void } = {}) =>
+  bcmr(['copy', '--rsh', sshd.rsh, ...args], { cwd: dir, ...opts });
+const errorLines = (stderr: string) => stderr.split('\n').filter((l) => l.trim() !== '');
+
+before(async () => {
+  sshd = await startSshd();
+  ({ dir, cleanup } = await tempDir('bcmr-e2e-err-'));
+  fs.mkdirSync(path.join(dir, 'tree/sub/empty'), { recursive: true });
+  fs.writeFileSync(path.join(dir, 'tree/a.txt'), 'a');
+  fs.writeFileSync(path.join(dir, 'tree/sub/b.bin'), randomBytes(300_000));
+  fs.writeFileSync(path.join(dir, 'tree/sub/name with space'), 'spaces');
+});
+
+after(async () => {
+  await sshd?.stop();
+  await cleanup?.();
+});
+
+describe('errors: one line, exit status, nothing partial', () => {
+  const cases: [string, () => string[], RegExp][] = [
+    ['missing local source', () => ['nope.txt', remote(`${dir}/x`)], /nope\.txt: No such file/],
+    ['missing remote source', () => [remote(`${dir}/nope.txt`), 'x'], /nope\.txt: No such file/],
+    [
+      'missing remote directory',
+      () => ['tree/a.txt', remote(`${dir}/no/such/dir/a.txt`)],
+      /No such file or directory/,
+    ],
+    [
+      'missing local directory',
+      () => [remote(`${dir}/tree/a.txt`), 'no/such/dir/a.txt'],
+      /No such file or directory/,
+    ],
+    ['permission denied on the remote', () => ['tree/a.txt', remote('/sys/kernel/')], /denied|permission/i],
+    [
+      'unwritable local destination',
+      () => [remote(`${dir}/tree/a.txt`), '/sys/kernel/'],
+      /EACCES|permission/i,
+    ],
+    [
+      'unwritable remote tree root',
+      () => ['-r', 'tree', remote('/sys/kernel/bcmr-tree')],
+      /not permitted|denied/i,
+    ],
+    ['directory without -r', () => ['tree', remote(`${dir}/t2`)], /is a directory \(use -r/],
+  ];
+  for (const [name, args, pattern] of cases) {
+    test(name, async () => {
+      const r = await copy(args());
+      assert.equal(r.code, 1, r.stderr);
+      assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+      assert.match(r.stderr, pattern);
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+      assert.deepEqual(leftovers(dir), []);
+    });
+  }
+
+  test('connection refused', async () => {
+    const r = await copy(['tree/a.txt', 'bcmr-refused:/tmp/x']);
+    assert.equal(r.code, 1);
+    assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+    assert.match(r.stderr, /ssh to bcmr-refused failed: .*Connection refused/);
+  });
+
+  test('host key verification failure', async () => {
+    const r = await copy(['tree/a.txt', 'bcmr-badkey:/tmp/x']);
+    assert.equal(r.code, 1);
+    assert.equal(errorLines(r.stderr).length, 1, r.stderr);
+    assert.match(r.stderr, /Host key verification failed/);
+  });
+
+  test('usage errors exit 2', async () => {
+    assert.equal((await copy(['only-one-arg'])).code, 2);
+    assert.equal((await copy(['-P', 'zero', 'tree/a.txt', remote('/tmp/x')])).code, 2);
+    assert.equal((await copy(['--compress', 'brotli', 'tree/a.txt', remote('/tmp/x')])).code, 2);
+    const twoHosts = await copy([remote('/a'), 'other:/b', 'x']);
+    assert.equal(twoHosts.code, 2);
+  });
+
+  test('some files failing gives exit 1 with the others copied', async () => {
+    fs.mkdirSync(path.join(dir, 'partial-dest'));
+    const r = await copy(['--json', 'tree/a.txt', 'missing.txt', remote(`${dir}/partial-dest`)]);
+    assert.equal(r.code, 1);
+    const events = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+    assert.deepEqual(events.map((e) => e.outcome).sort(), ['failed', 'ok']);
+  });
+});
+
+describe('fallback to plain ssh', () => {
+  const missing = ['--remote-path', 'bcmr-is-not-installed'];
+
+  test('upload and download of a tree, said once on stderr', async () => {
+    const up = await copy([...missing, '-r', 'tree', remote(`${dir}/fb-up`)]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(errorLines(up.stderr).length, 1);
+    assert.match(up.stderr, /plain ssh/);
+    assert.deepEqual(snapshot(path.join(dir, 'fb-up')), snapshot(path.join(dir, 'tree')));
+    const down = await copy([...missing, '--json', '-r', remote(`${dir}/fb-up`), 'fb-down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(jsonEvents(down.stdout)[0].via, 'ssh');
+    assert.deepEqual(snapshot(path.join(dir, 'fb-down')), snapshot(path.join(dir, 'tree')));
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('single files both ways, and -f semantics kept', async () => {
+    assert.equal((await copy([...missing, 'tree/a.txt', remote(`${dir}/fb-a.txt`)])).code, 0);
+    assert.equal(fs.readFileSync(path.join(dir, 'fb-a.txt'), 'utf8'), 'a');
+    const again = await copy([...missing, 'tree/sub/b.bin', remote(`${dir}/fb-a.txt`)]);
+    assert.equal(again.code, 1);
+    assert.equal(fs.readFileSync(path.join(dir, 'fb-a.txt'), 'utf8'), 'a');
+    assert.equal((await copy([...missing, '-f', remote(`${dir}/tree/sub/b.bin`), 'fb-b.bin'])).code, 0);
+    assert.deepEqual(
+      fs.readFileSync(path.join(dir, 'fb-b.bin')),
+      fs.readFileSync(path.join(dir, 'tree/sub/b.bin')),
+    );
+  });
+
+  test('--no-fallback makes a missing remote bcmr an error', async () => {
+    const r = await copy([...missing, '--no-fallback', 'tree/a.txt', remote(`${dir}/nfb.txt`)]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /no usable bcmr/);
+    assert.equal(fs.existsSync(path.join(dir, 'nfb.txt')), false);
+  });
+});
+
+describe('a hostile server', () => {
+  const hostile = (mode: string) => [
+    '--remote-path',
+    `'${process.execPath}' '${path.join(path.dirname(BCMR_BIN), '../dist/test/harness/hostile_server.js')}' ${mode}`,
+  ];
+
+  test('listing names that climb out or are absolute are refused, never written', async () => {
+    fs.mkdirSync(path.join(dir, 'h1'));
+    const r = await copy([...hostile('list-escape'), '--json', '-r', remote('/anything'), 'h1']);
+    assert.equal(r.code, 1);
+    const failed = jsonEvents(r.stdout).filter((e) => e.event === 'file' && e.outcome === 'failed');
+    assert.equal(failed.length, 3);
+    for (const f of failed) assert.match(String(f.error), /unsafe name/);
+    assert.equal(fs.readFileSync(path.join(dir, 'h1/anything/ok.txt'), 'utf8'), '0123456789');
+    assert.equal(fs.existsSync(path.join(dir, 'h1/escaped.txt')), false);
+    assert.equal(fs.existsSync(path.join(dir, 'escaped.txt')), false);
+    assert.equal(fs.existsSync('/tmp/bcmr-absolute-escape.txt'), false);
+    assert.equal(fs.existsSync(path.join(dir, 'h1/up.txt')), false);
+  });
+
+  test('more bytes than Stat announced: the file fails and nothing is published', async () => {
+    const r = await copy([...hostile('more-bytes'), remote('/f'), 'h-more.txt']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /more than the 10 bytes/);
+    assert.equal(fs.existsSync(path.join(dir, 'h-more.txt')), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('a wrong Ok hash: the file fails and nothing is published', async () => {
+    const r = await copy([...hostile('bad-hash'), remote('/f'), 'h-hash.txt']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /hash mismatch/);
+    assert.equal(fs.existsSync(path.join(dir, 'h-hash.txt')), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('a name through a destination symlink that leads outside is refused', async () => {
+    const outside = path.join(dir, 'outside');
+    fs.mkdirSync(outside);
+    fs.mkdirSync(path.join(dir, 'h4/t'), { recursive: true });
+    fs.symlinkSync(outside, path.join(dir, 'h4/t/link'));
+    const r = await copy([...hostile('link-parent'), '-r', '-f', remote('/t'), 'h4']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /symlink|outside/);
+    assert.deepEqual(fs.readdirSync(outside), []);
+  });
+});
+
+describe('Ctrl-C', () => {
+  for (const dirn of ['upload', 'download'] as const) {
+    test(`during a ${dirn}: exit 130, no temp file, no final file`, async () => {
+      const big = path.join(dir, `int-${dirn}.bin`);
+      const fd = fs.openSync(big, 'w');
+      const chunk = randomBytes(8 << 20);
+      for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk);
+      fs.closeSync(fd);
+      const target = path.join(dir, `int-${dirn}-dest.bin`);
+      const args = dirn === 'upload' ? [big, remote(target)] : [remote(big), target];
+      let pid = 0;
+      const run = copy(['--compress', 'none', ...args], { onSpawn: (p) => (pid = p) });
+      // Interrupt once bytes are flowing: a temp file exists beside the destination.
+      const deadline = Date.now() + 20_000;
+      while (leftovers(dir).length === 0 && Date.now() < deadline)
+        await new Promise((r) => setTimeout(r, 10));
+      process.kill(pid, 'SIGINT');
+      const r = await run;
+      assert.equal(r.code, 130, r.stderr);
+      assert.equal(r.stderr, 'bcmr: Interrupted\n');
+      // The remote server removes its temp file when its stdin closes; give it a moment.
+      for (let i = 0; i < 100 && leftovers(dir).length > 0; i++)
+        await new Promise((res) => setTimeout(res, 50));
+      assert.deepEqual(leftovers(dir), []);
+      assert.equal(fs.existsSync(target), false);
+      fs.rmSync(big);
+    });
+  }
+});
