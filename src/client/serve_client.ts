@@ -108,7 +108,8 @@ export class ServeClient {
 
   /** Sends Hello, checks Welcome. On failure the channel is closed. */
   static async connect(channel: ByteChannel, opts: ConnectOptions = {}): Promise<ServeClient> {
-    const reader = new MessageReader(channel.readable);
+    // Downloads write raw Data pieces as they arrive; nothing on the client counts data frames.
+    const reader = new MessageReader(channel.readable, { splitData: true });
     const sink = new FrameSink(channel.writable);
     try {
       sink.send({ type: 'Hello', version: PROTOCOL_VERSION, caps: opts.caps ?? DEFAULT_CLIENT_CAPS });

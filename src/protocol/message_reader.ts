@@ -1,23 +1,41 @@
 /**
- * Pull-style reader of messages from a byte source. Reads the next chunk only when every
- * message decoded so far has been taken, so a slow consumer applies backpressure to the
- * source instead of queueing without bound.
+ * Pull-style reader of messages from a byte source, with bounded read-ahead: a background
+ * pump keeps reading while less than READ_AHEAD bytes of decoded messages wait, so the
+ * source (a pipe from ssh) keeps flowing while the consumer writes a block to disk, and a slow
+ * consumer still applies backpressure instead of queueing without bound.
  */
 import { ProtocolError } from '../errors.js';
 import { FrameDecoder } from './frame_decoder.js';
-import type { Message } from './messages.js';
+import { isData, type Message } from './messages.js';
+
+/** Decoded bytes held ahead of the consumer, at most (plus one chunk). */
+export const READ_AHEAD = 16 << 20;
+
+/** Bytes a queued message holds: its payload for data frames, a nominal size otherwise. */
+function weight(m: Message): number {
+  if (isData(m)) return m.type === 'Data' ? m.data.length : m.payload.length;
+  return 64;
+}
 
 export class MessageReader {
   private readonly queue: Message[] = [];
   private head = 0;
-  private readonly decoder = new FrameDecoder((m) => this.queue.push(m));
+  private queuedBytes = 0;
+  private readonly decoder: FrameDecoder;
   private readonly source: AsyncIterator<Uint8Array>;
   private ended = false;
-  /** A decode failure found after some good frames of the same chunk: raised once those are taken. */
+  /** A decode failure found after some good frames: raised once those are taken. */
   private failure: Error | null = null;
+  private pumping = false;
+  private waiter: (() => void) | null = null;
 
-  constructor(source: AsyncIterable<Uint8Array>) {
+  /** `splitData`: raw Data frames may arrive as several Data messages (see FrameDecoder). */
+  constructor(source: AsyncIterable<Uint8Array>, opts: { splitData?: boolean } = {}) {
     this.source = source[Symbol.asyncIterator]();
+    this.decoder = new FrameDecoder((m) => {
+      this.queue.push(m);
+      this.queuedBytes += weight(m);
+    }, opts.splitData ?? false);
   }
 
   /** Messages already decoded and waiting: a server flushes its replies when this is 0. */
@@ -27,33 +45,30 @@ export class MessageReader {
 
   /** The next message, or null at a clean end of stream (EOF between frames). */
   async next(): Promise<Message | null> {
-    while (this.head === this.queue.length) {
+    for (;;) {
+      if (this.head < this.queue.length) {
+        const m = this.queue[this.head];
+        this.queue[this.head++] = undefined as unknown as Message;
+        this.queuedBytes -= weight(m);
+        this.pump();
+        return m;
+      }
       this.queue.length = 0;
       this.head = 0;
       if (this.failure) throw this.failure;
       if (this.ended) return null;
-      const r = await this.source.next();
-      if (r.done) {
-        this.ended = true;
-        this.decoder.end();
-        return null;
-      }
-      try {
-        this.decoder.push(r.value);
-      } catch (err) {
-        this.failure = err as Error;
-        this.ended = true;
-      }
+      this.pump();
+      await new Promise<void>((resolve) => {
+        this.waiter = resolve;
+      });
     }
-    const m = this.queue[this.head];
-    this.queue[this.head++] = undefined as unknown as Message;
-    return m;
   }
 
   /** Puts `m` back so the next `next()` returns it (a request read while draining a failed Put). */
   unread(m: Message): void {
     if (this.head > 0) this.queue[--this.head] = m;
     else this.queue.unshift(m);
+    this.queuedBytes += weight(m);
   }
 
   /** Like `next()` but EOF is an error: used inside a multi-frame exchange. */
@@ -66,6 +81,40 @@ export class MessageReader {
   /** Stops the source (e.g. closes the underlying stream's iterator). */
   async cancel(): Promise<void> {
     this.ended = true;
+    this.wake();
     await this.source.return?.();
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = null;
+    w?.();
+  }
+
+  /** Reads chunks in the background until enough is decoded ahead, the end, or a failure. */
+  private pump(): void {
+    if (this.pumping || this.ended || this.failure || this.queuedBytes >= READ_AHEAD) return;
+    this.pumping = true;
+    void (async () => {
+      try {
+        while (!this.ended && !this.failure && this.queuedBytes < READ_AHEAD) {
+          const r = await this.source.next();
+          if (this.ended) break;
+          if (r.done) {
+            this.ended = true;
+            this.decoder.end();
+            break;
+          }
+          this.decoder.push(r.value);
+          this.wake();
+        }
+      } catch (err) {
+        this.failure = err as Error;
+        this.ended = true;
+      } finally {
+        this.pumping = false;
+        this.wake();
+      }
+    })();
   }
 }

@@ -58,7 +58,8 @@ const HANDLERS: Partial<Record<Message['type'], Handler>> = {
  */
 export async function serveSession(input: Readable, output: Writable, opts: ServeOptions): Promise<void> {
   const guard = await PathGuard.create(opts.root);
-  const reader = new MessageReader(input);
+  // Raw Data pieces go to disk as they arrive (hot in cache); only dedup gathers blocks.
+  const reader = new MessageReader(input, { splitData: true });
   const sink = new FrameSink(output);
   try {
     const hello = await reader.next();

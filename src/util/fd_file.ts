@@ -52,6 +52,27 @@ export class FdFile {
     });
   }
 
+  /**
+   * Writes `bufs` back to back at `position` on the pool (one pwritev): the caller gathers
+   * pieces as they arrive and keeps reading while the kernel copies them.
+   */
+  writev(bufs: Uint8Array[], position: number): Promise<void> {
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    return new Promise((resolve, reject) => {
+      fs.writev(this.fd, bufs, position, (err, n) => {
+        if (err) reject(err);
+        else if (n === total) resolve();
+        else {
+          // Short write (rare): finish the rest in order.
+          const rest = Buffer.concat(bufs).subarray(n);
+          const w = this.write(rest, position + n);
+          if (w) w.then(resolve, reject);
+          else resolve();
+        }
+      });
+    });
+  }
+
   truncate(size: number): void {
     fs.ftruncateSync(this.fd, size);
   }

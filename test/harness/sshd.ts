@@ -82,6 +82,8 @@ export async function startSshd(): Promise<SshServer> {
       'UsePAM no',
       'MaxStartups 100:30:200',
       'MaxSessions 100',
+      // scp in OpenSSH 9 speaks SFTP underneath (the benchmark compares against it).
+      'Subsystem sftp internal-sftp',
       `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')} BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`,
       '',
     ].join('\n'),

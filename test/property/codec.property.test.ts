@@ -78,9 +78,9 @@ function encodeAll(ms: Message[]): Buffer {
   return Buffer.concat(w.take());
 }
 
-function feed(bytes: Uint8Array, cuts: number[]): Message[] {
+function feed(bytes: Uint8Array, cuts: number[], splitData = false): Message[] {
   const out: Message[] = [];
-  const d = new FrameDecoder((m) => out.push(m));
+  const d = new FrameDecoder((m) => out.push(m), splitData);
   let prev = 0;
   for (const c of [...cuts.map((x) => x % (bytes.length + 1))].sort((a, b) => a - b)) {
     d.push(bytes.subarray(prev, c));
@@ -107,6 +107,40 @@ describe('Codec properties', () => {
         assert.deepEqual(normalise(feed(encodeAll(ms), cuts)), normalise(ms));
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('with splitData, Data pieces concatenate to the same bytes and nothing else changes', () => {
+    // Adjacent Data messages are merged on both sides: splitting may only cut inside a Data frame.
+    const merge = (ms: Message[]): unknown[] => {
+      const out: unknown[] = [];
+      for (const m of normalise(ms) as Record<string, unknown>[]) {
+        const prev = out[out.length - 1] as Record<string, unknown> | undefined;
+        if (m.type === 'Data' && prev?.type === 'Data') prev.data = `${prev.data}${String(m.data).slice(6)}`;
+        else out.push({ ...m });
+      }
+      return out.filter(
+        (m) =>
+          !(
+            (m as Record<string, unknown>).type === 'Data' && (m as Record<string, unknown>).data === 'bytes:'
+          ),
+      );
+    };
+    fc.assert(
+      fc.property(fc.array(message, { maxLength: 6 }), fc.array(fc.nat(), { maxLength: 10 }), (ms, cuts) => {
+        assert.deepEqual(merge(feed(encodeAll(ms), cuts, true)), merge(ms));
+      }),
+      { numRuns: 500 },
+    );
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (b) => {
+        try {
+          feed(b, [3, 7, 100], true);
+        } catch (err) {
+          assert.ok(err instanceof ProtocolError);
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 

@@ -97,7 +97,7 @@ async function receiveInto(
   hasher: Blake3Hasher | null,
 ): Promise<number> {
   let got = 0;
-  let inFlight: Promise<void> | undefined;
+  const batch = new WriteBatch(fh, offset);
   try {
     for (;;) {
       const msg = await ctx.reader.expect('Put data');
@@ -111,16 +111,61 @@ async function receiveInto(
         throw new OpError(`io: received more than the declared ${expected} bytes`);
       }
       hasher?.update(bytes);
-      // One write in flight while the next frame is read: disk and pipe overlap.
-      if (inFlight) await inFlight;
-      inFlight = fh.write(bytes, offset + got);
       got += bytes.length;
+      await batch.add(bytes);
     }
+    await batch.flush();
   } finally {
-    if (inFlight) await inFlight;
+    await batch.settle();
   }
   if (got !== expected) throw new AfterDone(`io: Put ended after ${got} of ${expected} bytes`);
   return got;
+}
+
+/**
+ * Gathers received pieces (views of socket reads, still in cache) into ~1 MiB and writes each
+ * batch with one pwritev on the pool while the next batch is read: no assembly copy, and the
+ * pipe from ssh keeps draining during the disk write.
+ */
+export class WriteBatch {
+  private static readonly BYTES = 1 << 20;
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(
+    private readonly fh: FdFile,
+    private position: number,
+  ) {}
+
+  async add(piece: Uint8Array): Promise<void> {
+    this.parts.push(piece);
+    this.bytes += piece.length;
+    if (this.bytes >= WriteBatch.BYTES) await this.flush();
+  }
+
+  /** Starts writing what is gathered (after the previous write completes). */
+  async flush(): Promise<void> {
+    if (this.inFlight) {
+      const prev = this.inFlight;
+      this.inFlight = null;
+      await prev;
+    }
+    if (this.bytes === 0) return;
+    const parts = this.parts;
+    const at = this.position;
+    this.position += this.bytes;
+    this.parts = [];
+    this.bytes = 0;
+    this.inFlight = this.fh.writev(parts, at);
+  }
+
+  /** Waits for the last write; its failure is thrown. */
+  async settle(): Promise<void> {
+    const last = this.inFlight;
+    this.inFlight = null;
+    if (last) await last;
+  }
 }
 
 async function receiveDedup(
@@ -160,12 +205,8 @@ async function receiveDedup(
     const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
     let block: Uint8Array | null;
     if (need[i]) {
-      const msg = await ctx.reader.expect('dedup data');
-      if (!isData(msg)) {
-        ctx.reader.unread(msg);
-        throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
-      }
-      block = decodeBlock(msg);
+      block = await readWholeBlock(ctx, len);
+      if (block === null) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
       if (block.length !== len || blake3Hex(block) !== hexes[i]) {
         throw new OpError(`io: dedup block ${i} does not match its announced hash`);
       }
@@ -188,6 +229,31 @@ async function receiveDedup(
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
   if (corrupt) throw new AfterDone(corrupt);
+}
+
+/**
+ * One dedup block as sent: a compressed frame, or the raw Data pieces the reader split it
+ * into, gathered back to `len` bytes. Null when no data frame comes next.
+ */
+async function readWholeBlock(ctx: SessionContext, len: number): Promise<Uint8Array | null> {
+  const first = await ctx.reader.expect('dedup data');
+  if (!isData(first)) {
+    ctx.reader.unread(first);
+    return null;
+  }
+  if (first.type === 'DataCompressed' || first.data.length >= len) return decodeBlock(first);
+  const parts: Uint8Array[] = [first.data];
+  let have = first.data.length;
+  while (have < len) {
+    const m = await ctx.reader.expect('dedup data');
+    if (m.type !== 'Data') {
+      ctx.reader.unread(m);
+      break;
+    }
+    parts.push(m.data);
+    have += m.data.length;
+  }
+  return Buffer.concat(parts);
 }
 
 /** PutChunked: exactly `length` bytes at `offset` of a file created if absent, never truncated. */
