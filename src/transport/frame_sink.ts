@@ -1,7 +1,9 @@
 /**
  * Encodes messages into a gathering ByteWriter and writes them to a stream in one corked
  * burst per flush. `flush()` resolves once the stream has written the bytes, which is the
- * moment a caller may reuse a buffer whose views were sent by reference.
+ * moment a caller may reuse a buffer whose views were sent by reference. That assumes the
+ * stream copies on write, as pipes and sockets do (the kernel takes the bytes); an in-memory
+ * stream must copy too.
  */
 import type { Writable } from 'node:stream';
 import { type Codec, encodeBlock } from '../codec/block.js';

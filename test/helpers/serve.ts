@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { PassThrough } from 'node:stream';
+import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { type ConnectOptions, ServeClient } from '../../src/client/serve_client.js';
 import { serveSession } from '../../src/server/session.js';
@@ -24,13 +24,27 @@ export interface Connected {
   serverDone: Promise<unknown>;
 }
 
+/**
+ * An in-memory pipe that copies what is written, as a kernel pipe or socket does. A bare
+ * PassThrough would hand the reader the writer's own buffers, which the sender reuses once
+ * the write completes (the sink's by-reference contract assumes a real channel).
+ */
+function copyingPipe(): Transform {
+  return new Transform({
+    highWaterMark: 1 << 20,
+    transform(chunk: Buffer, _enc, done) {
+      done(null, Buffer.from(chunk));
+    },
+  });
+}
+
 export async function connectInProcess(
   root: string,
   opts: ConnectOptions = {},
   casDir?: string,
 ): Promise<Connected> {
-  const c2s = new PassThrough({ highWaterMark: 1 << 20 });
-  const s2c = new PassThrough({ highWaterMark: 1 << 20 });
+  const c2s = copyingPipe();
+  const s2c = copyingPipe();
   const serverDone = serveSession(c2s, s2c, { root, casDir }).catch((e: Error) => e);
   const client = await ServeClient.connect(streamChannel(s2c, c2s), opts);
   return { client, serverDone };
