@@ -20,6 +20,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const BCMR_BIN = path.resolve(here, '../../../bin/bcmr.js');
 
 const SSHD_CANDIDATES = ['/usr/sbin/sshd', '/usr/local/sbin/sshd', '/sbin/sshd'];
+const SFTP_SERVERS = [
+  '/usr/lib/openssh/sftp-server',
+  '/usr/libexec/openssh/sftp-server',
+  '/usr/libexec/sftp-server',
+];
 
 export interface SshServer {
   dir: string;
@@ -82,8 +87,9 @@ export async function startSshd(): Promise<SshServer> {
       'UsePAM no',
       'MaxStartups 100:30:200',
       'MaxSessions 100',
-      // scp in OpenSSH 9 speaks SFTP underneath (the benchmark compares against it).
-      'Subsystem sftp internal-sftp',
+      // scp in OpenSSH 9 speaks SFTP underneath (the benchmark compares against it): the
+      // distribution's sftp-server, as the stock sshd_config runs it, else the built-in one.
+      `Subsystem sftp ${SFTP_SERVERS.find((p) => existsSync(p)) ?? 'internal-sftp'}`,
       `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')} BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`,
       '',
     ].join('\n'),

@@ -1,0 +1,36 @@
+/** Block compression policy: 95 % rule, sampling of large blocks, exact round trips. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import { decodeBlock, encodeBlock, SAMPLE_BYTES } from '../../src/codec/block.js';
+
+const text = Buffer.from('the quick brown fox jumps over the lazy dog\n'.repeat(100_000)).subarray(
+  0,
+  4 << 20,
+);
+
+for (const codec of ['zstd', 'lz4'] as const) {
+  test(`${codec}: text compresses, random travels raw, both round-trip`, () => {
+    const t = encodeBlock(text, codec);
+    assert.equal(t.type, 'DataCompressed');
+    assert.ok(Buffer.from(decodeBlock(t)).equals(text));
+    const r = randomBytes(4 << 20);
+    const rr = encodeBlock(r, codec);
+    assert.equal(rr.type, 'Data');
+    assert.ok(Buffer.from(decodeBlock(rr)).equals(r));
+  });
+
+  test(`${codec}: a large block is judged by its first ${SAMPLE_BYTES / 1024} KiB`, () => {
+    // Incompressible head, compressible rest: the sample says raw, and raw is always valid.
+    const mixed = Buffer.concat([randomBytes(SAMPLE_BYTES), text.subarray(SAMPLE_BYTES)]);
+    assert.equal(encodeBlock(mixed, codec).type, 'Data');
+    // Small blocks are compressed outright, no sampling.
+    const small = Buffer.concat([randomBytes(1000), text.subarray(0, 100_000)]);
+    assert.equal(encodeBlock(small, codec).type, 'DataCompressed');
+  });
+}
+
+test('none and empty blocks are raw', () => {
+  assert.equal(encodeBlock(text, 'none').type, 'Data');
+  assert.equal(encodeBlock(new Uint8Array(0), 'zstd').type, 'Data');
+});
