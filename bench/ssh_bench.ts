@@ -88,7 +88,7 @@ interface Case {
 }
 
 async function main(): Promise<void> {
-  const sshd: SshServer = await startSshd();
+  const sshd: SshServer = await startSshd({ serveLog: false });
   try {
     const { big, tree } = datasets();
     const cfg = sshd.sshArgv[2];

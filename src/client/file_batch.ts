@@ -11,6 +11,7 @@ import { Cap } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
 import { tempNameFor } from '../util/temp_file.js';
+import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
 
 export interface GetItem {
@@ -88,8 +89,8 @@ export async function getFiles(
     const tmp = tempNameFor(item.local);
     let fh: FdFile | null = null;
     let got = 0;
-    // One disk write in flight while the next block is read from the connection.
-    let writing: Promise<void> | undefined;
+    // Pieces are gathered and written while the next ones arrive (see WriteBatch).
+    let batch: WriteBatch | null = null;
     const hasher = new Blake3Hasher();
     const openTmp = (): FdFile => {
       fh ??= FdFile.open(
@@ -103,15 +104,17 @@ export async function getFiles(
         if (got + block.length > item.size) {
           throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
         }
-        const f = openTmp();
-        if (writing) await writing;
-        writing = f.write(block, got);
+        batch ??= new WriteBatch(openTmp(), 0);
         got += block.length;
         hasher.update(block);
         cb.onBytes?.(block.length, item);
+        await batch.add(block);
       })
       .then(async (remoteHash) => {
-        if (writing) await writing;
+        if (batch) {
+          await batch.flush();
+          await batch.settle();
+        }
         if (got !== item.size) {
           throw new IntegrityError(`${item.remote}: received ${got} of ${item.size} bytes`);
         }
@@ -125,7 +128,7 @@ export async function getFiles(
       });
     results.push(
       settle(item, t0, done, async () => {
-        await Promise.resolve(writing).catch(() => {});
+        await (batch as WriteBatch | null)?.settle().catch(() => {});
         (fh as FdFile | null)?.close();
         try {
           unlinkSync(tmp);

@@ -21,7 +21,7 @@ export interface SessionContext {
   discardNextDone: boolean;
   /** Whether this session fsyncs received files (SYNC). */
   readonly sync: boolean;
-  /** Two reused 4 MiB read buffers (one session handles one request at a time). */
+  /** Two reused read buffers (one session handles one request at a time). */
   readonly buffers: BlockBuffers;
   /** Whether Get skips its hash (FAST). */
   readonly fast: boolean;

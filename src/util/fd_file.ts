@@ -73,6 +73,15 @@ export class FdFile {
     });
   }
 
+  writevSync(bufs: Uint8Array[], position: number): void {
+    let pos = position;
+    for (const b of bufs) {
+      let done = 0;
+      while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, pos + done);
+      pos += b.length;
+    }
+  }
+
   truncate(size: number): void {
     fs.ftruncateSync(this.fd, size);
   }

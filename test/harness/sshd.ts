@@ -51,7 +51,8 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startSshd(): Promise<SshServer> {
+/** `serveLog: false` (benchmarks): remote servers do not trace their requests to a file. */
+export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshServer> {
   const sshd = SSHD_CANDIDATES.find((p) => existsSync(p));
   if (!sshd) throw new Error('sshd not found (install openssh-server; .ci/run does)');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bcmr-sshd-'));
@@ -90,7 +91,7 @@ export async function startSshd(): Promise<SshServer> {
       // scp in OpenSSH 9 speaks SFTP underneath (the benchmark compares against it): the
       // distribution's sftp-server, as the stock sshd_config runs it, else the built-in one.
       `Subsystem sftp ${SFTP_SERVERS.find((p) => existsSync(p)) ?? 'internal-sftp'}`,
-      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')} BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`,
+      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
       '',
     ].join('\n'),
   );

@@ -15,6 +15,7 @@ import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData } from '../../protocol/messages.js';
 import { FdFile } from '../../util/fd_file.js';
 import { tempNameFor } from '../../util/temp_file.js';
+import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes } from '../cas.js';
 import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
 
@@ -120,52 +121,6 @@ async function receiveInto(
   }
   if (got !== expected) throw new AfterDone(`io: Put ended after ${got} of ${expected} bytes`);
   return got;
-}
-
-/**
- * Gathers received pieces (views of socket reads, still in cache) into ~1 MiB and writes each
- * batch with one pwritev on the pool while the next batch is read: no assembly copy, and the
- * pipe from ssh keeps draining during the disk write.
- */
-export class WriteBatch {
-  private static readonly BYTES = 1 << 20;
-  private parts: Uint8Array[] = [];
-  private bytes = 0;
-  private inFlight: Promise<void> | null = null;
-
-  constructor(
-    private readonly fh: FdFile,
-    private position: number,
-  ) {}
-
-  async add(piece: Uint8Array): Promise<void> {
-    this.parts.push(piece);
-    this.bytes += piece.length;
-    if (this.bytes >= WriteBatch.BYTES) await this.flush();
-  }
-
-  /** Starts writing what is gathered (after the previous write completes). */
-  async flush(): Promise<void> {
-    if (this.inFlight) {
-      const prev = this.inFlight;
-      this.inFlight = null;
-      await prev;
-    }
-    if (this.bytes === 0) return;
-    const parts = this.parts;
-    const at = this.position;
-    this.position += this.bytes;
-    this.parts = [];
-    this.bytes = 0;
-    this.inFlight = this.fh.writev(parts, at);
-  }
-
-  /** Waits for the last write; its failure is thrown. */
-  async settle(): Promise<void> {
-    const last = this.inFlight;
-    this.inFlight = null;
-    if (last) await last;
-  }
 }
 
 async function receiveDedup(

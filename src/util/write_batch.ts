@@ -1,0 +1,52 @@
+/** Gathered writes of received file pieces. */
+import { type FdFile, SYNC_IO_MAX } from './fd_file.js';
+
+/**
+ * Gathers received pieces (views of socket reads, still in cache) into ~1 MiB and writes each
+ * batch with one pwritev on the pool while the next batch is read: no assembly copy, and the
+ * pipe from ssh keeps draining during the disk write. A small remainder with nothing in
+ * flight (all of a small file) is written synchronously: a pool round trip per small file
+ * would cost more than the write.
+ */
+export class WriteBatch {
+  private static readonly BYTES = 1 << 20;
+  private parts: Uint8Array[] = [];
+  private bytes = 0;
+  private inFlight: Promise<void> | null = null;
+
+  constructor(
+    private readonly fh: FdFile,
+    private position: number,
+  ) {}
+
+  async add(piece: Uint8Array): Promise<void> {
+    this.parts.push(piece);
+    this.bytes += piece.length;
+    if (this.bytes >= WriteBatch.BYTES) await this.flush();
+  }
+
+  /** Starts writing what is gathered (after the previous write completes). */
+  async flush(): Promise<void> {
+    if (this.inFlight) {
+      const prev = this.inFlight;
+      this.inFlight = null;
+      await prev;
+    }
+    if (this.bytes === 0) return;
+    const parts = this.parts;
+    const at = this.position;
+    const sync = this.bytes <= SYNC_IO_MAX;
+    this.position += this.bytes;
+    this.parts = [];
+    this.bytes = 0;
+    if (sync) this.fh.writevSync(parts, at);
+    else this.inFlight = this.fh.writev(parts, at);
+  }
+
+  /** Waits for the last write; its failure is thrown. */
+  async settle(): Promise<void> {
+    const last = this.inFlight;
+    this.inFlight = null;
+    if (last) await last;
+  }
+}
