@@ -89,6 +89,7 @@ export class CopyOutput implements CopyReporter {
       this.live = this.mode === 'inline';
       this.timer = setInterval(() => this.render(), this.live ? 200 : 1000);
       this.timer.unref();
+      if (this.live) this.render();
     }
   }
 
@@ -149,7 +150,7 @@ export class CopyOutput implements CopyReporter {
         exit: exitCode,
         ...(failure ? { error: failure } : {}),
       });
-    } else if (!this.o.quiet && outcome && (this.o.verbose || (this.out.isTTY && this.mode !== 'off'))) {
+    } else if (!this.o.quiet && outcome && (this.o.verbose || this.mode !== 'off')) {
       const rate = secs > 0 ? `${formatBytes(o.bytes / secs)}/s` : '';
       const failed = o.failed > 0 ? `, ${o.failed} failed` : '';
       this.println(

@@ -209,6 +209,11 @@ describe('options', () => {
     const plain = await copy(['-r', '--progress', 'plain', 'tree', remote(`${dir}/plain-progress`)]);
     assert.equal(plain.code, 0);
     assert.match(plain.stderr, /\d+% .*ETA/);
+    assert.match(plain.stderr, /Copied 7 file\(s\)/);
+    const inline = await copy(['-r', '-f', '--progress', 'inline', 'tree', remote(`${dir}/plain-progress`)]);
+    assert.equal(inline.code, 0);
+    assert.match(inline.stderr, /\r\x1b\[K\s*\d+% /);
+    assert.match(inline.stderr, /Copied 7 file\(s\)/);
   });
 
   test('--json: start, one event per file with BLAKE3, summary', async () => {
