@@ -71,6 +71,7 @@ export async function getFiles(
   cb: BatchCallbacks<GetItem> = {},
 ): Promise<FileResult<GetItem>[]> {
   const fast = (client.caps & Cap.FAST) !== 0;
+  const sync = (client.caps & Cap.SYNC) !== 0;
   const results: Promise<FileResult<GetItem>>[] = [];
   // Per-file state (hasher, closures) exists only for the files in flight, not the whole list.
   let active = 0;
@@ -122,7 +123,10 @@ export async function getFiles(
         if (!fast && remoteHash !== local) {
           throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
         }
-        openTmp().close();
+        const f = openTmp();
+        // SYNC: the receiver (here, us) makes the file durable before it gets its name.
+        if (sync) await f.sync();
+        f.close();
         publish(tmp, item.local, item.overwrite ?? true);
         return local;
       });

@@ -264,7 +264,7 @@ class Job {
     }
     const results = await copyLocalFiles(
       plan.files,
-      { overwrite: this.opts.force, verify: this.opts.verify, signal: this.signal },
+      { overwrite: this.opts.force, verify: this.opts.verify, sync: this.opts.sync, signal: this.signal },
       (n) => this.rep.bytes(n),
     );
     this.checkAbort();

@@ -12,6 +12,8 @@ import type { PlannedFile } from './plan.js';
 export interface LocalCopyOptions {
   overwrite: boolean;
   verify: boolean;
+  /** --sync: fsync each copy before it gets its name. */
+  sync: boolean;
   signal: AbortSignal;
 }
 
@@ -31,6 +33,14 @@ export async function copyLocalFiles(
     try {
       await fs.promises.copyFile(f.src, tmp, fs.constants.COPYFILE_EXCL);
       const size = fs.statSync(tmp).size;
+      if (opts.sync) {
+        const fd = fs.openSync(tmp, 'r+');
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      }
       let hash: string | null = null;
       if (opts.verify) {
         const [a, b] = await Promise.all([fileHashHex(f.src), fileHashHex(tmp)]);
