@@ -4,13 +4,13 @@
  * place only after the byte count matches the expected size and (unless FAST) the server's
  * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
  */
-import { constants, linkSync, renameSync, unlinkSync } from 'node:fs';
+import { constants, unlinkSync } from 'node:fs';
 import { Blake3Hasher } from '../codec/hash.js';
 import { IntegrityError, PathError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { tempNameFor } from '../util/temp_file.js';
+import { publishTemp, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
 
@@ -210,21 +210,9 @@ export async function putFiles(
   return Promise.all(results);
 }
 
-/** Moves a verified temp file to its final name; link() when it must not replace anything. */
+/** Moves a verified local temp file to its final name (see publishTemp). */
 export function publish(tmp: string, dest: string, overwrite: boolean): void {
-  if (overwrite) {
-    renameSync(tmp, dest);
-    return;
-  }
-  try {
-    linkSync(tmp, dest);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
-      throw new PathError(`${dest}: already exists (use -f to overwrite)`);
-    }
-    throw err;
-  }
-  unlinkSync(tmp);
+  publishTemp(tmp, dest, overwrite, (d) => new PathError(`${d}: already exists (use -f to overwrite)`));
 }
 
 async function settle<T>(

@@ -1,5 +1,6 @@
 /** Temp names beside a destination: data is written there and renamed in when verified. */
 import { randomBytes } from 'node:crypto';
+import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 export const TEMP_MARKER = '.bcmr-tmp-';
@@ -14,4 +15,32 @@ export function tempNameFor(dest: string): string {
     path.dirname(dest),
     `.${path.basename(dest)}${TEMP_MARKER}${prefix}${counter.toString(16).padStart(6, '0')}`,
   );
+}
+
+/**
+ * Gives a verified temp file its final name atomically. Without `overwrite`, link() refuses an
+ * existing name atomically (then the temp name is removed); `existsError` says how to report
+ * that. Filesystems without hard links fall back to check-then-rename.
+ */
+export function publishTemp(
+  tmp: string,
+  dest: string,
+  overwrite: boolean,
+  existsError: (dest: string) => Error,
+): void {
+  if (overwrite) {
+    renameSync(tmp, dest);
+    return;
+  }
+  try {
+    linkSync(tmp, dest);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw existsError(dest);
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
+    if (lstatSync(dest, { throwIfNoEntry: false }) !== undefined) throw existsError(dest);
+    renameSync(tmp, dest);
+    return;
+  }
+  unlinkSync(tmp);
 }

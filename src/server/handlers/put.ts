@@ -6,7 +6,7 @@
  * the temp file. After a failure the handler keeps reading the Put's data frames up to Done
  * and only then answers one Error (rule 17.1), so the connection stays in step.
  */
-import { constants, linkSync, lstatSync, mkdirSync, renameSync, unlinkSync } from 'node:fs';
+import { constants, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { decodeBlock } from '../../codec/block.js';
 import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
@@ -14,7 +14,7 @@ import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData } from '../../protocol/messages.js';
 import { FdFile } from '../../util/fd_file.js';
-import { tempNameFor } from '../../util/temp_file.js';
+import { publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes } from '../cas.js';
 import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
@@ -63,7 +63,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     fh.close();
     fh = null;
     await ctx.guard.recheckParent(dest);
-    publish(tmp, dest, m.overwrite);
+    publishTemp(tmp, dest, m.overwrite, (d) => new OpError(`exists: ${d}`));
     tmp = null;
     if (ctx.sync) await syncDir(path.dirname(dest));
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
@@ -265,26 +265,6 @@ async function drainRange(ctx: SessionContext, left: number): Promise<void> {
 
 function exists(p: string): boolean {
   return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
-}
-
-/** Atomic publish; without overwrite, link() refuses an existing name atomically. */
-function publish(tmp: string, dest: string, overwrite: boolean): void {
-  if (overwrite) {
-    renameSync(tmp, dest);
-    return;
-  }
-  try {
-    linkSync(tmp, dest);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EEXIST') throw new OpError(`exists: ${dest}`);
-    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw err;
-    // Filesystems without hard links: check, then rename.
-    if (exists(dest)) throw new OpError(`exists: ${dest}`);
-    renameSync(tmp, dest);
-    return;
-  }
-  unlinkSync(tmp);
 }
 
 async function syncDir(dir: string): Promise<void> {
