@@ -26,6 +26,8 @@ before(async () => {
   fs.writeFileSync(path.join(dir, 'tree/a.txt'), 'a');
   fs.writeFileSync(path.join(dir, 'tree/sub/b.bin'), randomBytes(300_000));
   fs.writeFileSync(path.join(dir, 'tree/sub/name with space'), 'spaces');
+  fs.writeFileSync(path.join(dir, `tree/sub/it's "q" $HOME \`x\` ü.txt`), 'quotes');
+  fs.writeFileSync(path.join(dir, 'tree/sub/new\nline\ttab'), 'newline');
 });
 
 after(async () => {
