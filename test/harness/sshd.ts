@@ -8,7 +8,7 @@
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -37,6 +37,8 @@ export interface SshServer {
   binDir: string;
   /** Where every remote `bcmr serve` logs its session caps and requests (BCMR_SERVE_LOG). */
   serveLog: string;
+  /** Adds `Host name` reaching this server through host:port (e.g. a delay proxy). */
+  addAlias(name: string, host: string, port: number): void;
   stop(): Promise<void>;
 }
 
@@ -51,8 +53,17 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** `serveLog: false` (benchmarks): remote servers do not trace their requests to a file. */
-export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshServer> {
+export interface SshdOptions {
+  /** false (benchmarks): remote servers do not trace their requests to a file. */
+  serveLog?: boolean;
+  /** Address to listen on (default 127.0.0.1), e.g. inside a network namespace. */
+  listen?: string;
+  /** Command prefix to start sshd with, e.g. `ip netns exec NS`. */
+  wrap?: string[];
+}
+
+export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
+  const listen = opts.listen ?? '127.0.0.1';
   const sshd = SSHD_CANDIDATES.find((p) => existsSync(p));
   if (!sshd) throw new Error('sshd not found (install openssh-server; .ci/run does)');
   const dir = await mkdtemp(path.join(os.tmpdir(), 'bcmr-sshd-'));
@@ -76,7 +87,7 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
     path.join(dir, 'sshd_config'),
     [
       `Port ${port}`,
-      'ListenAddress 127.0.0.1',
+      `ListenAddress ${listen}`,
       `HostKey ${path.join(dir, 'host_key')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
       `PidFile ${path.join(dir, 'sshd.pid')}`,
@@ -105,8 +116,8 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
     .split(' ')
     .slice(0, 2)
     .join(' ');
-  writeFileSync(path.join(dir, 'known_hosts'), `[127.0.0.1]:${port} ${hostPub}\n`);
-  writeFileSync(path.join(dir, 'bad_known_hosts'), `[127.0.0.1]:${port} ${otherPub}\n`);
+  // The key is filed under an alias, so other routes to the same server (a delay proxy) match it.
+  writeFileSync(path.join(dir, 'known_hosts'), `bcmr-test-key ${hostPub}\n`);
   const common = [
     `  User ${user}`,
     `  IdentityFile ${path.join(dir, 'user_key')}`,
@@ -119,12 +130,13 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
     path.join(dir, 'ssh_config'),
     [
       'Host bcmr-test',
-      '  HostName 127.0.0.1',
+      `  HostName ${listen}`,
       `  Port ${port}`,
+      '  HostKeyAlias bcmr-test-key',
       `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
       ...common,
       'Host bcmr-badkey',
-      '  HostName 127.0.0.1',
+      `  HostName ${listen}`,
       `  Port ${port}`,
       '  HostKeyAlias bcmr-badkey-alias',
       `  UserKnownHostsFile ${path.join(dir, 'bad_known_hosts')}`,
@@ -140,10 +152,12 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
   // HostKeyAlias makes ssh look the key up under this name: give it the wrong key.
   writeFileSync(path.join(dir, 'bad_known_hosts'), `bcmr-badkey-alias ${otherPub}\n`);
 
-  const child = spawn(sshd, ['-D', '-e', '-f', path.join(dir, 'sshd_config')], {
+  const wrap = opts.wrap ?? [];
+  const argv = [...wrap, sshd, '-D', '-e', '-f', path.join(dir, 'sshd_config')];
+  const child = spawn(argv[0], argv.slice(1), {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
-  await waitListening(child, port);
+  await waitListening(child, listen, port);
   const config = path.join(dir, 'ssh_config');
   return {
     dir,
@@ -152,6 +166,20 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
     sshArgv: ['ssh', '-F', config],
     binDir,
     serveLog: path.join(dir, 'serve.log'),
+    addAlias(name: string, host: string, aliasPort: number) {
+      appendFileSync(
+        config,
+        [
+          `Host ${name}`,
+          `  HostName ${host}`,
+          `  Port ${aliasPort}`,
+          '  HostKeyAlias bcmr-test-key',
+          `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+          ...common,
+          '',
+        ].join('\n'),
+      );
+    },
     async stop() {
       child.kill('SIGTERM');
       await new Promise((r) => (child.exitCode !== null ? r(null) : child.once('close', r)));
@@ -160,7 +188,7 @@ export async function startSshd(opts: { serveLog?: boolean } = {}): Promise<SshS
   };
 }
 
-async function waitListening(child: ChildProcess, port: number): Promise<void> {
+async function waitListening(child: ChildProcess, host: string, port: number): Promise<void> {
   let log = '';
   child.stderr?.setEncoding('utf8');
   child.stderr?.on('data', (s: string) => {
@@ -169,8 +197,10 @@ async function waitListening(child: ChildProcess, port: number): Promise<void> {
   const deadline = Date.now() + 10_000;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`sshd exited: ${log}`);
+    // Its own word counts too: inside another network namespace we cannot connect from here.
+    if (log.includes(`Server listening on ${host} port ${port}`)) return;
     const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
+      const s = net.connect(port, host);
       s.once('connect', () => {
         s.destroy();
         resolve(true);

@@ -1,0 +1,243 @@
+/**
+ * Benchmark output: raw runs as JSON, a Markdown table (median, spread, ratios to scp and to
+ * the best peer, the issue's targets), and two SVG charts drawn with ECharts' server-side SVG
+ * renderer (time relative to the best peer per workload; bcmr's -P N scaling).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import * as echarts from 'echarts';
+
+export interface Measurement {
+  condition: string;
+  workload: string;
+  bytes: number;
+  files: number;
+  tool: string;
+  peer: boolean;
+  /** Seconds of the runs that succeeded and were verified. */
+  times: number[];
+  errors: string[];
+}
+
+export interface ReportInfo {
+  quick: boolean;
+  reps: number;
+  base: string;
+  notes: string[];
+  textZstdRatio: number;
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const RESULTS = path.resolve(here, '../../bench/results');
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  if (s.length === 0) return Number.NaN;
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const key = (m: Measurement) => `${m.condition} | ${m.workload}`;
+
+function groups(ms: readonly Measurement[]): Map<string, Measurement[]> {
+  const g = new Map<string, Measurement[]>();
+  for (const m of ms) g.set(key(m), [...(g.get(key(m)) ?? []), m]);
+  return g;
+}
+
+function bestPeer(rows: readonly Measurement[]): Measurement | null {
+  const peers = rows.filter((r) => r.peer && r.times.length > 0);
+  return peers.sort((a, b) => median(a.times) - median(b.times))[0] ?? null;
+}
+
+function find(
+  ms: readonly Measurement[],
+  condition: string,
+  workload: RegExp,
+  tool: string,
+): Measurement | undefined {
+  return ms.find(
+    (m) => m.condition === condition && workload.test(m.workload) && m.tool === tool && m.times.length > 0,
+  );
+}
+
+function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
+  const lines = ['| target | measured | met |', '|---|---|---|'];
+  const ratio = (a?: Measurement, b?: Measurement) =>
+    a && b ? median(a.times) / median(b.times) : Number.NaN;
+  const row = (what: string, value: number, ok: boolean, shown = value.toFixed(2)) =>
+    lines.push(
+      `| ${what} | ${Number.isNaN(value) ? 'n/a' : shown} | ${Number.isNaN(value) ? 'n/a' : ok ? 'yes' : '**no**'} |`,
+    );
+  for (const dir of ['upload', 'download']) {
+    const big = new RegExp(`random file ${dir}`);
+    row(
+      `random file ${dir}: bcmr -P 1 / scp <= 0.9`,
+      ratio(find(ms, 'loopback', big, 'bcmr -P 1'), find(ms, 'loopback', big, 'scp')),
+      ratio(find(ms, 'loopback', big, 'bcmr -P 1'), find(ms, 'loopback', big, 'scp')) <= 0.9,
+    );
+    const small = new RegExp(`files ${dir}`);
+    const b = find(ms, 'loopback', small, 'bcmr -P 1');
+    row(
+      `small files ${dir}: bcmr -P 1 / rsync -a <= 1.0`,
+      ratio(b, find(ms, 'loopback', small, 'rsync -a')),
+      ratio(b, find(ms, 'loopback', small, 'rsync -a')) <= 1,
+    );
+    row(
+      `small files ${dir}: bcmr -P 1 / scp -r <= 0.5`,
+      ratio(b, find(ms, 'loopback', small, 'scp')),
+      ratio(b, find(ms, 'loopback', small, 'scp')) <= 0.5,
+    );
+    const lat = ms.find((m) => m.condition.endsWith('RTT'))?.condition ?? '';
+    const bl = find(ms, lat, small, 'bcmr -P 1');
+    row(
+      `small files ${dir} over ${lat || 'latency'}: bcmr -P 1 / rsync -a <= 1.0`,
+      ratio(bl, find(ms, lat, small, 'rsync -a')),
+      ratio(bl, find(ms, lat, small, 'rsync -a')) <= 1,
+    );
+    const s1 = find(ms, 'loopback', small, 'bcmr -P 1');
+    const s4 = find(ms, 'loopback', small, 'bcmr -P 4');
+    row(`small files ${dir}: speed-up -P 1 -> -P 4 >= 1.5`, ratio(s1, s4), ratio(s1, s4) >= 1.5);
+  }
+  const t = /text upload/;
+  const speedup = ratio(find(ms, '10 MB/s', t, 'scp'), find(ms, '10 MB/s', t, 'bcmr -P 1'));
+  row(
+    `text over 10 MB/s: speed-up over scp >= 0.85 x zstd ratio (${info.textZstdRatio.toFixed(2)})`,
+    speedup,
+    speedup >= 0.85 * info.textZstdRatio,
+    `${speedup.toFixed(2)} (needs ${(0.85 * info.textZstdRatio).toFixed(2)})`,
+  );
+  return lines;
+}
+
+function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): string {
+  const cpu = os.cpus()[0]?.model ?? os.arch();
+  let sshVersion = '';
+  try {
+    sshVersion = execFileSync('ssh', ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
+  } catch (err) {
+    sshVersion = String((err as { stderr?: string }).stderr ?? '').trim();
+  }
+  const out = [
+    `# bcmr benchmark, ${date.slice(0, 10)} on ${os.hostname()}${info.quick ? ' (quick)' : ''}`,
+    '',
+    `${os.cpus().length} cores (${cpu}), ${Math.round(os.totalmem() / 2 ** 30)} GiB RAM, ${sshVersion}. Client and server on this machine, through the test harness's sshd; scratch ${info.base}; median of ${info.reps} run(s), tools interleaved, page cache warmed; every copy checked with BLAKE3.`,
+    '',
+  ];
+  for (const [k, rows] of groups(ms)) {
+    const scp = rows.find((r) => r.tool === 'scp' && r.times.length > 0);
+    const best = bestPeer(rows);
+    out.push(
+      `## ${k}`,
+      '',
+      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | failed runs |',
+      '|---|---:|---|---:|---:|---:|---:|---|',
+    );
+    for (const r of rows) {
+      const m = median(r.times);
+      const spread = r.times.length
+        ? `${Math.min(...r.times).toFixed(2)}-${Math.max(...r.times).toFixed(2)}`
+        : '';
+      const ok = r.times.length > 0;
+      out.push(
+        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+      );
+    }
+    out.push('');
+  }
+  out.push('## Targets', '', ...targets(ms, info), '');
+  if (info.notes.length) out.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');
+  return `${out.join('\n')}\n`;
+}
+
+function svg(option: echarts.EChartsCoreOption, width: number, height: number): string {
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
+  chart.setOption({ animation: false, backgroundColor: '#fff', ...option });
+  const s = chart.renderToSVGString();
+  chart.dispose();
+  return s;
+}
+
+function timesChart(ms: readonly Measurement[]): string {
+  const g = [...groups(ms)];
+  const tools = [...new Set(ms.map((m) => m.tool))];
+  const series = tools.map((tool) => ({
+    name: tool,
+    type: 'bar',
+    data: g.map(([, rows]) => {
+      const r = rows.find((x) => x.tool === tool && x.times.length > 0);
+      const best = bestPeer(rows);
+      return r && best ? Number((median(r.times) / median(best.times)).toFixed(3)) : null;
+    }),
+  }));
+  return svg(
+    {
+      title: { text: 'Median time relative to the best peer (lower is better)', left: 'center' },
+      legend: { top: 28, type: 'plain' },
+      grid: { top: 110, bottom: 150, left: 60, right: 20 },
+      xAxis: {
+        type: 'category',
+        data: g.map(([k]) => k),
+        axisLabel: { rotate: 30, interval: 0, fontSize: 10 },
+      },
+      yAxis: { type: 'value', name: 'x best peer' },
+      series,
+    },
+    Math.max(900, g.length * 140),
+    560,
+  );
+}
+
+function scalingChart(ms: readonly Measurement[]): string {
+  const ns = [1, 2, 4, 8];
+  const workloads = [
+    ...new Set(ms.filter((m) => m.condition === 'loopback' && m.files > 1).map((m) => m.workload)),
+  ];
+  return svg(
+    {
+      title: { text: 'bcmr -P N on many small files (loopback, 2 cores)', left: 'center' },
+      legend: { top: 28 },
+      grid: { top: 70, bottom: 50, left: 70, right: 20 },
+      xAxis: { type: 'category', name: 'N', data: ns.map(String) },
+      yAxis: { type: 'value', name: 'files/s' },
+      series: workloads.map((w) => ({
+        name: w,
+        type: 'line',
+        data: ns.map((n) => {
+          const r = ms.find(
+            (m) =>
+              m.condition === 'loopback' &&
+              m.workload === w &&
+              m.tool === `bcmr -P ${n}` &&
+              m.times.length > 0,
+          );
+          return r ? Math.round(r.files / median(r.times)) : null;
+        }),
+      })),
+    },
+    700,
+    420,
+  );
+}
+
+export function writeReport(ms: readonly Measurement[], info: ReportInfo): void {
+  const date = new Date().toISOString();
+  const stem = `${date.slice(0, 10)}-${os.hostname()}${info.quick ? '-quick' : ''}`;
+  mkdirSync(RESULTS, { recursive: true });
+  writeFileSync(
+    path.join(RESULTS, `${stem}.json`),
+    `${JSON.stringify({ date, host: os.hostname(), ...info, measurements: ms }, null, 1)}\n`,
+  );
+  const md = markdown(ms, info, date);
+  const charts = `![times](${stem}-times.svg)\n\n![scaling](${stem}-scaling.svg)\n`;
+  writeFileSync(path.join(RESULTS, `${stem}.md`), `${md}\n${charts}`);
+  writeFileSync(path.join(RESULTS, `${stem}-times.svg`), timesChart(ms));
+  writeFileSync(path.join(RESULTS, `${stem}-scaling.svg`), scalingChart(ms));
+  writeFileSync(
+    path.join(RESULTS, `latest${info.quick ? '-quick' : ''}.md`),
+    `Latest: [${stem}.md](${stem}.md)\n\n${md}\n${charts}`,
+  );
+  process.stdout.write(md);
+}

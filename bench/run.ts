@@ -1,0 +1,277 @@
+/**
+ * `npm run bench`: bcmr against scp, rsync, rclone (sftp), tar|ssh and the `ssh cat` ceiling,
+ * on the same data in the same run, through the test harness's real sshd:
+ *   loopback   1 GiB random file and 10,000 x 64 KiB files, up and down; bcmr at -P 1/2/4/8
+ *   latency    10,000 x 64 KiB through a userspace delay proxy (default 50 ms RTT)
+ *   slow       64 MiB of real text over a 10 MB/s link (network namespaces + tc tbf, root only)
+ * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
+ * not a time. Median and spread of `--reps` runs (default 3), tools interleaved, page cache
+ * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
+ *
+ * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
+ * --conditions loopback,latency,slow, --only-tools NAME,... (substring match).
+ * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
+ * what is measured).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { type SshServer, startSshd } from '../test/harness/sshd.js';
+import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
+import { startDelayProxy } from './delay_proxy.js';
+import { type Measurement, writeReport } from './report.js';
+import { setupSlowLink, slowLinkUnavailable } from './slow_link.js';
+import { bcmr, type Job, type Route, rclone, rsync, scp, sshCat, type Tool, tarSsh } from './tools.js';
+
+const args = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const quick = args.includes('--quick');
+const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
+const rtt = Number(opt('--rtt') ?? 50);
+const conditions = (opt('--conditions') ?? 'loopback,latency,slow').split(',');
+const onlyTools = opt('--only-tools')?.split(',');
+const BASE =
+  process.env.BCMR_BENCH_DIR ?? (existsSync('/dev/shm') ? '/dev/shm/bcmr-bench' : '/var/tmp/bcmr-bench');
+const CACHE = path.join(BASE, 'cache');
+
+const notes: string[] = [];
+
+function available(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Installs missing peers through apt when root (as the issue allows); otherwise they are skipped. */
+function ensurePeers(): void {
+  const missing = ['rsync', 'rclone'].filter((c) => !available(c));
+  if (missing.length === 0) return;
+  if (process.getuid?.() === 0 && available('apt-get')) {
+    try {
+      execFileSync(
+        'sh',
+        [
+          '-c',
+          `apt-get install -y ${missing.join(' ')} || (apt-get update && apt-get install -y ${missing.join(' ')})`,
+        ],
+        { stdio: 'ignore' },
+      );
+    } catch {
+      // Reported below as skipped.
+    }
+  }
+  for (const c of missing)
+    if (!available(c)) notes.push(`${c} is not installed and could not be installed: its column is skipped.`);
+}
+
+function usable(t: Tool): boolean {
+  if (onlyTools && !onlyTools.some((o) => t.name.includes(o))) return false;
+  const cmd = t.name.split(' ')[0];
+  return cmd === 'bcmr' || cmd === 'tar' || cmd === 'ssh' || available(cmd);
+}
+
+async function timed(argv: string[], prefix: string[]): Promise<number> {
+  const full = [...prefix, ...argv];
+  const t0 = performance.now();
+  await new Promise<void>((resolve, reject) => {
+    const c = spawn(full[0], full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    c.stderr.on('data', (b: Buffer) => {
+      err = (err + b.toString()).slice(-2000);
+    });
+    c.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`exit ${code}: ${err.trim().split('\n').pop()}`)),
+    );
+  });
+  return (performance.now() - t0) / 1000;
+}
+
+interface Workload {
+  condition: string;
+  data: Dataset;
+  directions: ('up' | 'down')[];
+  tools: Tool[];
+  route: Route;
+  prefix: string[];
+}
+
+async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
+  warm(w.data.path);
+  const tools = w.tools.filter(usable);
+  for (const direction of w.directions) {
+    const runs = new Map<string, { times: number[]; errors: string[] }>();
+    for (let r = 0; r < reps; r++) {
+      for (const tool of tools) {
+        const dstDir = path.join(BASE, 'dst');
+        const job: Job = { direction, kind: w.data.kind, src: w.data.path, dstDir, route: w.route };
+        if (tool.can && !tool.can(job)) continue;
+        rmSync(dstDir, { recursive: true, force: true });
+        mkdirSync(dstDir, { recursive: true });
+        const rec = runs.get(tool.name) ?? { times: [], errors: [] };
+        runs.set(tool.name, rec);
+        try {
+          const t = await timed(tool.argv(job), w.prefix);
+          const got = await digestOf(path.join(dstDir, path.basename(w.data.path)));
+          if (got !== w.data.digest) throw new Error('copy differs from the source (BLAKE3)');
+          rec.times.push(t);
+          process.stderr.write(
+            `${w.condition} | ${w.data.name} ${direction} | ${tool.name} | ${t.toFixed(2)} s\n`,
+          );
+        } catch (err) {
+          rec.errors.push((err as Error).message);
+          process.stderr.write(
+            `${w.condition} | ${w.data.name} ${direction} | ${tool.name} | FAILED ${(err as Error).message}\n`,
+          );
+        }
+      }
+    }
+    rmSync(path.join(BASE, 'dst'), { recursive: true, force: true });
+    for (const tool of tools) {
+      const rec = runs.get(tool.name);
+      if (!rec) continue;
+      out.push({
+        condition: w.condition,
+        workload: `${w.data.name} ${direction === 'up' ? 'upload' : 'download'}`,
+        bytes: w.data.bytes,
+        files: w.data.files,
+        tool: tool.name,
+        peer: tool.peer,
+        times: rec.times,
+        errors: rec.errors,
+      });
+    }
+  }
+}
+
+async function main(): Promise<void> {
+  ensurePeers();
+  mkdirSync(CACHE, { recursive: true });
+  const big = await randomFile(CACHE, quick ? 128 << 20 : 1 << 30);
+  const small = await smallTree(CACHE, quick ? 1000 : 10_000, 64 << 10);
+  const text = await textFile(CACHE, quick ? 16 << 20 : 64 << 20);
+  const results: Measurement[] = [];
+  const sshd = await startSshd({ serveLog: false });
+  const user = os.userInfo().username;
+  const route = (alias: string, host: string, port: number, s: SshServer): Route => ({
+    alias,
+    rsh: s.rsh,
+    config: s.sshArgv[2],
+    host,
+    port,
+    user,
+    keyFile: path.join(s.dir, 'user_key'),
+  });
+  const scaling = quick ? [bcmr(1), bcmr(4)] : [bcmr(1), bcmr(2), bcmr(4), bcmr(8)];
+  const peers = quick ? [scp, rsync(), tarSsh] : [scp, rsync(), rclone, tarSsh];
+  try {
+    if (conditions.includes('loopback')) {
+      const lo = route('bcmr-test', '127.0.0.1', sshd.port, sshd);
+      const bigTools = quick
+        ? [bcmr(1), ...peers, sshCat]
+        : [bcmr(1), bcmr(4), bcmr(1, 'none'), ...peers, sshCat];
+      await runWorkload(
+        {
+          condition: 'loopback',
+          data: big,
+          directions: ['up', 'down'],
+          tools: bigTools,
+          route: lo,
+          prefix: [],
+        },
+        results,
+      );
+      await runWorkload(
+        {
+          condition: 'loopback',
+          data: small,
+          directions: ['up', 'down'],
+          tools: [...scaling, ...peers],
+          route: lo,
+          prefix: [],
+        },
+        results,
+      );
+    }
+    if (conditions.includes('latency')) {
+      const proxy = await startDelayProxy('127.0.0.1', sshd.port, rtt);
+      sshd.addAlias('bcmr-delay', '127.0.0.1', proxy.port);
+      notes.push(
+        `latency: a userspace proxy adds ${rtt} ms RTT (${rtt / 2} ms each way, pipelined). scp and rclone are left out there: they wait for round trips per file (10,000 files would take many minutes).`,
+      );
+      try {
+        const tools = [bcmr(1), bcmr(4), rsync(), tarSsh];
+        await runWorkload(
+          {
+            condition: `${rtt} ms RTT`,
+            data: small,
+            directions: ['up', 'down'],
+            tools,
+            route: route('bcmr-delay', '127.0.0.1', proxy.port, sshd),
+            prefix: [],
+          },
+          results,
+        );
+      } finally {
+        await proxy.close();
+      }
+    }
+    if (conditions.includes('slow')) {
+      const why = slowLinkUnavailable();
+      if (why) notes.push(`slow link skipped: ${why}.`);
+      else {
+        const link = setupSlowLink(10_000_000);
+        try {
+          const inner = await startSshd({
+            serveLog: false,
+            listen: link.serverAddr,
+            wrap: ['ip', 'netns', 'exec', link.serverNs],
+          });
+          try {
+            notes.push(
+              `slow link: 10 MB/s each way (tc tbf on a veth pair between two network namespaces). Text zstd-3 ratio on 4 MiB blocks: ${text.zstdRatio.toFixed(2)}.`,
+            );
+            const tools = [
+              bcmr(1),
+              bcmr(1, 'none'),
+              scp,
+              rsync(),
+              rsync(true),
+              ...(quick ? [] : [rclone]),
+              tarSsh,
+            ];
+            await runWorkload(
+              {
+                condition: '10 MB/s',
+                data: text,
+                directions: ['up'],
+                tools,
+                route: route('bcmr-test', link.serverAddr, inner.port, inner),
+                prefix: link.inClient,
+              },
+              results,
+            );
+          } finally {
+            await inner.stop();
+          }
+        } finally {
+          link.teardown();
+        }
+      }
+    }
+  } finally {
+    await sshd.stop();
+  }
+  writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio });
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
+  process.exitCode = 1;
+});
