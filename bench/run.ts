@@ -14,13 +14,13 @@
  * what is measured).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type SshServer, startSshd } from '../test/harness/sshd.js';
 import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
 import { startDelayProxy } from './delay_proxy.js';
-import { type Measurement, writeReport } from './report.js';
+import { type Measurement, type ReportInfo, writeReport } from './report.js';
 import { setupSlowLink, slowLinkUnavailable } from './slow_link.js';
 import { bcmr, type Job, type Route, rclone, rsync, scp, sshCat, type Tool, tarSsh } from './tools.js';
 
@@ -271,7 +271,20 @@ async function main(): Promise<void> {
   writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio });
 }
 
-main().catch((err: Error) => {
+/** `--from-json FILE`: re-render the tables and charts of an earlier run without running it. */
+async function rerender(file: string): Promise<void> {
+  const j = JSON.parse(readFileSync(file, 'utf8')) as ReportInfo & { measurements: Measurement[] };
+  writeReport(j.measurements, {
+    quick: j.quick,
+    reps: j.reps,
+    base: j.base,
+    notes: j.notes,
+    textZstdRatio: j.textZstdRatio,
+  });
+}
+
+const fromJson = opt('--from-json');
+(fromJson ? rerender(fromJson) : main()).catch((err: Error) => {
   process.stderr.write(`bench: ${err.stack ?? err.message}\n`);
   process.exitCode = 1;
 });
