@@ -3,7 +3,7 @@
  * the best peer, the issue's targets), and two SVG charts drawn with ECharts' server-side SVG
  * renderer (time relative to the best peer per workload; bcmr's -P N scaling).
  */
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -116,12 +116,9 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
 
 function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): string {
   const cpu = os.cpus()[0]?.model ?? os.arch();
-  let sshVersion = '';
-  try {
-    sshVersion = execFileSync('ssh', ['-V'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-  } catch (err) {
-    sshVersion = String((err as { stderr?: string }).stderr ?? '').trim();
-  }
+  // `ssh -V` prints its version on stderr.
+  const v = spawnSync('ssh', ['-V'], { encoding: 'utf8' });
+  const sshVersion = `${v.stderr ?? ''}${v.stdout ?? ''}`.trim() || 'ssh version unknown';
   const out = [
     `# bcmr benchmark, ${date.slice(0, 10)} on ${os.hostname()}${info.quick ? ' (quick)' : ''}`,
     '',
