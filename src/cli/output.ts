@@ -110,6 +110,7 @@ export class CopyOutput implements CopyReporter {
         ms: e.ms,
         outcome: e.outcome,
         ...(e.error ? { error: e.error } : {}),
+        ...(e.deduped ? { deduped: e.deduped } : {}),
       });
     }
     if (e.outcome === 'failed') this.error(`${e.error}`);

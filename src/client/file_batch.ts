@@ -5,11 +5,11 @@
  * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
  */
 import { constants, unlinkSync } from 'node:fs';
-import { Blake3Hasher } from '../codec/hash.js';
+import { Blake3Hasher, blake3Raw } from '../codec/hash.js';
 import { IntegrityError, PathError } from '../errors.js';
-import { Cap } from '../protocol/constants.js';
+import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
-import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
+import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
 import { publishTemp, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
@@ -27,6 +27,8 @@ export interface PutItem {
   local: string;
   remote: string;
   overwrite?: boolean;
+  /** Never offer this file through dedup (set when a retry must send every block). */
+  noDedup?: boolean;
 }
 
 export interface FileResult<T> {
@@ -36,6 +38,8 @@ export interface FileResult<T> {
   hash: string | null;
   error: Error | null;
   ms: number;
+  /** Bytes the server already had (dedup) and that did not cross the wire. */
+  deduped?: number;
 }
 
 export interface BatchCallbacks<T> {
@@ -152,9 +156,31 @@ export async function getFiles(
   return Promise.all(results);
 }
 
+/** Fresh uploads at least this large are offered through dedup (PROTOCOL.md section 9). */
+export const DEDUP_MIN_BYTES = 16 << 20;
+
+/** BLAKE3 of each 4 MiB block of the file (32 raw bytes each), for HaveBlocks. */
+async function blockHashes(fh: FdFile, size: number, buffers: BlockBuffers): Promise<Uint8Array> {
+  const count = Math.ceil(size / MAX_BLOCK);
+  const out = Buffer.allocUnsafe(count * 32);
+  let i = 0;
+  await readBlocks(fh, 0, size, buffers, (block) => {
+    if (block.length !== Math.min(MAX_BLOCK, size - i * MAX_BLOCK)) {
+      throw new IntegrityError(`${fh.path}: short read while hashing blocks`);
+    }
+    blake3Raw(block).copy(out, i * 32);
+    i++;
+    return RELEASED;
+  });
+  if (i !== count) throw new IntegrityError(`${fh.path}: file changed size while being hashed`);
+  return out;
+}
+
 /**
  * Uploads the items (an array, or a shared WorkQueue taken from while this connection is
- * healthy); never rejects for a single file (see each result's `error`).
+ * healthy); never rejects for a single file (see each result's `error`). Fresh files of
+ * 16 MiB or more go through dedup when the server offers it: their block hashes are sent
+ * first and only the blocks the server lacks cross the wire.
  */
 export async function putFiles(
   client: ServeClient,
@@ -162,18 +188,24 @@ export async function putFiles(
   cb: BatchCallbacks<PutItem> = {},
 ): Promise<FileResult<PutItem>[]> {
   const buffers = new BlockBuffers();
+  const dedupOffered = (client.caps & Cap.DEDUP) !== 0;
   const results: Promise<FileResult<PutItem>>[] = [];
   for (const item of takeWhileHealthy(client, items)) {
     const t0 = performance.now();
     let bytes = 0;
+    let deduped = 0;
     const hasher = new Blake3Hasher();
     const sent = (async () => {
       const fh = FdFile.open(item.local, 'r');
       try {
         const size = fh.stat().size;
+        const dedupHashes =
+          dedupOffered && !item.noDedup && size >= DEDUP_MIN_BYTES
+            ? await blockHashes(fh, size, buffers)
+            : undefined;
         const ticket = await client.beginPut(
           item.remote,
-          { size, overwrite: item.overwrite ?? true },
+          { size, overwrite: item.overwrite ?? true, dedupHashes },
           (emit) =>
             readBlocks(fh, 0, size, buffers, (block) => {
               hasher.update(block);
@@ -183,6 +215,7 @@ export async function putFiles(
             }),
         );
         if (bytes !== size) throw new IntegrityError(`${item.local}: file changed size while being sent`);
+        deduped = ticket.skippedBytes;
         // Wrapped: awaiting `sent` must not wait for the server's reply.
         return { reply: ticket.done };
       } finally {
@@ -201,6 +234,7 @@ export async function putFiles(
     results.push(
       settle(item, t0, done, async () => {}).then((r) => {
         r.bytes = bytes;
+        if (deduped > 0) r.deduped = deduped;
         cb.onFileDone?.(r);
         return r;
       }),

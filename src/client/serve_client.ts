@@ -49,6 +49,8 @@ export interface PutTicket {
   readonly done: Promise<string | null>;
   /** Blocks the server already had (dedup); 0 without dedup. */
   readonly skippedBlocks: number;
+  /** Bytes in those blocks, which did not cross the wire. */
+  readonly skippedBytes: number;
 }
 
 interface Pending {
@@ -235,6 +237,7 @@ export class ServeClient {
       this.sink.send({ type: 'Put', path, size: opts.size, offset, overwrite: opts.overwrite ?? true });
       let wanted: ((i: number) => boolean) | null = null;
       let skipped = 0;
+      let skippedBytes = 0;
       if (dedup && opts.dedupHashes) {
         this.sink.send({ type: 'HaveBlocks', blockSize: MAX_BLOCK, hashes: opts.dedupHashes });
         await this.sink.flush();
@@ -242,7 +245,11 @@ export class ServeClient {
         const bits = bitmap ?? new Uint8Array();
         wanted = (i) => ((bits[i >> 3] ?? 0) & (1 << (i & 7))) !== 0;
         const count = opts.dedupHashes.length / 32;
-        for (let i = 0; i < count; i++) if (!wanted(i)) skipped++;
+        for (let i = 0; i < count; i++) {
+          if (wanted(i)) continue;
+          skipped++;
+          skippedBytes += Math.min(MAX_BLOCK, opts.size - i * MAX_BLOCK);
+        }
       }
       let index = 0;
       await produce(async (block) => {
@@ -254,7 +261,7 @@ export class ServeClient {
       this.throwIfPoisoned();
       this.sink.send({ type: 'Done' });
       this.scheduleFlush();
-      return { done: reply.promise, skippedBlocks: skipped };
+      return { done: reply.promise, skippedBlocks: skipped, skippedBytes };
     });
   }
 

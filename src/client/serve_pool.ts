@@ -121,7 +121,12 @@ export class ServePool implements RemoteFs {
   }
 
   upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
-    return this.runWorkers(queue, cb, putFiles);
+    // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
+    const resend = (r: FileResult<PutItem>): PutItem | null =>
+      r.error instanceof RemoteError && /without dedup/.test(r.error.message) && !r.item.noDedup
+        ? { ...r.item, noDedup: true }
+        : null;
+    return this.runWorkers(queue, cb, putFiles, resend);
   }
 
   download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
@@ -165,6 +170,7 @@ export class ServePool implements RemoteFs {
     queue: WorkQueue<T>,
     cb: BatchCallbacks<T>,
     batch: (c: ServeClient, items: Iterable<T>, cb: BatchCallbacks<T>) => Promise<FileResult<T>[]>,
+    retryAs: (r: FileResult<T>) => T | null = () => null,
   ): Promise<void> {
     let lastError: Error | null = null;
     const worker = async (index: number): Promise<void> => {
@@ -183,6 +189,12 @@ export class ServePool implements RemoteFs {
         await batch(client, queue, {
           onBytes: cb.onBytes,
           onFileDone: (r) => {
+            const again = r.error && !this.destroyed ? retryAs(r) : null;
+            if (again) {
+              cb.onBytes?.(-r.bytes, r.item);
+              queue.putBack(again);
+              return;
+            }
             if (r.error instanceof ConnectionClosedError && retrying && !this.destroyed) {
               // Lost with the connection, not refused by the server: another try.
               cb.onBytes?.(-r.bytes, r.item);

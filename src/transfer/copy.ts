@@ -50,6 +50,8 @@ export interface FileEvent {
   ms: number;
   outcome: Outcome;
   error?: string;
+  /** Bytes the server already had (dedup), not sent. */
+  deduped?: number;
 }
 
 export interface StartEvent {
@@ -385,7 +387,15 @@ class Job {
     }
     this.outcome.files++;
     this.outcome.bytes += r.bytes;
-    this.rep.file({ source, dest, bytes: r.bytes, blake3: r.hash, ms: Math.round(r.ms), outcome: 'ok' });
+    this.rep.file({
+      source,
+      dest,
+      bytes: r.bytes,
+      blake3: r.hash,
+      ms: Math.round(r.ms),
+      outcome: 'ok',
+      ...(r.deduped ? { deduped: r.deduped } : {}),
+    });
   }
 
   private fail(source: string, dest: string, err: Error, ms = 0, bytes = 0): void {

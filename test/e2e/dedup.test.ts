@@ -1,0 +1,55 @@
+/** Dedup through the real sshd: repeat uploads skip every block; a corrupt store is survived. */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, test } from 'node:test';
+import { type SshServer, startSshd } from '../harness/sshd.js';
+import { tempDir } from '../helpers/serve.js';
+import { bcmr, jsonEvents } from './run.js';
+
+let sshd: SshServer;
+let dir: string;
+let cleanup: () => Promise<void>;
+const MiB = 1 << 20;
+
+before(async () => {
+  sshd = await startSshd();
+  ({ dir, cleanup } = await tempDir('bcmr-e2e-dedup-'));
+  const fd = fs.openSync(path.join(dir, 'art.bin'), 'w');
+  for (let i = 0; i < 16; i++) fs.writeSync(fd, randomBytes(4 * MiB));
+  fs.closeSync(fd);
+});
+
+after(async () => {
+  await sshd?.stop();
+  await cleanup?.();
+});
+
+const upload = async (name: string) => {
+  const r = await bcmr(['--json', 'copy', '-f', '--rsh', sshd.rsh, 'art.bin', `bcmr-test:${dir}/${name}`], {
+    cwd: dir,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+  assert.ok(fs.readFileSync(path.join(dir, name)).equals(fs.readFileSync(path.join(dir, 'art.bin'))));
+  return file;
+};
+
+test('a repeat 64 MiB upload sends no block the server already has', async () => {
+  const first = await upload('one.bin');
+  assert.equal(first.deduped, undefined);
+  const second = await upload('two.bin');
+  assert.equal(second.deduped, 64 * MiB);
+  assert.equal(second.blake3, first.blake3);
+});
+
+test('a corrupt block in the server store is refused, and the file is resent whole and correct', async () => {
+  const cas = path.join(sshd.dir, 'cas');
+  const blocks = (fs.readdirSync(cas, { recursive: true }) as string[]).filter((p) => p.endsWith('.blk'));
+  assert.equal(blocks.length, 16);
+  fs.writeFileSync(path.join(cas, blocks[3]), Buffer.alloc(4 * MiB, 0));
+  const third = await upload('three.bin');
+  // The first try was refused (rule 17.3); the retry sent every block.
+  assert.equal(third.deduped, undefined);
+});
