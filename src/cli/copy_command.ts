@@ -27,6 +27,7 @@ interface RawOptions {
   fast?: boolean;
   sync?: boolean;
   verify?: boolean;
+  resume?: boolean;
   progress: ProgressMode;
   fallback: boolean;
 }
@@ -61,6 +62,10 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('--fast', 'skip the server-side hash of downloads (sizes are still checked)')
     .option('--sync', 'fsync each file on the receiving side before it is published')
     .option('-V, --verify', 'after copying, re-read each destination file and compare its BLAKE3')
+    .option(
+      '-C, --resume',
+      'continue interrupted downloads from their verified partial file (.NAME.bcmr-part)',
+    )
     .addOption(
       new Option('--progress <mode>', 'progress display')
         .choices(['auto', 'inline', 'plain', 'off'])
@@ -146,6 +151,7 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     exclude,
     deref: raw.deref,
     verify: Boolean(raw.verify),
+    resume: Boolean(raw.resume),
     ssh: { rsh, remotePath: raw.remotePath },
     parallel,
     compress: raw.compress,

@@ -111,6 +111,7 @@ export class CopyOutput implements CopyReporter {
         outcome: e.outcome,
         ...(e.error ? { error: e.error } : {}),
         ...(e.deduped ? { deduped: e.deduped } : {}),
+        ...(e.resumedFrom ? { resumedFrom: e.resumedFrom } : {}),
       });
     }
     if (e.outcome === 'failed') this.error(`${e.error}`);

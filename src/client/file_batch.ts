@@ -5,12 +5,13 @@
  * hash matches ours; uploads are verified by comparing the server's Ok hash with the source's.
  */
 import { constants, unlinkSync } from 'node:fs';
-import { Blake3Hasher, blake3Raw } from '../codec/hash.js';
+import path from 'node:path';
+import { Blake3Hasher, blake3Hex, blake3Raw } from '../codec/hash.js';
 import { IntegrityError, PathError } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
-import { publishTemp, tempNameFor } from '../util/temp_file.js';
+import { PART_SUFFIX, publishTemp, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
 
@@ -21,6 +22,11 @@ export interface GetItem {
   size: number;
   /** Replace an existing file (default); otherwise publishing fails if one appeared. */
   overwrite?: boolean;
+  /**
+   * -C: receive into `.NAME.bcmr-part` beside the destination, keep it on failure, and on a
+   * later run continue after its longest prefix that the server's block hashes confirm.
+   */
+  resume?: boolean;
 }
 
 export interface PutItem {
@@ -40,6 +46,8 @@ export interface FileResult<T> {
   ms: number;
   /** Bytes the server already had (dedup) and that did not cross the wire. */
   deduped?: number;
+  /** Verified bytes of an earlier partial download that were kept (-C). */
+  resumedFrom?: number;
 }
 
 export interface BatchCallbacks<T> {
@@ -90,6 +98,17 @@ export async function getFiles(
     const item = next.value;
     active++;
     activeBytes += item.size;
+    const finished = (r: FileResult<GetItem>): FileResult<GetItem> => {
+      active--;
+      activeBytes -= item.size;
+      slotFreed?.();
+      cb.onFileDone?.(r);
+      return r;
+    };
+    if (item.resume) {
+      results.push(getResumable(client, item, cb, fast, sync).then(finished));
+      continue;
+    }
     const t0 = performance.now();
     const tmp = tempNameFor(item.local);
     let fh: FdFile | null = null;
@@ -145,15 +164,101 @@ export async function getFiles(
         }
       }).then((r) => {
         r.bytes = got;
-        active--;
-        activeBytes -= item.size;
-        slotFreed?.();
-        cb.onFileDone?.(r);
-        return r;
+        return finished(r);
       }),
     );
   }
   return Promise.all(results);
+}
+
+/** Where a resumable download collects its bytes (PROTOCOL.md 17.2), found again by a rerun. */
+export function partNameFor(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}${PART_SUFFIX}`);
+}
+
+/**
+ * A -C download: keeps the partial file's longest prefix whose 4 MiB blocks hash as the
+ * server's (checked block by block, pipelined; the first bad block and all after it are
+ * dropped, never trusted), fetches the rest with Get at that offset, and publishes only when
+ * the whole file is there and the received part matches the server's hash. On failure the
+ * partial file stays for the next run.
+ */
+async function getResumable(
+  client: ServeClient,
+  item: GetItem,
+  cb: BatchCallbacks<GetItem>,
+  fast: boolean,
+  sync: boolean,
+): Promise<FileResult<GetItem>> {
+  const t0 = performance.now();
+  const part = partNameFor(item.local);
+  let got = 0;
+  let keep = 0;
+  let fh: FdFile | null = null;
+  try {
+    fh = FdFile.open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW);
+    const file = fh;
+    const have = Math.min(file.stat().size, item.size);
+    const whole = new Blake3Hasher();
+    if (have > 0) {
+      const blocks: [number, number][] = [];
+      for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
+      const remote = await Promise.all(blocks.map(([o, l]) => client.hash(item.remote, o, l)));
+      const buf = Buffer.allocUnsafe(MAX_BLOCK);
+      for (let i = 0; i < blocks.length; i++) {
+        const [o, l] = blocks[i];
+        const n = await file.read(buf, l, o);
+        const view = buf.subarray(0, l);
+        if (n !== l || blake3Hex(view) !== remote[i]) break;
+        whole.update(view);
+        keep = o + l;
+      }
+    }
+    file.truncate(keep);
+    cb.onBytes?.(keep, item);
+    const rest = new Blake3Hasher();
+    const batch = new WriteBatch(file, keep);
+    const remoteHash = await client.get(item.remote, keep, async (block) => {
+      if (keep + got + block.length > item.size) {
+        throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
+      }
+      got += block.length;
+      whole.update(block);
+      rest.update(block);
+      cb.onBytes?.(block.length, item);
+      await batch.add(block);
+    });
+    await batch.flush();
+    await batch.settle();
+    if (keep + got !== item.size) {
+      throw new IntegrityError(`${item.remote}: received ${keep + got} of ${item.size} bytes`);
+    }
+    if (!fast && remoteHash !== rest.digest('hex')) {
+      throw new IntegrityError(`${item.remote}: hash mismatch after offset ${keep}`);
+    }
+    if (sync) await file.sync();
+    file.close();
+    fh = null;
+    publish(part, item.local, item.overwrite ?? true);
+    return {
+      item,
+      bytes: got,
+      hash: whole.digest('hex'),
+      error: null,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  } catch (err) {
+    (fh as FdFile | null)?.close();
+    return {
+      item,
+      bytes: got,
+      hash: null,
+      error: err as Error,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  }
 }
 
 /** Fresh uploads at least this large are offered through dedup (PROTOCOL.md section 9). */

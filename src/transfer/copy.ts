@@ -35,6 +35,8 @@ export interface CopyOptions extends RemoteOptions {
   exclude: RegExp[];
   deref: boolean;
   verify: boolean;
+  /** -C: downloads continue from a verified partial file and keep it on failure. */
+  resume?: boolean;
   /** Asked (on a TTY) whether existing files may be replaced; absent: refuse. */
   confirmOverwrite?: (paths: string[]) => Promise<boolean>;
 }
@@ -52,6 +54,8 @@ export interface FileEvent {
   error?: string;
   /** Bytes the server already had (dedup), not sent. */
   deduped?: number;
+  /** Verified bytes of an earlier partial download that were kept (-C). */
+  resumedFrom?: number;
 }
 
 export interface StartEvent {
@@ -100,6 +104,11 @@ export async function runCopy(
   }
   const hosts = new Set(remoteSources.map((s) => `${hostLabel(s)}`));
   if (hosts.size > 1) throw new UsageError(`sources are on different hosts: ${[...hosts].join(', ')}`);
+  if (opts.resume && remoteSources.length === 0) {
+    throw new UsageError(
+      '-C/--resume continues downloads (HOST:PATH sources) so far; resumable uploads and local copies are not implemented yet',
+    );
+  }
   const job = new Job(opts, rep, signal);
   if (dest.kind === 'remote')
     return job.upload(
@@ -203,7 +212,14 @@ class Job {
       for (const f of largestFirst(plan.files)) {
         const err = guard.checkParent(f.dest);
         if (err) this.fail(f.src, f.dest, err);
-        else items.push({ remote: f.src, local: f.dest, size: f.size, overwrite: this.opts.force });
+        else
+          items.push({
+            remote: f.src,
+            local: f.dest,
+            size: f.size,
+            overwrite: this.opts.force,
+            resume: this.opts.resume,
+          });
       }
       const done: FileResult<GetItem>[] = [];
       this.checkAbort();
@@ -395,6 +411,7 @@ class Job {
       ms: Math.round(r.ms),
       outcome: 'ok',
       ...(r.deduped ? { deduped: r.deduped } : {}),
+      ...(r.resumedFrom ? { resumedFrom: r.resumedFrom } : {}),
     });
   }
 

@@ -21,6 +21,7 @@ export interface RemoteOptions {
   fast: boolean;
   sync: boolean;
   fallback: boolean;
+  resume?: boolean;
 }
 
 /** The caps we ask for (PROTOCOL.md section 4: as the Rust client, plus FAST / SYNC). */
@@ -44,6 +45,7 @@ export async function openRemote(
   } catch (err) {
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
     notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);
+    if (opts.resume) notice('-C needs bcmr on the remote to verify a partial file: files are copied whole');
     return PlainSsh.open(opts.ssh, target, { sync: opts.sync });
   }
 }

@@ -4,6 +4,8 @@ import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 
 export const TEMP_MARKER = '.bcmr-tmp-';
+/** Suffix of a resumable partial file (`.NAME.bcmr-part`), kept across runs with -C. */
+export const PART_SUFFIX = '.bcmr-part';
 
 /** Random per process, then a counter: unique without a random draw per file. */
 const prefix = randomBytes(3).toString('hex');
