@@ -55,6 +55,14 @@ function remoteErrorKind(message: string): RemoteErrorKind {
   return (KINDS as readonly string[]).includes(word) ? (word as RemoteErrorKind) : 'other';
 }
 
+/** An Error frame saying the path does not exist (our code word, or a foreign server's text). */
+export function isNotFound(err: unknown): boolean {
+  return (
+    err instanceof RemoteError &&
+    (err.kind === 'not-found' || /no such file|not found|does not exist/i.test(err.message))
+  );
+}
+
 /** The connection ended (or was aborted) before the request completed. */
 export class ConnectionClosedError extends BcmrError {
   constructor(message: string, options?: { cause?: unknown }) {

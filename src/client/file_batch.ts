@@ -7,7 +7,7 @@
 import { constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher, blake3Hex, blake3Raw } from '../codec/hash.js';
-import { IntegrityError, PathError } from '../errors.js';
+import { IntegrityError, isNotFound, PathError } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
@@ -35,6 +35,11 @@ export interface PutItem {
   overwrite?: boolean;
   /** Never offer this file through dedup (set when a retry must send every block). */
   noDedup?: boolean;
+  /**
+   * -C: write into `.NAME.bcmr-part` on the remote with PutChunked (bytes land as they arrive),
+   * continue after its verified prefix on a later run; the caller publishes the part file.
+   */
+  resume?: boolean;
 }
 
 export interface FileResult<T> {
@@ -46,8 +51,10 @@ export interface FileResult<T> {
   ms: number;
   /** Bytes the server already had (dedup) and that did not cross the wire. */
   deduped?: number;
-  /** Verified bytes of an earlier partial download that were kept (-C). */
+  /** Verified bytes of an earlier partial transfer that were kept (-C). */
   resumedFrom?: number;
+  /** For a resumed upload: the remote part file that holds the verified copy, to be renamed. */
+  publishFrom?: string;
 }
 
 export interface BatchCallbacks<T> {
@@ -261,6 +268,83 @@ async function getResumable(
   }
 }
 
+/**
+ * A -C upload into the remote part file: its existing prefix is checked block by block against
+ * the local file (Hash with offset and limit, pipelined) and kept up to the first bad block; the
+ * rest goes with PutChunked, which writes as bytes arrive, so an interruption keeps what was
+ * sent. The finished part file must hash as the local file; renaming it is the caller's job
+ * (the protocol has no rename: PROTOCOL.md 17.2).
+ */
+async function putResumable(
+  client: ServeClient,
+  item: PutItem,
+  buffers: BlockBuffers,
+  cb: BatchCallbacks<PutItem>,
+): Promise<FileResult<PutItem>> {
+  const t0 = performance.now();
+  const part = partNameFor(item.remote);
+  let keep = 0;
+  let sent = 0;
+  const fh = FdFile.open(item.local, 'r');
+  try {
+    const size = fh.stat().size;
+    const st = await client.stat(part).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    const have = st && !st.isDir ? st.size : 0;
+    const whole = new Blake3Hasher();
+    if (have > size) await client.truncate(part, 0);
+    else if (have > 0) {
+      const blocks: [number, number][] = [];
+      for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
+      const remote = await Promise.all(blocks.map(([o, l]) => client.hash(part, o, l)));
+      for (let i = 0; i < blocks.length; i++) {
+        const [o, l] = blocks[i];
+        const n = await fh.read(buffers.bufs[0], l, o);
+        const view = buffers.bufs[0].subarray(0, l);
+        if (n !== l || blake3Hex(view) !== remote[i]) break;
+        whole.update(view);
+        keep = o + l;
+      }
+    }
+    cb.onBytes?.(keep, item);
+    await client.putChunked(part, keep, size - keep, (emit) =>
+      readBlocks(fh, keep, size - keep, buffers, (block) => {
+        whole.update(block);
+        sent += block.length;
+        cb.onBytes?.(block.length, item);
+        return emit(block);
+      }),
+    );
+    if (keep + sent !== size) throw new IntegrityError(`${item.local}: file changed size while being sent`);
+    const local = whole.digest('hex');
+    const stored = await client.hash(part);
+    if (stored !== local)
+      throw new IntegrityError(`${item.remote}: partial file hashes to ${stored}, sent ${local}`);
+    return {
+      item,
+      bytes: sent,
+      hash: local,
+      error: null,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+      publishFrom: part,
+    };
+  } catch (err) {
+    return {
+      item,
+      bytes: sent,
+      hash: null,
+      error: err as Error,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  } finally {
+    fh.close();
+  }
+}
+
 /** Fresh uploads at least this large are offered through dedup (PROTOCOL.md section 9). */
 export const DEDUP_MIN_BYTES = 16 << 20;
 
@@ -296,6 +380,12 @@ export async function putFiles(
   const dedupOffered = (client.caps & Cap.DEDUP) !== 0;
   const results: Promise<FileResult<PutItem>>[] = [];
   for (const item of takeWhileHealthy(client, items)) {
+    if (item.resume) {
+      const r = await putResumable(client, item, buffers, cb);
+      cb.onFileDone?.(r);
+      results.push(Promise.resolve(r));
+      continue;
+    }
     const t0 = performance.now();
     let bytes = 0;
     let deduped = 0;

@@ -4,7 +4,7 @@
  * shared queue while it is healthy. A connection poisoned by a failed Put (PROTOCOL.md
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
-import { ConnectionClosedError, RemoteError, SshError } from '../errors.js';
+import { ConnectionClosedError, isNotFound, RemoteError, SshError } from '../errors.js';
 import type { ListEntry } from '../protocol/messages.js';
 import type { RemoteEndpoint } from '../transfer/endpoint.js';
 import type { RemoteFs } from '../transfer/remote_fs.js';
@@ -224,11 +224,4 @@ export class ServePool implements RemoteFs {
       });
     }
   }
-}
-
-export function isNotFound(err: unknown): boolean {
-  return (
-    err instanceof RemoteError &&
-    (err.kind === 'not-found' || /no such file|not found|does not exist/i.test(err.message))
-  );
 }

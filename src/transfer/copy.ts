@@ -104,10 +104,8 @@ export async function runCopy(
   }
   const hosts = new Set(remoteSources.map((s) => `${hostLabel(s)}`));
   if (hosts.size > 1) throw new UsageError(`sources are on different hosts: ${[...hosts].join(', ')}`);
-  if (opts.resume && remoteSources.length === 0) {
-    throw new UsageError(
-      '-C/--resume continues downloads (HOST:PATH sources) so far; resumable uploads and local copies are not implemented yet',
-    );
+  if (opts.resume && remoteSources.length === 0 && dest.kind === 'local') {
+    throw new UsageError('-C/--resume applies to copies to or from a remote host, not local copies');
   }
   const job = new Job(opts, rep, signal);
   if (dest.kind === 'remote')
@@ -160,6 +158,7 @@ class Job {
         local: f.src,
         remote: f.dest,
         overwrite: this.opts.force,
+        resume: this.opts.resume,
       }));
       const done: FileResult<PutItem>[] = [];
       await remote.upload(new WorkQueue(items), {
@@ -167,6 +166,7 @@ class Job {
         onFileDone: (r) => (r.error ? this.report(r.item.local, r.item.remote, r) : done.push(r)),
       });
       this.checkAbort();
+      await this.publishResumed(remote, done);
       if (this.opts.verify && done.length > 0) {
         const hashes = await remote.hashFiles(done.map((r) => r.item.remote));
         for (const [i, r] of done.entries()) verifyAgainst(r, hashes[i]);
@@ -293,6 +293,28 @@ class Job {
       );
     for (const [i, r] of results.entries()) this.report(plan.files[i].src, plan.files[i].dest, r);
     return this.outcome;
+  }
+
+  /**
+   * Resumed uploads sit verified in their part files: one remote script renames them all
+   * (mv, or ln + rm without -f so nothing is replaced). If it fails, they fail (the part files
+   * stay for another -C run).
+   */
+  private async publishResumed(remote: RemoteFs, done: FileResult<PutItem>[]): Promise<void> {
+    const parts = done.filter((r) => r.publishFrom);
+    if (parts.length === 0) return;
+    const line = (r: FileResult<PutItem>) => {
+      const [from, to] = [shellQuote(r.publishFrom ?? ''), shellQuote(r.item.remote)];
+      return this.opts.force ? `mv -f -- ${from} ${to}` : `ln -- ${from} ${to} && rm -f -- ${from}`;
+    };
+    try {
+      await remote.script(`set -e\n${parts.map(line).join('\n')}\n`);
+    } catch (err) {
+      for (const r of parts)
+        r.error = new PathError(
+          `${r.item.remote}: could not rename the verified part file: ${(err as Error).message}`,
+        );
+    }
   }
 
   private async connect(target: RemoteEndpoint): Promise<RemoteFs> {

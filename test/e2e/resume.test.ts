@@ -90,15 +90,38 @@ test('a tampered partial file restarts from its first bad block', async () => {
   assert.equal(file.resumedFrom, 4 * MiB);
 });
 
-test('-C on an upload is refused as a usage error', async () => {
-  const r = await bcmr([
-    'copy',
-    '-C',
-    '--rsh',
-    sshd.rsh,
-    path.join(dir, 'src.bin'),
-    `bcmr-test:${dir}/up.bin`,
-  ]);
+test('uploads: killed client, then -C keeps the verified remote prefix; a tampered block is resent', async () => {
+  const up = (dst: string, json = false) => [
+    ...(json ? ['--json'] : []), 'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, path.join(dir, 'src.bin'), `bcmr-test:${dir}/${dst}`,
+  ]; // biome-ignore format: argv
+  const part = path.join(dir, '.up.bin.bcmr-part');
+  let pid = 0;
+  const run = bcmr(up('up.bin'), { onSpawn: (p) => (pid = p) });
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < 24 * MiB)) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  process.kill(pid, 'SIGKILL');
+  await run;
+  assert.equal(fs.existsSync(path.join(dir, 'up.bin')), false, 'nothing under the final name');
+  // Flip one byte in the second block of the remote partial file.
+  const fd = fs.openSync(part, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, 4 * MiB + 7);
+  b[0] ^= 0xff;
+  fs.writeSync(fd, b, 0, 1, 4 * MiB + 7);
+  fs.closeSync(fd);
+  const r = await bcmr(up('up.bin', true));
+  assert.equal(r.code, 0, r.stderr);
+  const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+  assert.equal(file.resumedFrom, 4 * MiB);
+  assert.equal(Number(file.bytes), SIZE - 4 * MiB);
+  assert.ok(fs.readFileSync(path.join(dir, 'up.bin')).equals(fs.readFileSync(path.join(dir, 'src.bin'))));
+  assert.equal(fs.existsSync(part), false);
+});
+
+test('-C on a local copy is a usage error', async () => {
+  const r = await bcmr(['copy', '-C', path.join(dir, 'src.bin'), path.join(dir, 'local.bin')]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /resum/);
+  assert.match(r.stderr, /resume/);
 });
