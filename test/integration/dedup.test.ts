@@ -6,6 +6,7 @@ import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { blake3Hex, blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
+import { putFiles } from '../../src/client/file_batch.js';
 import { Cas } from '../../src/server/cas.js';
 import { connectInProcess, tempDir } from '../helpers/serve.js';
 
@@ -73,4 +74,68 @@ it('refuses to assemble from a corrupt CAS block and publishes nothing', async (
   const again = await upload('three.bin');
   assert.equal(again.hash, blake3Hex(data));
   assert.equal(again.skipped, blocks.length - 1);
+});
+
+async function blockFiles(dir: string): Promise<string[]> {
+  return ((await readdir(dir, { recursive: true })) as string[]).filter((p) => p.endsWith('.blk'));
+}
+
+it('three 24 MiB uploads under a 32 MiB cap leave exactly 8 blocks, newest kept', async () => {
+  const store = await tempDir('bcmr-cas-cap-');
+  const prev = process.env.BCMR_CAS_CAP_MB;
+  process.env.BCMR_CAS_CAP_MB = '32';
+  try {
+    const files = [0, 1, 2].map(() => randomBytes(24 * MiB));
+    for (const [i, f] of files.entries()) {
+      await writeFile(path.join(root, `cap-src-${i}`), f);
+      const { client } = await connectInProcess(root, {}, store.dir);
+      const [r] = await putFiles(client, [{ local: path.join(root, `cap-src-${i}`), remote: `cap-${i}.bin` }]);
+      await client.close();
+      assert.equal(r.error, null);
+      await new Promise((res) => setTimeout(res, 20)); // distinct mtimes between uploads
+    }
+    const left = await blockFiles(store.dir);
+    assert.equal(left.length, 8);
+    // The last file's 6 blocks are among the survivors.
+    const last = files[2];
+    for (let o = 0; o < last.length; o += 4 * MiB) {
+      const h = blake3Hex(last.subarray(o, o + 4 * MiB));
+      assert.ok(left.some((p) => p.replaceAll('/', '').includes(h)), `block at ${o} kept`);
+    }
+  } finally {
+    if (prev === undefined) delete process.env.BCMR_CAS_CAP_MB;
+    else process.env.BCMR_CAS_CAP_MB = prev;
+    await store.cleanup();
+  }
+});
+
+it('concurrent uploads of overlapping files through two sessions stay correct', async () => {
+  const store = await tempDir('bcmr-cas-conc-');
+  const prev = process.env.BCMR_CAS_CAP_MB;
+  process.env.BCMR_CAS_CAP_MB = '16';
+  try {
+    const shared = randomBytes(16 * MiB);
+    const a = Buffer.concat([shared, randomBytes(8 * MiB)]);
+    const b = Buffer.concat([shared, randomBytes(8 * MiB)]);
+    await writeFile(path.join(root, 'conc-a'), a);
+    await writeFile(path.join(root, 'conc-b'), b);
+    const [ca, cb] = await Promise.all([connectInProcess(root, {}, store.dir), connectInProcess(root, {}, store.dir)]);
+    for (let round = 0; round < 3; round++) {
+      const [[ra], [rb]] = await Promise.all([
+        putFiles(ca.client, [{ local: path.join(root, 'conc-a'), remote: `conc-a-${round}.bin` }]),
+        putFiles(cb.client, [{ local: path.join(root, 'conc-b'), remote: `conc-b-${round}.bin` }]),
+      ]);
+      // A block evicted by the other session between MissingBlocks and assembly fails the Put
+      // cleanly (rule 17.3); it must never produce a wrong file.
+      for (const [r, want, name] of [[ra, a, `conc-a-${round}.bin`], [rb, b, `conc-b-${round}.bin`]] as const) {
+        if (r.error === null) assert.ok((await readFile(path.join(root, name))).equals(want));
+        else assert.match(r.error.message, /without dedup|corrupt|Connection/);
+      }
+    }
+    await Promise.all([ca.client.close(), cb.client.close()]);
+  } finally {
+    if (prev === undefined) delete process.env.BCMR_CAS_CAP_MB;
+    else process.env.BCMR_CAS_CAP_MB = prev;
+    await store.cleanup();
+  }
 });

@@ -183,6 +183,9 @@ async function receiveDedup(
     ctx.reader.unread(end);
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
+  // Besides the eviction PROTOCOL.md asks for at the start, once more now that this file's
+  // blocks are in: the store then rests within its cap (oldest blocks go first).
+  await cas.evict(casCapBytes()).catch(() => {});
   if (corrupt) throw new AfterDone(corrupt);
 }
 
