@@ -36,18 +36,30 @@ export class PlainSsh implements RemoteFs {
     private readonly target: RemoteEndpoint,
     private readonly controlDir: string,
     private readonly sync: boolean,
+    private readonly fast: boolean,
     readonly home: string,
   ) {}
 
-  static async open(cfg: SshConfig, target: RemoteEndpoint, opts: { sync: boolean }): Promise<PlainSsh> {
+  static async open(
+    cfg: SshConfig,
+    target: RemoteEndpoint,
+    opts: { sync: boolean; fast: boolean },
+  ): Promise<PlainSsh> {
     const controlDir = mkdtempSync(path.join(os.tmpdir(), 'bcmr-ssh-'));
-    const self = new PlainSsh(cfg, target, controlDir, opts.sync, '');
+    const self = new PlainSsh(cfg, target, controlDir, opts.sync, opts.fast, '');
     const r = await self.run(`printf '%s\\n' "$HOME"`);
     if (r.code !== 0) {
       rmSync(controlDir, { recursive: true, force: true });
       throw new SshError(`ssh to ${target.host} failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     }
-    return new PlainSsh(cfg, target, controlDir, opts.sync, r.stdout.toString('utf8').replace(/\n$/, ''));
+    return new PlainSsh(
+      cfg,
+      target,
+      controlDir,
+      opts.sync,
+      opts.fast,
+      r.stdout.toString('utf8').replace(/\n$/, ''),
+    );
   }
 
   private get control(): string[] {
@@ -223,7 +235,8 @@ export class PlainSsh implements RemoteFs {
       tmp,
       constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
     );
-    const hasher = new Blake3Hasher();
+    // --fast: sizes only; -V hashes the result afterwards.
+    const hasher = this.fast ? null : new Blake3Hasher();
     let got = 0;
     let ok = false;
     try {
@@ -234,7 +247,7 @@ export class PlainSsh implements RemoteFs {
         if (writing) await writing;
         writing = f.write(b, got);
         got += b.length;
-        hasher.update(b);
+        hasher?.update(b);
         cb.onBytes?.(b.length, item);
       });
       if (writing) await writing;
@@ -253,7 +266,7 @@ export class PlainSsh implements RemoteFs {
         } catch {}
       }
     }
-    return { bytes: got, hash: hasher.digest('hex') };
+    return { bytes: got, hash: hasher ? hasher.digest('hex') : null };
   }
 
   private lastErr = '';

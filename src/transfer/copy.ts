@@ -228,8 +228,19 @@ class Job {
         onFileDone: (r) => (r.error ? this.report(r.item.remote, r.item.local, r) : done.push(r)),
       });
       this.checkAbort();
-      if (this.opts.verify)
-        for (const r of done) verifyAgainst(r, await fileHashHex(r.item.local).catch((e: Error) => e));
+      if (this.opts.verify) {
+        // Under --fast nothing was hashed in transit: the source's hash comes from the server now.
+        const unhashed = done.filter((r) => r.hash === null);
+        const sourceHashes =
+          unhashed.length > 0 ? await remote.hashFiles(unhashed.map((r) => r.item.remote)) : [];
+        for (const [i, r] of unhashed.entries()) {
+          const h = sourceHashes[i];
+          if (h instanceof Error) r.error = new IntegrityError(`verify failed: ${h.message}`);
+          else r.hash = h;
+        }
+        for (const r of done)
+          if (!r.error) verifyAgainst(r, await fileHashHex(r.item.local).catch((e: Error) => e));
+      }
       if (this.opts.preserve) {
         const byDest = new Map(plan.files.map((f) => [f.dest, f]));
         const ok = done

@@ -46,6 +46,6 @@ export async function openRemote(
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
     notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);
     if (opts.resume) notice('-C needs bcmr on the remote to verify a partial file: files are copied whole');
-    return PlainSsh.open(opts.ssh, target, { sync: opts.sync });
+    return PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast });
   }
 }

@@ -133,6 +133,25 @@ describe('fallback to plain ssh', () => {
     );
   });
 
+  test('--fast and -V change what is hashed on the fallback path too', async () => {
+    const hashOf = async (flags: string[]) => {
+      const r = await copy([
+        ...missing,
+        '--json',
+        '-f',
+        ...flags,
+        remote(`${dir}/tree/a.txt`),
+        'fb-fast.txt',
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      return jsonEvents(r.stdout).find((e) => e.event === 'file')?.blake3;
+    };
+    const normal = await hashOf([]);
+    assert.match(String(normal), /^[0-9a-f]{64}$/);
+    assert.equal(await hashOf(['--fast']), null);
+    assert.equal(await hashOf(['--fast', '-V']), normal);
+  });
+
   test('--no-fallback makes a missing remote bcmr an error', async () => {
     const r = await copy([...missing, '--no-fallback', 'tree/a.txt', remote(`${dir}/nfb.txt`)]);
     assert.equal(r.code, 1);

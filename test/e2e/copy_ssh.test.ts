@@ -285,10 +285,17 @@ describe('options', () => {
     assert.equal((await caps(['--sync'])) & 0x10, 0x10);
   });
 
-  test('--fast downloads still size-checked and publish without a server hash', async () => {
-    const r = await copy(['--json', '--fast', '-f', remote(`${dir}/tree/plain.txt`), 'fast.txt']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(fs.readFileSync(path.join(dir, 'fast.txt'), 'utf8'), 'hello\n');
+  test('--fast downloads hash nothing (no blake3 reported) unless -V re-hashes the result', async () => {
+    const hashOf = async (flags: string[]) => {
+      const r = await copy(['--json', ...flags, '-f', remote(`${dir}/tree/plain.txt`), 'fast.txt']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(fs.readFileSync(path.join(dir, 'fast.txt'), 'utf8'), 'hello\n');
+      return jsonEvents(r.stdout).find((e) => e.event === 'file')?.blake3;
+    };
+    const normal = await hashOf([]);
+    assert.match(String(normal), /^[0-9a-f]{64}$/);
+    assert.equal(await hashOf(['--fast']), null);
+    assert.equal(await hashOf(['--fast', '-V']), normal);
   });
 
   test('-V re-reads each destination and compares hashes', async () => {

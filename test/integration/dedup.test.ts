@@ -4,9 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
+import { putFiles } from '../../src/client/file_batch.js';
 import { blake3Hex, blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
-import { putFiles } from '../../src/client/file_batch.js';
 import { Cas } from '../../src/server/cas.js';
 import { connectInProcess, tempDir } from '../helpers/serve.js';
 
@@ -89,7 +89,9 @@ it('three 24 MiB uploads under a 32 MiB cap leave exactly 8 blocks, newest kept'
     for (const [i, f] of files.entries()) {
       await writeFile(path.join(root, `cap-src-${i}`), f);
       const { client } = await connectInProcess(root, {}, store.dir);
-      const [r] = await putFiles(client, [{ local: path.join(root, `cap-src-${i}`), remote: `cap-${i}.bin` }]);
+      const [r] = await putFiles(client, [
+        { local: path.join(root, `cap-src-${i}`), remote: `cap-${i}.bin` },
+      ]);
       await client.close();
       assert.equal(r.error, null);
       await new Promise((res) => setTimeout(res, 20)); // distinct mtimes between uploads
@@ -100,7 +102,10 @@ it('three 24 MiB uploads under a 32 MiB cap leave exactly 8 blocks, newest kept'
     const last = files[2];
     for (let o = 0; o < last.length; o += 4 * MiB) {
       const h = blake3Hex(last.subarray(o, o + 4 * MiB));
-      assert.ok(left.some((p) => p.replaceAll('/', '').includes(h)), `block at ${o} kept`);
+      assert.ok(
+        left.some((p) => p.replaceAll('/', '').includes(h)),
+        `block at ${o} kept`,
+      );
     }
   } finally {
     if (prev === undefined) delete process.env.BCMR_CAS_CAP_MB;
@@ -119,7 +124,10 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
     const b = Buffer.concat([shared, randomBytes(8 * MiB)]);
     await writeFile(path.join(root, 'conc-a'), a);
     await writeFile(path.join(root, 'conc-b'), b);
-    const [ca, cb] = await Promise.all([connectInProcess(root, {}, store.dir), connectInProcess(root, {}, store.dir)]);
+    const [ca, cb] = await Promise.all([
+      connectInProcess(root, {}, store.dir),
+      connectInProcess(root, {}, store.dir),
+    ]);
     for (let round = 0; round < 3; round++) {
       const [[ra], [rb]] = await Promise.all([
         putFiles(ca.client, [{ local: path.join(root, 'conc-a'), remote: `conc-a-${round}.bin` }]),
@@ -127,7 +135,10 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
       ]);
       // A block evicted by the other session between MissingBlocks and assembly fails the Put
       // cleanly (rule 17.3); it must never produce a wrong file.
-      for (const [r, want, name] of [[ra, a, `conc-a-${round}.bin`], [rb, b, `conc-b-${round}.bin`]] as const) {
+      for (const [r, want, name] of [
+        [ra, a, `conc-a-${round}.bin`],
+        [rb, b, `conc-b-${round}.bin`],
+      ] as const) {
         if (r.error === null) assert.ok((await readFile(path.join(root, name))).equals(want));
         else assert.match(r.error.message, /without dedup|corrupt|Connection/);
       }
