@@ -159,6 +159,7 @@ export async function getFiles(
         if (sync) await f.sync();
         f.close();
         publish(tmp, item.local, item.overwrite ?? true);
+        if (sync) await FdFile.syncDir(path.dirname(item.local));
         return local;
       });
     results.push(
@@ -248,6 +249,7 @@ async function getResumable(
     file.close();
     fh = null;
     publish(part, item.local, item.overwrite ?? true);
+    if (sync) await FdFile.syncDir(path.dirname(item.local));
     return {
       item,
       bytes: got,

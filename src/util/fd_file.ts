@@ -91,6 +91,16 @@ export class FdFile {
     return new Promise((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
   }
 
+  /** Makes a directory's entries (a rename just done) durable. */
+  static async syncDir(dir: string): Promise<void> {
+    const d = FdFile.open(dir, 'r');
+    try {
+      await d.sync();
+    } finally {
+      d.close();
+    }
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;

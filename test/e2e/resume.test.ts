@@ -4,6 +4,7 @@
  * bit-identical. A tampered partial file is caught at its first bad block.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -36,17 +37,23 @@ const args = (dst: string, extra: string[] = []) => [
 ]; // biome-ignore format: argv
 
 /** Starts a -C download and kills `who` once the partial file holds at least `atLeast` bytes. */
-async function interrupted(dst: string, atLeast: number, who: 'client' | 'server'): Promise<void> {
+async function interrupted(dst: string, atLeast: number, who: 'client' | 'server' | 'ssh'): Promise<void> {
   const part = path.join(dir, `.${dst}.bcmr-part`);
   let pid = 0;
   fs.rmSync(sshd.serveLog, { force: true });
   const run = bcmr(args(dst), { onSpawn: (p) => (pid = p) });
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
+    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'never a partial file under the final name');
     await new Promise((r) => setTimeout(r, 5));
   }
   if (who === 'client') process.kill(pid, 'SIGKILL');
-  else {
+  else if (who === 'ssh') {
+    const ssh = execFileSync('pgrep', ['-P', String(pid), '-x', 'ssh'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0];
+    process.kill(Number(ssh), 'SIGKILL');
+  } else {
     const serverPid = Number(/^(\d+) session/m.exec(fs.readFileSync(sshd.serveLog, 'utf8'))?.[1]);
     process.kill(serverPid, 'SIGKILL');
   }
@@ -68,7 +75,7 @@ async function resumed(dst: string): Promise<Record<string, unknown>> {
   return file;
 }
 
-for (const who of ['client', 'server'] as const) {
+for (const who of ['client', 'server', 'ssh'] as const) {
   test(`killed ${who} (kill -9): the rerun sends only what was missing`, async () => {
     await interrupted(`${who}.bin`, 16 * MiB, who);
     const file = await resumed(`${who}.bin`);

@@ -65,7 +65,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     await ctx.guard.recheckParent(dest);
     publishTemp(tmp, dest, m.overwrite, (d) => new OpError(`exists: ${d}`));
     tmp = null;
-    if (ctx.sync) await syncDir(path.dirname(dest));
+    if (ctx.sync) await FdFile.syncDir(path.dirname(dest));
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
@@ -268,13 +268,4 @@ async function drainRange(ctx: SessionContext, left: number): Promise<void> {
 
 function exists(p: string): boolean {
   return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const d = FdFile.open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    d.close();
-  }
 }
