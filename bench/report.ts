@@ -28,6 +28,10 @@ export interface ReportInfo {
   base: string;
   notes: string[];
   textZstdRatio: number;
+  /** Dedup, resume and --sync figures (name -> value). */
+  features?: Record<string, string>;
+  /** Set for a run of only some conditions: names the files, and latest.md is left alone. */
+  label?: string;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -147,6 +151,8 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     out.push('');
   }
   out.push('## Targets', '', ...targets(ms, info), '');
+  const f = Object.entries(info.features ?? {});
+  if (f.length) out.push('## Dedup, resume, --sync', '', '| figure | value |', '|---|---|', ...f.map(([k, v]) => `| ${k} | ${v} |`), '');
   if (info.notes.length) out.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
 }
@@ -217,7 +223,7 @@ function scalingChart(ms: readonly Measurement[]): string {
 
 export function writeReport(ms: readonly Measurement[], info: ReportInfo): void {
   const date = new Date().toISOString();
-  const stem = `${date.slice(0, 10)}-${os.hostname()}${info.quick ? '-quick' : ''}`;
+  const stem = `${date.slice(0, 10)}-${os.hostname()}${info.quick ? '-quick' : ''}${info.label ? `-${info.label}` : ''}`;
   mkdirSync(RESULTS, { recursive: true });
   writeFileSync(
     path.join(RESULTS, `${stem}.json`),
@@ -228,9 +234,11 @@ export function writeReport(ms: readonly Measurement[], info: ReportInfo): void 
   writeFileSync(path.join(RESULTS, `${stem}.md`), `${md}\n${charts}`);
   writeFileSync(path.join(RESULTS, `${stem}-times.svg`), timesChart(ms));
   writeFileSync(path.join(RESULTS, `${stem}-scaling.svg`), scalingChart(ms));
-  writeFileSync(
-    path.join(RESULTS, `latest${info.quick ? '-quick' : ''}.md`),
-    `Latest: [${stem}.md](${stem}.md)\n\n${md}\n${charts}`,
-  );
+  if (!info.label) {
+    writeFileSync(
+      path.join(RESULTS, `latest${info.quick ? '-quick' : ''}.md`),
+      `Latest: [${stem}.md](${stem}.md)\n\n${md}\n${charts}`,
+    );
+  }
   process.stdout.write(md);
 }

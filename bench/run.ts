@@ -20,6 +20,7 @@ import path from 'node:path';
 import { type SshServer, startSshd } from '../test/harness/sshd.js';
 import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
 import { startDelayProxy } from './delay_proxy.js';
+import { dedupRepeat, resumeAfterKill, syncCost } from './features.js';
 import { type Measurement, type ReportInfo, writeReport } from './report.js';
 import { setupSlowLink, slowLinkUnavailable } from './slow_link.js';
 import { bcmr, type Job, type Route, rclone, rsync, scp, sshCat, type Tool, tarSsh } from './tools.js';
@@ -32,13 +33,15 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const conditions = (opt('--conditions') ?? 'loopback,latency,slow').split(',');
+const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features').split(',');
 const onlyTools = opt('--only-tools')?.split(',');
 const BASE =
   process.env.BCMR_BENCH_DIR ?? (existsSync('/dev/shm') ? '/dev/shm/bcmr-bench' : '/var/tmp/bcmr-bench');
 const CACHE = path.join(BASE, 'cache');
 
 const notes: string[] = [];
+/** Single figures of the dedup / resume / --sync runs. */
+const features: Record<string, string> = {};
 
 function available(cmd: string): boolean {
   try {
@@ -199,6 +202,11 @@ async function main(): Promise<void> {
         results,
       );
     }
+    if (conditions.includes('features')) {
+      const dir = path.join(BASE, 'features-sync');
+      Object.assign(features, await syncCost(route('bcmr-test', '127.0.0.1', sshd.port, sshd), small, dir));
+      rmSync(dir, { recursive: true, force: true });
+    }
     if (conditions.includes('latency')) {
       const proxy = await startDelayProxy('127.0.0.1', sshd.port, rtt);
       sshd.addAlias('bcmr-delay', '127.0.0.1', proxy.port);
@@ -246,6 +254,16 @@ async function main(): Promise<void> {
               ...(quick ? [] : [rclone]),
               tarSsh,
             ];
+            if (conditions.includes('features')) {
+              const r = route('bcmr-test', link.serverAddr, inner.port, inner);
+              const dir = path.join(BASE, 'features');
+              rmSync(dir, { recursive: true, force: true });
+              mkdirSync(dir, { recursive: true });
+              const dedupData = await randomFile(path.join(CACHE, 'dedup'), quick ? 16 << 20 : 64 << 20);
+              Object.assign(features, await dedupRepeat(r, link.inClient, dedupData, dir));
+              Object.assign(features, await resumeAfterKill(r, link.inClient, dedupData, dir));
+              rmSync(dir, { recursive: true, force: true });
+            }
             await runWorkload(
               {
                 condition: '10 MB/s',
@@ -268,7 +286,9 @@ async function main(): Promise<void> {
   } finally {
     await sshd.stop();
   }
-  writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio });
+  const all = ['loopback', 'latency', 'slow', 'features'].every((c) => conditions.includes(c));
+  const label = all ? undefined : conditions.join('+');
+  writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features, label });
 }
 
 /** `--from-json FILE`: re-render the tables and charts of an earlier run without running it. */
@@ -280,6 +300,7 @@ async function rerender(file: string): Promise<void> {
     base: j.base,
     notes: j.notes,
     textZstdRatio: j.textZstdRatio,
+    features: j.features ?? {},
   });
 }
 
