@@ -43,7 +43,12 @@ function bcmr(route: Route, prefix: string[], args: string[], onSpawn?: (pid: nu
   });
 }
 
-export async function dedupRepeat(route: Route, prefix: string[], data: Dataset, dstDir: string): Promise<Record<string, string>> {
+export async function dedupRepeat(
+  route: Route,
+  prefix: string[],
+  data: Dataset,
+  dstDir: string,
+): Promise<Record<string, string>> {
   const first = await bcmr(route, prefix, [data.path, `${route.alias}:${dstDir}/first.bin`]);
   const second = await bcmr(route, prefix, [data.path, `${route.alias}:${dstDir}/second.bin`]);
   const wire = data.bytes - Number(second.file?.deduped ?? 0);
@@ -55,14 +60,25 @@ export async function dedupRepeat(route: Route, prefix: string[], data: Dataset,
   };
 }
 
-export async function resumeAfterKill(route: Route, prefix: string[], data: Dataset, dstDir: string): Promise<Record<string, string>> {
+export async function resumeAfterKill(
+  route: Route,
+  prefix: string[],
+  data: Dataset,
+  dstDir: string,
+): Promise<Record<string, string>> {
   mkdirSync(dstDir, { recursive: true });
   const dst = path.join(dstDir, 'resumed.bin');
   const part = path.join(dstDir, '.resumed.bin.bcmr-part');
   rmSync(part, { force: true });
   let pid = 0;
-  const run = bcmr(route, prefix, ['-C', '--compress', 'none', `${route.alias}:${data.path}`, dst], (p) => (pid = p));
-  while (!existsSync(part) || statSync(part).size < data.bytes / 2) await new Promise((r) => setTimeout(r, 5));
+  const run = bcmr(
+    route,
+    prefix,
+    ['-C', '--compress', 'none', `${route.alias}:${data.path}`, dst],
+    (p) => (pid = p),
+  );
+  while (!existsSync(part) || statSync(part).size < data.bytes / 2)
+    await new Promise((r) => setTimeout(r, 5));
   process.kill(pid, 'SIGKILL');
   await run;
   const kept = statSync(part).size;

@@ -152,7 +152,15 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
   }
   out.push('## Targets', '', ...targets(ms, info), '');
   const f = Object.entries(info.features ?? {});
-  if (f.length) out.push('## Dedup, resume, --sync', '', '| figure | value |', '|---|---|', ...f.map(([k, v]) => `| ${k} | ${v} |`), '');
+  if (f.length)
+    out.push(
+      '## Dedup, resume, --sync',
+      '',
+      '| figure | value |',
+      '|---|---|',
+      ...f.map(([k, v]) => `| ${k} | ${v} |`),
+      '',
+    );
   if (info.notes.length) out.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
 }

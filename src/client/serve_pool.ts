@@ -186,6 +186,7 @@ export class ServePool implements RemoteFs {
           continue;
         }
         const retrying = attempt < MAX_RECONNECTS;
+        const c = client;
         await batch(client, queue, {
           onBytes: cb.onBytes,
           onFileDone: (r) => {
@@ -195,8 +196,11 @@ export class ServePool implements RemoteFs {
               queue.putBack(again);
               return;
             }
-            if (r.error instanceof ConnectionClosedError && retrying && !this.destroyed) {
-              // Lost with the connection, not refused by the server: another try.
+            // Lost with the connection (closed, or cut inside a frame), not refused by the
+            // server: another try on a new connection.
+            const lost =
+              r.error instanceof ConnectionClosedError || (r.error !== null && r.error === c.failure);
+            if (lost && retrying && !this.destroyed) {
               cb.onBytes?.(-r.bytes, r.item);
               queue.putBack(r.item);
               return;

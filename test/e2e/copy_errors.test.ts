@@ -152,6 +152,25 @@ describe('fallback to plain ssh', () => {
     assert.equal(await hashOf(['--fast', '-V']), normal);
   });
 
+  test('--sync on the fallback path makes the remote fsync each upload before renaming it', async () => {
+    const log = path.join(dir, 'rsh.log');
+    const wrapper = path.join(dir, 'logssh.sh');
+    fs.writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ${sshd.rsh} "$@"\n`, {
+      mode: 0o755,
+    });
+    const run = (flags: string[]) =>
+      bcmr(
+        ['copy', '--rsh', wrapper, ...missing, '-f', ...flags, 'tree/a.txt', remote(`${dir}/fb-sync.txt`)],
+        { cwd: dir },
+      );
+    fs.rmSync(log, { force: true });
+    assert.equal((await run([])).code, 0);
+    assert.doesNotMatch(fs.readFileSync(log, 'utf8'), /sync "\$t"/);
+    fs.rmSync(log, { force: true });
+    assert.equal((await run(['--sync'])).code, 0);
+    assert.match(fs.readFileSync(log, 'utf8'), /sync "\$t"/);
+  });
+
   test('--no-fallback makes a missing remote bcmr an error', async () => {
     const r = await copy([...missing, '--no-fallback', 'tree/a.txt', remote(`${dir}/nfb.txt`)]);
     assert.equal(r.code, 1);

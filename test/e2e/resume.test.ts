@@ -37,11 +37,15 @@ const args = (dst: string, extra: string[] = []) => [
 ]; // biome-ignore format: argv
 
 /** Starts a -C download and kills `who` once the partial file holds at least `atLeast` bytes. */
-async function interrupted(dst: string, atLeast: number, who: 'client' | 'server' | 'ssh'): Promise<void> {
+async function interrupted(
+  dst: string,
+  atLeast: number,
+  who: 'client' | 'server' | 'ssh',
+): Promise<Awaited<ReturnType<typeof bcmr>>> {
   const part = path.join(dir, `.${dst}.bcmr-part`);
   let pid = 0;
   fs.rmSync(sshd.serveLog, { force: true });
-  const run = bcmr(args(dst), { onSpawn: (p) => (pid = p) });
+  const run = bcmr(['--json', ...args(dst)], { onSpawn: (p) => (pid = p) });
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
     assert.equal(fs.existsSync(path.join(dir, dst)), false, 'never a partial file under the final name');
@@ -58,13 +62,19 @@ async function interrupted(dst: string, atLeast: number, who: 'client' | 'server
     process.kill(serverPid, 'SIGKILL');
   }
   const r = await run;
-  assert.notEqual(r.code, 0);
-  assert.equal(fs.existsSync(path.join(dir, dst)), false, 'nothing under the final name');
-  assert.ok(fs.statSync(part).size > 0, 'the partial file is kept for -C');
+  if (who === 'client') {
+    assert.notEqual(r.code, 0);
+    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'nothing under the final name');
+    assert.ok(fs.statSync(part).size > 0, 'the partial file is kept for -C');
+  }
+  return r;
 }
 
-async function resumed(dst: string): Promise<Record<string, unknown>> {
-  const r = await bcmr(['--json', ...args(dst)]);
+async function resumed(
+  dst: string,
+  earlier?: Awaited<ReturnType<typeof bcmr>>,
+): Promise<Record<string, unknown>> {
+  const r = earlier ?? (await bcmr(['--json', ...args(dst)]));
   assert.equal(r.code, 0, r.stderr);
   const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
   assert.ok(
@@ -76,9 +86,10 @@ async function resumed(dst: string): Promise<Record<string, unknown>> {
 }
 
 for (const who of ['client', 'server', 'ssh'] as const) {
-  test(`killed ${who} (kill -9): the rerun sends only what was missing`, async () => {
-    await interrupted(`${who}.bin`, 16 * MiB, who);
-    const file = await resumed(`${who}.bin`);
+  const how = who === 'client' ? 'a rerun with -C' : 'the same run, retrying on a new connection,';
+  test(`downloads: killed ${who} (kill -9), then ${how} fetches only what was missing`, async () => {
+    const first = await interrupted(`${who}.bin`, 16 * MiB, who);
+    const file = await resumed(`${who}.bin`, who === 'client' ? undefined : first);
     assert.ok(Number(file.resumedFrom) >= 16 * MiB, `resumed from ${file.resumedFrom}`);
     assert.equal(Number(file.bytes) + Number(file.resumedFrom), SIZE);
   });
@@ -97,28 +108,66 @@ test('a tampered partial file restarts from its first bad block', async () => {
   assert.equal(file.resumedFrom, 4 * MiB);
 });
 
-test('uploads: killed client, then -C keeps the verified remote prefix; a tampered block is resent', async () => {
-  const up = (dst: string, json = false) => [
-    ...(json ? ['--json'] : []), 'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, path.join(dir, 'src.bin'), `bcmr-test:${dir}/${dst}`,
-  ]; // biome-ignore format: argv
-  const part = path.join(dir, '.up.bin.bcmr-part');
+const upArgs = (dst: string, json = false) => [
+  ...(json ? ['--json'] : []), 'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, path.join(dir, 'src.bin'), `bcmr-test:${dir}/${dst}`,
+]; // biome-ignore format: argv
+
+/** Starts a -C upload and kills `who` once the remote part file holds at least `atLeast` bytes. */
+async function interruptedUpload(
+  dst: string,
+  atLeast: number,
+  who: 'client' | 'server' | 'ssh',
+): Promise<Awaited<ReturnType<typeof bcmr>>> {
+  const part = path.join(dir, `.${dst}.bcmr-part`);
   let pid = 0;
-  const run = bcmr(up('up.bin'), { onSpawn: (p) => (pid = p) });
+  fs.rmSync(sshd.serveLog, { force: true });
+  const run = bcmr(upArgs(dst, true), { onSpawn: (p) => (pid = p) });
   const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < 24 * MiB)) {
+  while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
+    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'never a partial file under the final name');
     await new Promise((r) => setTimeout(r, 5));
   }
-  process.kill(pid, 'SIGKILL');
-  await run;
-  assert.equal(fs.existsSync(path.join(dir, 'up.bin')), false, 'nothing under the final name');
-  // Flip one byte in the second block of the remote partial file.
+  if (who === 'client') process.kill(pid, 'SIGKILL');
+  else if (who === 'ssh') {
+    const ssh = execFileSync('pgrep', ['-P', String(pid), '-x', 'ssh'], { encoding: 'utf8' })
+      .trim()
+      .split('\n')[0];
+    process.kill(Number(ssh), 'SIGKILL');
+  } else {
+    const serverPid = Number(/^(\d+) session/m.exec(fs.readFileSync(sshd.serveLog, 'utf8'))?.[1]);
+    process.kill(serverPid, 'SIGKILL');
+  }
+  const r = await run;
+  if (who === 'client')
+    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'nothing under the final name');
+  return r;
+}
+
+for (const who of ['client', 'server', 'ssh'] as const) {
+  const how = who === 'client' ? 'a rerun with -C' : 'the same run, retrying on a new connection,';
+  test(`uploads: killed ${who}, then ${how} keeps the verified remote prefix`, async () => {
+    const dst = `up-${who}.bin`;
+    const first = await interruptedUpload(dst, 16 * MiB, who);
+    const r = who === 'client' ? await bcmr(upArgs(dst, true)) : first;
+    assert.equal(r.code, 0, r.stderr);
+    const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+    assert.ok(Number(file.resumedFrom) >= 4 * MiB, `resumed from ${file.resumedFrom}`);
+    assert.equal(Number(file.bytes) + Number(file.resumedFrom), SIZE);
+    assert.ok(fs.readFileSync(path.join(dir, dst)).equals(fs.readFileSync(path.join(dir, 'src.bin'))));
+    assert.equal(fs.existsSync(path.join(dir, `.${dst}.bcmr-part`)), false);
+  });
+}
+
+test('uploads: a tampered block of the remote part file is resent', async () => {
+  await interruptedUpload('up.bin', 24 * MiB, 'client');
+  const part = path.join(dir, '.up.bin.bcmr-part');
   const fd = fs.openSync(part, 'r+');
   const b = Buffer.alloc(1);
   fs.readSync(fd, b, 0, 1, 4 * MiB + 7);
   b[0] ^= 0xff;
   fs.writeSync(fd, b, 0, 1, 4 * MiB + 7);
   fs.closeSync(fd);
-  const r = await bcmr(up('up.bin', true));
+  const r = await bcmr(upArgs('up.bin', true));
   assert.equal(r.code, 0, r.stderr);
   const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
   assert.equal(file.resumedFrom, 4 * MiB);
