@@ -124,11 +124,12 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
     const b = Buffer.concat([shared, randomBytes(8 * MiB)]);
     await writeFile(path.join(root, 'conc-a'), a);
     await writeFile(path.join(root, 'conc-b'), b);
-    const [ca, cb] = await Promise.all([
-      connectInProcess(root, {}, store.dir),
-      connectInProcess(root, {}, store.dir),
-    ]);
+    const open = () => connectInProcess(root, {}, store.dir);
+    let [ca, cb] = await Promise.all([open(), open()]);
     for (let round = 0; round < 3; round++) {
+      // A refused Put ends its connection (PROTOCOL.md section 13): such a side reconnects.
+      if (ca.client.failure) ca = await open();
+      if (cb.client.failure) cb = await open();
       const [[ra], [rb]] = await Promise.all([
         putFiles(ca.client, [{ local: path.join(root, 'conc-a'), remote: `conc-a-${round}.bin` }]),
         putFiles(cb.client, [{ local: path.join(root, 'conc-b'), remote: `conc-b-${round}.bin` }]),
@@ -143,7 +144,7 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
         else assert.match(r.error.message, /without dedup|corrupt|Connection/);
       }
     }
-    await Promise.all([ca.client.close(), cb.client.close()]);
+    await Promise.all([ca.client.destroy(), cb.client.destroy()]);
   } finally {
     if (prev === undefined) delete process.env.BCMR_CAS_CAP_MB;
     else process.env.BCMR_CAS_CAP_MB = prev;
