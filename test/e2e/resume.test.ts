@@ -38,19 +38,20 @@ const args = (dst: string, extra: string[] = []) => [
   'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, ...extra, `bcmr-test:${dir}/src.bin`, path.join(dir, dst),
 ]; // biome-ignore format: argv
 
-/** Starts a -C download and kills `who` once the partial file holds at least `atLeast` bytes. */
-async function interrupted(
-  dst: string,
+/**
+ * Waits until `part` holds `atLeast` bytes (checking that `final` never appears meanwhile),
+ * then kill -9s the client (`pid`), its ssh child, or the remote server (from the serve log).
+ */
+async function killWhenPartHolds(
+  part: string,
   atLeast: number,
+  final: string,
+  pid: number,
   who: 'client' | 'server' | 'ssh',
-): Promise<Awaited<ReturnType<typeof bcmr>>> {
-  const part = path.join(dir, `.${dst}.bcmr-part`);
-  let pid = 0;
-  fs.rmSync(sshd.serveLog, { force: true });
-  const run = bcmr(['--json', ...args(dst)], { onSpawn: (p) => (pid = p) });
+): Promise<void> {
   const deadline = Date.now() + 30_000;
   while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
-    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'never a partial file under the final name');
+    assert.equal(fs.existsSync(final), false, 'never a partial file under the final name');
     await new Promise((r) => setTimeout(r, 5));
   }
   if (who === 'client') process.kill(pid, 'SIGKILL');
@@ -63,6 +64,19 @@ async function interrupted(
     const serverPid = Number(/^(\d+) session/m.exec(fs.readFileSync(sshd.serveLog, 'utf8'))?.[1]);
     process.kill(serverPid, 'SIGKILL');
   }
+}
+
+/** Starts a -C download and kills `who` once the partial file holds at least `atLeast` bytes. */
+async function interrupted(
+  dst: string,
+  atLeast: number,
+  who: 'client' | 'server' | 'ssh',
+): Promise<Awaited<ReturnType<typeof bcmr>>> {
+  const part = path.join(dir, `.${dst}.bcmr-part`);
+  let pid = 0;
+  fs.rmSync(sshd.serveLog, { force: true });
+  const run = bcmr(['--json', ...args(dst)], { onSpawn: (p) => (pid = p) });
+  await killWhenPartHolds(part, atLeast, path.join(dir, dst), pid, who);
   const r = await run;
   if (who === 'client') {
     assert.notEqual(r.code, 0);
@@ -124,21 +138,7 @@ async function interruptedUpload(
   let pid = 0;
   fs.rmSync(sshd.serveLog, { force: true });
   const run = bcmr(upArgs(dst, true), { onSpawn: (p) => (pid = p) });
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
-    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'never a partial file under the final name');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  if (who === 'client') process.kill(pid, 'SIGKILL');
-  else if (who === 'ssh') {
-    const ssh = execFileSync('pgrep', ['-P', String(pid), '-x', 'ssh'], { encoding: 'utf8' })
-      .trim()
-      .split('\n')[0];
-    process.kill(Number(ssh), 'SIGKILL');
-  } else {
-    const serverPid = Number(/^(\d+) session/m.exec(fs.readFileSync(sshd.serveLog, 'utf8'))?.[1]);
-    process.kill(serverPid, 'SIGKILL');
-  }
+  await killWhenPartHolds(part, atLeast, path.join(dir, dst), pid, who);
   const r = await run;
   if (who === 'client')
     assert.equal(fs.existsSync(path.join(dir, dst)), false, 'nothing under the final name');
