@@ -38,6 +38,16 @@ const args = (dst: string, extra: string[] = []) => [
   'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, ...extra, `bcmr-test:${dir}/src.bin`, path.join(dir, dst),
 ]; // biome-ignore format: argv
 
+/** Inverts one byte of `file` in place (tampering with a partial file). */
+function flipByte(file: string, offset: number): void {
+  const fd = fs.openSync(file, 'r+');
+  const b = Buffer.alloc(1);
+  fs.readSync(fd, b, 0, 1, offset);
+  b[0] ^= 0xff;
+  fs.writeSync(fd, b, 0, 1, offset);
+  fs.closeSync(fd);
+}
+
 /**
  * Waits until `part` holds `atLeast` bytes (checking that `final` never appears meanwhile),
  * then kill -9s the client (`pid`), its ssh child, or the remote server (from the serve log).
@@ -114,12 +124,7 @@ for (const who of ['client', 'server', 'ssh'] as const) {
 test('a tampered partial file restarts from its first bad block', async () => {
   await interrupted('tamper.bin', 24 * MiB, 'client');
   const part = path.join(dir, '.tamper.bin.bcmr-part');
-  const fd = fs.openSync(part, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, 4 * MiB + 100);
-  b[0] ^= 0xff;
-  fs.writeSync(fd, b, 0, 1, 4 * MiB + 100);
-  fs.closeSync(fd);
+  flipByte(part, 4 * MiB + 100);
   const file = await resumed('tamper.bin');
   assert.equal(file.resumedFrom, 4 * MiB);
 });
@@ -163,12 +168,7 @@ for (const who of ['client', 'server', 'ssh'] as const) {
 test('uploads: a tampered block of the remote part file is resent', async () => {
   await interruptedUpload('up.bin', 24 * MiB, 'client');
   const part = path.join(dir, '.up.bin.bcmr-part');
-  const fd = fs.openSync(part, 'r+');
-  const b = Buffer.alloc(1);
-  fs.readSync(fd, b, 0, 1, 4 * MiB + 7);
-  b[0] ^= 0xff;
-  fs.writeSync(fd, b, 0, 1, 4 * MiB + 7);
-  fs.closeSync(fd);
+  flipByte(part, 4 * MiB + 7);
   const r = await bcmr(upArgs('up.bin', true));
   assert.equal(r.code, 0, r.stderr);
   const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
