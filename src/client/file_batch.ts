@@ -186,6 +186,32 @@ export function partNameFor(dest: string): string {
 }
 
 /**
+ * Bytes of the longest prefix of `local`'s first `have` bytes whose 4 MiB blocks hash as the
+ * same range of `remotePath` on the server (Hash with offset and limit, pipelined). Stops at
+ * the first bad block: nothing after it is trusted. The kept bytes are fed to `whole`.
+ */
+async function verifiedPrefix(
+  client: ServeClient,
+  remotePath: string,
+  local: FdFile,
+  have: number,
+  buf: Buffer,
+  whole: Blake3Hasher,
+): Promise<number> {
+  const blocks: [number, number][] = [];
+  for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
+  const remote = await Promise.all(blocks.map(([o, l]) => client.hash(remotePath, o, l)));
+  let keep = 0;
+  for (const [i, [o, l]] of blocks.entries()) {
+    const view = buf.subarray(0, l);
+    if ((await local.read(buf, l, o)) !== l || blake3Hex(view) !== remote[i]) break;
+    whole.update(view);
+    keep = o + l;
+  }
+  return keep;
+}
+
+/**
  * A -C download: keeps the partial file's longest prefix whose 4 MiB blocks hash as the
  * server's (checked block by block, pipelined; the first bad block and all after it are
  * dropped, never trusted), fetches the rest with Get at that offset, and publishes only when
@@ -209,20 +235,7 @@ async function getResumable(
     const file = fh;
     const have = Math.min(file.stat().size, item.size);
     const whole = new Blake3Hasher();
-    if (have > 0) {
-      const blocks: [number, number][] = [];
-      for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
-      const remote = await Promise.all(blocks.map(([o, l]) => client.hash(item.remote, o, l)));
-      const buf = Buffer.allocUnsafe(MAX_BLOCK);
-      for (let i = 0; i < blocks.length; i++) {
-        const [o, l] = blocks[i];
-        const n = await file.read(buf, l, o);
-        const view = buf.subarray(0, l);
-        if (n !== l || blake3Hex(view) !== remote[i]) break;
-        whole.update(view);
-        keep = o + l;
-      }
-    }
+    keep = await verifiedPrefix(client, item.remote, file, have, Buffer.allocUnsafe(MAX_BLOCK), whole);
     file.truncate(keep);
     cb.onBytes?.(keep, item);
     const rest = new Blake3Hasher();
@@ -298,19 +311,7 @@ async function putResumable(
     const have = st && !st.isDir ? st.size : 0;
     const whole = new Blake3Hasher();
     if (have > size) await client.truncate(part, 0);
-    else if (have > 0) {
-      const blocks: [number, number][] = [];
-      for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
-      const remote = await Promise.all(blocks.map(([o, l]) => client.hash(part, o, l)));
-      for (let i = 0; i < blocks.length; i++) {
-        const [o, l] = blocks[i];
-        const n = await fh.read(buffers.bufs[0], l, o);
-        const view = buffers.bufs[0].subarray(0, l);
-        if (n !== l || blake3Hex(view) !== remote[i]) break;
-        whole.update(view);
-        keep = o + l;
-      }
-    }
+    else keep = await verifiedPrefix(client, part, fh, have, buffers.bufs[0], whole);
     cb.onBytes?.(keep, item);
     await client.putChunked(part, keep, size - keep, (emit) =>
       readBlocks(fh, keep, size - keep, buffers, (block) => {

@@ -76,16 +76,20 @@ async function killWhenPartHolds(
   }
 }
 
-/** Starts a -C download and kills `who` once the partial file holds at least `atLeast` bytes. */
+/**
+ * Starts a -C copy to `dst` (a download unless `argv` says otherwise) and kills `who` once the
+ * part file beside `dst` holds at least `atLeast` bytes.
+ */
 async function interrupted(
   dst: string,
   atLeast: number,
   who: 'client' | 'server' | 'ssh',
+  argv: string[] = ['--json', ...args(dst)],
 ): Promise<Awaited<ReturnType<typeof bcmr>>> {
   const part = path.join(dir, `.${dst}.bcmr-part`);
   let pid = 0;
   fs.rmSync(sshd.serveLog, { force: true });
-  const run = bcmr(['--json', ...args(dst)], { onSpawn: (p) => (pid = p) });
+  const run = bcmr(argv, { onSpawn: (p) => (pid = p) });
   await killWhenPartHolds(part, atLeast, path.join(dir, dst), pid, who);
   const r = await run;
   if (who === 'client') {
@@ -133,22 +137,9 @@ const upArgs = (dst: string, json = false) => [
   ...(json ? ['--json'] : []), 'copy', '-C', '--compress', 'none', '--rsh', sshd.rsh, path.join(dir, 'src.bin'), `bcmr-test:${dir}/${dst}`,
 ]; // biome-ignore format: argv
 
-/** Starts a -C upload and kills `who` once the remote part file holds at least `atLeast` bytes. */
-async function interruptedUpload(
-  dst: string,
-  atLeast: number,
-  who: 'client' | 'server' | 'ssh',
-): Promise<Awaited<ReturnType<typeof bcmr>>> {
-  const part = path.join(dir, `.${dst}.bcmr-part`);
-  let pid = 0;
-  fs.rmSync(sshd.serveLog, { force: true });
-  const run = bcmr(upArgs(dst, true), { onSpawn: (p) => (pid = p) });
-  await killWhenPartHolds(part, atLeast, path.join(dir, dst), pid, who);
-  const r = await run;
-  if (who === 'client')
-    assert.equal(fs.existsSync(path.join(dir, dst)), false, 'nothing under the final name');
-  return r;
-}
+/** The same for an upload: the part file is on the remote (this machine), beside `dst`. */
+const interruptedUpload = (dst: string, atLeast: number, who: 'client' | 'server' | 'ssh') =>
+  interrupted(dst, atLeast, who, upArgs(dst, true));
 
 for (const who of ['client', 'server', 'ssh'] as const) {
   const how = who === 'client' ? 'a rerun with -C' : 'the same run, retrying on a new connection,';
