@@ -12,6 +12,8 @@ export const SYNC_IO_MAX = 256 * 1024;
 
 export class FdFile {
   private closed = false;
+  /** Pool operations not yet completed: the descriptor is closed only after the last one. */
+  private pending = 0;
 
   private constructor(
     readonly fd: number,
@@ -28,7 +30,7 @@ export class FdFile {
 
   read(buf: Uint8Array, length: number, position: number): number | Promise<number> {
     if (length <= SYNC_IO_MAX) return fs.readSync(this.fd, buf, 0, length, position);
-    return new Promise((resolve, reject) =>
+    return this.onPool<number>((resolve, reject) =>
       fs.read(this.fd, buf, 0, length, position, (err, n) => (err ? reject(err) : resolve(n))),
     );
   }
@@ -40,7 +42,7 @@ export class FdFile {
       while (done < buf.length) done += fs.writeSync(this.fd, buf, done, buf.length - done, position + done);
       return undefined;
     }
-    return new Promise((resolve, reject) => {
+    return this.onPool<void>((resolve, reject) => {
       const step = (done: number): void => {
         fs.write(this.fd, buf, done, buf.length - done, position + done, (err, n) => {
           if (err) reject(err);
@@ -58,16 +60,18 @@ export class FdFile {
    */
   writev(bufs: Uint8Array[], position: number): Promise<void> {
     const total = bufs.reduce((n, b) => n + b.length, 0);
-    return new Promise((resolve, reject) => {
+    return this.onPool<void>((resolve, reject) => {
       fs.writev(this.fd, bufs, position, (err, n) => {
         if (err) reject(err);
         else if (n === total) resolve();
         else {
-          // Short write (rare): finish the rest in order.
-          const rest = Buffer.concat(bufs).subarray(n);
-          const w = this.write(rest, position + n);
-          if (w) w.then(resolve, reject);
-          else resolve();
+          // Short write (rare): finish the rest in order, synchronously (the fd stays open).
+          try {
+            this.writevSync([Buffer.concat(bufs).subarray(n)], position + n);
+            resolve();
+          } catch (e) {
+            reject(e);
+          }
         }
       });
     });
@@ -88,7 +92,9 @@ export class FdFile {
 
   /** fsync on the pool: it waits for the disk. */
   sync(): Promise<void> {
-    return new Promise((resolve, reject) => fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+    return this.onPool<void>((resolve, reject) =>
+      fs.fsync(this.fd, (err) => (err ? reject(err) : resolve())),
+    );
   }
 
   /** Makes a directory's entries (a rename just done) durable. */
@@ -101,9 +107,23 @@ export class FdFile {
     }
   }
 
+  /**
+   * Closes the descriptor, or, while a pool operation on it is still running (a write left
+   * behind by a failed transfer), as soon as that operation ends: closing earlier would let
+   * the kernel give the number to a new pipe or socket, and the pending write would land there.
+   */
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    fs.closeSync(this.fd);
+    if (this.pending === 0) fs.closeSync(this.fd);
+  }
+
+  /** Runs one pool operation, counted so that close() can wait for it. */
+  private onPool<T>(start: (resolve: (v: T) => void, reject: (e: unknown) => void) => void): Promise<T> {
+    if (this.closed) return Promise.reject(new Error(`${this.path}: file already closed`));
+    this.pending++;
+    return new Promise<T>(start).finally(() => {
+      if (--this.pending === 0 && this.closed) fs.closeSync(this.fd);
+    });
   }
 }

@@ -40,7 +40,12 @@ export class WriteBatch {
     this.parts = [];
     this.bytes = 0;
     if (sync) this.fh.writevSync(parts, at);
-    else this.inFlight = this.fh.writev(parts, at);
+    else {
+      this.inFlight = this.fh.writev(parts, at);
+      // Its failure is reported by the next flush() or settle(); a transfer that fails
+      // elsewhere first never asks, and that must not be an unhandled rejection.
+      this.inFlight.catch(() => {});
+    }
   }
 
   /** Waits for the last write; its failure is thrown. */
