@@ -14,6 +14,8 @@ export type ErrorCode =
   | 'BCMR_USAGE'
   | 'BCMR_SSH'
   | 'BCMR_NO_REMOTE_BCMR'
+  | 'BCMR_DIRECT_UNAVAILABLE'
+  | 'BCMR_DOWNGRADE'
   | 'BCMR_INTERRUPTED';
 
 export class BcmrError extends Error {
@@ -104,6 +106,26 @@ export class NoRemoteBcmrError extends BcmrError {
   }
 }
 
+/**
+ * The direct data plane could not be set up (the server offers none, cannot listen, or its
+ * port is unreachable, e.g. behind a firewall): the ssh data path can take over.
+ */
+export class DirectUnavailableError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_DIRECT_UNAVAILABLE', message, options);
+  }
+}
+
+/**
+ * A peer tried to run the direct plane without AES-256-GCM, or failed its authentication:
+ * never a reason to fall back quietly. Exit status 3, as a protocol violation.
+ */
+export class DowngradeError extends BcmrError {
+  constructor(message: string) {
+    super('BCMR_DOWNGRADE', message);
+  }
+}
+
 /** The user pressed Ctrl-C (SIGINT) or the job got SIGTERM. */
 export class InterruptedError extends BcmrError {
   constructor(message = 'Interrupted') {
@@ -126,6 +148,7 @@ export function exitCodeFor(err: unknown): number {
       case 'BCMR_USAGE':
         return ExitCode.usage;
       case 'BCMR_PROTOCOL':
+      case 'BCMR_DOWNGRADE':
         return ExitCode.protocol;
       case 'BCMR_INTERRUPTED':
         return ExitCode.interrupted;

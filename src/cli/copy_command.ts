@@ -30,6 +30,7 @@ interface RawOptions {
   resume?: boolean;
   progress: ProgressMode;
   fallback: boolean;
+  direct: 'ssh' | 'direct';
 }
 
 export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
@@ -71,7 +72,18 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
         .choices(['auto', 'inline', 'plain', 'off'])
         .default('auto'),
     )
-    .option('--no-fallback', 'fail instead of copying through plain ssh when the remote has no bcmr')
+    .addOption(
+      new Option(
+        '--direct <mode>',
+        'data path: ssh, or direct (bulk data over its own TCP connection, AES-256-GCM; ssh only authenticates)',
+      )
+        .choices(['ssh', 'direct'])
+        .default('ssh'),
+    )
+    .option(
+      '--no-fallback',
+      'fail instead of falling back: to plain ssh when the remote has no bcmr, to the ssh data path when --direct=direct cannot connect',
+    )
     .action(async (paths: string[], raw: RawOptions, cmd: Command) => {
       const json = Boolean(cmd.optsWithGlobals().json);
       setExit(await copyMain(paths, raw, json));
@@ -158,6 +170,7 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     fast: Boolean(raw.fast),
     sync: Boolean(raw.sync),
     fallback: raw.fallback,
+    direct: raw.direct === 'direct',
     confirmOverwrite: interactive ? askOverwrite : undefined,
   };
 }

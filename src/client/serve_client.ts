@@ -172,6 +172,14 @@ export class ServeClient {
     await this.simple({ type: 'Truncate', path, size }, expectOk);
   }
 
+  /** Asks for a direct-TCP rendezvous (needs DIRECT_TCP): where to connect, and the key. */
+  async openDirectChannel(): Promise<{ addr: string; sessionKey: Uint8Array }> {
+    return this.simple({ type: 'OpenDirectChannel' }, (m) => {
+      if (m.type !== 'DirectChannelReady') throw unexpected(m, 'DirectChannelReady');
+      return { addr: m.addr, sessionKey: m.sessionKey };
+    });
+  }
+
   async resume(path: string): Promise<{ size: number; blockHash: string | null }> {
     return this.simple({ type: 'Resume', path }, (m) => {
       if (m.type !== 'ResumeResponse') throw unexpected(m, 'ResumeResponse');

@@ -4,7 +4,7 @@
  * shared queue while it is healthy. A connection poisoned by a failed Put (PROTOCOL.md
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
-import { ConnectionClosedError, isNotFound, RemoteError, SshError } from '../errors.js';
+import { ConnectionClosedError, DirectUnavailableError, isNotFound, RemoteError, SshError } from '../errors.js';
 import type { ListEntry } from '../protocol/messages.js';
 import type { RemoteEndpoint } from '../transfer/endpoint.js';
 import type { RemoteFs } from '../transfer/remote_fs.js';
@@ -17,6 +17,7 @@ import {
   type PutItem,
   putFiles,
 } from './file_batch.js';
+import { openDirect } from './direct.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
 
@@ -26,6 +27,44 @@ const MAX_RECONNECTS = 3;
 export interface PoolOptions {
   connections: number;
   caps: number;
+  /** Run each connection's data over a direct AES-256-GCM TCP session (PROTOCOL.md 12). */
+  direct?: boolean;
+  /** When the direct plane is unavailable, use the ssh sessions (said once) instead of failing. */
+  directFallback?: boolean;
+  notice?: (msg: string) => void;
+}
+
+/**
+ * Opens one connection of the pool: an ssh serve session and, with `direct`, the direct
+ * session beside it. Once the direct plane proved unavailable the rest stay on ssh (one
+ * notice, no 5 s wait per connection).
+ */
+class Connector {
+  private directDown = false;
+
+  constructor(
+    private readonly cfg: SshConfig,
+    private readonly target: RemoteEndpoint,
+    private readonly opts: PoolOptions,
+  ) {}
+
+  async connect(): Promise<{ client: ServeClient; home: string }> {
+    const { client, home } = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
+    if (!this.opts.direct || this.directDown) return { client, home };
+    try {
+      return { client: await openDirect(client, this.opts.caps), home };
+    } catch (err) {
+      if (err instanceof DirectUnavailableError && this.opts.directFallback) {
+        if (!this.directDown) {
+          this.directDown = true;
+          this.opts.notice?.(`direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`);
+        }
+        return { client, home };
+      }
+      await client.destroy();
+      throw err;
+    }
+  }
 }
 
 export class ServePool implements RemoteFs {
@@ -39,6 +78,7 @@ export class ServePool implements RemoteFs {
     private readonly cfg: SshConfig,
     private readonly target: RemoteEndpoint,
     private readonly opts: PoolOptions,
+    private readonly connector: Connector,
     private control: ServeClient,
     readonly home: string,
     spare: Promise<ServeClient>[],
@@ -64,13 +104,17 @@ export class ServePool implements RemoteFs {
    * no bcmr.
    */
   static async open(cfg: SshConfig, target: RemoteEndpoint, opts: PoolOptions): Promise<ServePool> {
+    const connector = new Connector(cfg, target, opts);
+    const first = connector.connect();
+    // The others start at once too; with --direct they wait for the first's verdict on the
+    // direct plane only for their own rendezvous.
     const spare = Array.from({ length: Math.max(0, opts.connections - 1) }, () =>
-      connectServe(cfg, target, { caps: opts.caps }).then((c) => c.client),
+      connector.connect().then((c) => c.client),
     );
     for (const p of spare) p.catch(() => {});
     try {
-      const { client, home } = await connectServe(cfg, target, { caps: opts.caps });
-      return new ServePool(cfg, target, opts, client, home, spare);
+      const { client, home } = await first;
+      return new ServePool(cfg, target, opts, connector, client, home, spare);
     } catch (err) {
       await Promise.all(
         spare.map((p) =>
@@ -157,7 +201,7 @@ export class ServePool implements RemoteFs {
 
   private async connect(): Promise<ServeClient> {
     if (this.destroyed) throw new ConnectionClosedError('Interrupted');
-    const { client } = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
+    const { client } = await this.connector.connect();
     if (this.destroyed) {
       await client.destroy('Interrupted');
       throw new ConnectionClosedError('Interrupted');

@@ -15,12 +15,21 @@ import { MAX_FRAME_LEN } from './constants.js';
 export const Direction = { clientToServer: 1, serverToClient: 2 } as const;
 export type DirectionId = (typeof Direction)[keyof typeof Direction];
 
-const TAG = 16;
+export const TAG_BYTES = 16;
+const TAG = TAG_BYTES;
 
-export function recordNonce(direction: DirectionId, counter: bigint): Buffer {
+/**
+ * The 12-byte nonce of record `counter`. Counters are exact JS integers: 2^53 records is far
+ * beyond any session, and refusing to go past it means a nonce can never repeat.
+ */
+export function recordNonce(direction: DirectionId, counter: number): Buffer {
+  if (!Number.isSafeInteger(counter) || counter < 0 || counter === Number.MAX_SAFE_INTEGER) {
+    throw new ProtocolError('AEAD record counter exhausted');
+  }
   const n = Buffer.alloc(12);
   n[0] = direction;
-  n.writeBigUInt64LE(counter, 1);
+  n.writeUInt32LE(counter % 0x1_0000_0000, 1);
+  n.writeUInt32LE(Math.floor(counter / 0x1_0000_0000), 5);
   return n;
 }
 
@@ -28,7 +37,7 @@ export function recordNonce(direction: DirectionId, counter: bigint): Buffer {
 export function sealRecord(
   key: Uint8Array,
   direction: DirectionId,
-  counter: bigint,
+  counter: number,
   frame: Uint8Array,
 ): Buffer {
   const c = createCipheriv('aes-256-gcm', key, recordNonce(direction, counter));
@@ -45,7 +54,7 @@ export function sealRecord(
 export function openRecord(
   key: Uint8Array,
   direction: DirectionId,
-  counter: bigint,
+  counter: number,
   payload: Uint8Array,
 ): Buffer {
   if (payload.length < TAG || payload.length > MAX_FRAME_LEN + TAG) {

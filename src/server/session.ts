@@ -18,17 +18,19 @@ import { handleMkdir, handleTruncate } from './handlers/fs_ops.js';
 import { handleGet, handleGetChunked } from './handlers/get.js';
 import { handlePut, handlePutChunked } from './handlers/put.js';
 import { handleHash, handleList, handleResume, handleStat } from './handlers/query.js';
+import { Rendezvous } from './direct.js';
 import { PathGuard } from './path_guard.js';
 
-/**
- * What this server offers: every bit but DIRECT_TCP (the direct data plane is not built yet)
- * and AEAD (only meaningful on a direct session).
- */
-export const SERVER_OFFER = 0xff & ~Cap.DIRECT_TCP & ~Cap.AEAD;
+/** What this server offers over ssh or stdio: every bit but AEAD (no direct key there). */
+export const SERVER_OFFER = 0xff & ~Cap.AEAD;
+/** On a direct session: AEAD, and no further rendezvous from there. */
+export const DIRECT_OFFER = 0xff & ~Cap.DIRECT_TCP;
 
 export interface ServeOptions {
   root: string;
   casDir?: string;
+  /** This session runs on an authenticated direct socket: AEAD is mandatory. */
+  direct?: boolean;
 }
 
 type Handler = (ctx: SessionContext, m: ClientMessage) => Promise<void>;
@@ -61,6 +63,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
   // Raw Data pieces go to disk as they arrive (hot in cache); only dedup gathers blocks.
   const reader = new MessageReader(input, { splitData: true });
   const sink = new FrameSink(output);
+  let rendezvous: Rendezvous | null = null;
   try {
     const hello = await reader.next();
     if (hello === null) return;
@@ -75,9 +78,21 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       await sink.flush().catch(() => {});
       throw new ProtocolError(msg);
     }
-    const caps = SERVER_OFFER & hello.caps;
-    const trace = traceTo(process.env.BCMR_SERVE_LOG);
+    if (opts.direct && (hello.caps & Cap.AEAD) === 0) {
+      const msg = 'direct-TCP transport requires CAP_AEAD; refusing an unencrypted session';
+      sink.send({ type: 'Error', message: msg });
+      await sink.flush().catch(() => {});
+      throw new ProtocolError(msg);
+    }
+    const caps = (opts.direct ? DIRECT_OFFER : SERVER_OFFER) & hello.caps;
+    const trace = traceTo(process.env.BCMR_SERVE_LOG, opts.direct ? 'direct ' : '');
     trace?.(`session caps=0x${caps.toString(16).padStart(2, '0')}`);
+    if ((caps & Cap.DIRECT_TCP) !== 0) {
+      rendezvous = new Rendezvous(
+        (input, output) => serveSession(input, output, { ...opts, direct: true }),
+        (line) => process.stderr.write(`${line}\n`),
+      );
+    }
     sink.send({ type: 'Welcome', version: PROTOCOL_VERSION, caps });
     await sink.flush();
     let cas: Cas | null = null;
@@ -105,7 +120,14 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       }
       trace?.(m.type);
       const handler = HANDLERS[m.type];
-      if (!handler) {
+      if (m.type === 'OpenDirectChannel' && rendezvous) {
+        try {
+          const { addr, sessionKey } = await rendezvous.open();
+          sink.send({ type: 'DirectChannelReady', addr, sessionKey });
+        } catch (err) {
+          sink.send({ type: 'Error', message: errorLine(err) });
+        }
+      } else if (!handler) {
         sink.send({ type: 'Error', message: `unexpected message: ${m.type}` });
       } else {
         try {
@@ -121,6 +143,9 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
     }
     await sink.flush();
   } finally {
+    // Listeners nobody connected to close with the session; direct sessions already running
+    // go on until their client ends them.
+    (rendezvous as Rendezvous | null)?.closeAll();
     output.end();
   }
 }
@@ -136,12 +161,12 @@ const READ_BLOCK = 1 << 20;
  * `BCMR_SERVE_LOG=FILE`: one line per session and per request type received (not data frames),
  * appended synchronously. A diagnostic aid, also how tests see what a client asked for.
  */
-function traceTo(file: string | undefined): ((line: string) => void) | null {
+function traceTo(file: string | undefined, prefix: string): ((line: string) => void) | null {
   if (!file) return null;
   return (line) => {
     if (line === 'Data' || line === 'DataCompressed') return;
     try {
-      appendFileSync(file, `${process.pid} ${line}\n`);
+      appendFileSync(file, `${process.pid} ${prefix}${line}\n`);
     } catch {
       // Diagnostics must never break a session.
     }

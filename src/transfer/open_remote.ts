@@ -22,16 +22,19 @@ export interface RemoteOptions {
   sync: boolean;
   fallback: boolean;
   resume?: boolean;
+  /** --direct=direct: bulk data over an AES-256-GCM TCP connection beside each ssh session. */
+  direct?: boolean;
 }
 
 /** The caps we ask for (PROTOCOL.md section 4: as the Rust client, plus FAST / SYNC). */
-export function clientCaps(o: Pick<RemoteOptions, 'compress' | 'fast' | 'sync'>): number {
+export function clientCaps(o: Pick<RemoteOptions, 'compress' | 'fast' | 'sync' | 'direct'>): number {
   let caps = DEFAULT_CLIENT_CAPS & ~(Cap.LZ4 | Cap.ZSTD);
   if (o.compress === 'auto') caps |= Cap.LZ4 | Cap.ZSTD;
   else if (o.compress === 'zstd') caps |= Cap.ZSTD;
   else if (o.compress === 'lz4') caps |= Cap.LZ4;
   if (o.fast) caps |= Cap.FAST;
   if (o.sync) caps |= Cap.SYNC;
+  if (o.direct) caps |= Cap.DIRECT_TCP;
   return caps;
 }
 
@@ -41,7 +44,13 @@ export async function openRemote(
   notice: (msg: string) => void,
 ): Promise<RemoteFs> {
   try {
-    return await ServePool.open(opts.ssh, target, { connections: opts.parallel, caps: clientCaps(opts) });
+    return await ServePool.open(opts.ssh, target, {
+      connections: opts.parallel,
+      caps: clientCaps(opts),
+      direct: opts.direct === true,
+      directFallback: opts.fallback,
+      notice,
+    });
   } catch (err) {
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
     notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);

@@ -1,0 +1,170 @@
+/**
+ * Client side of the direct-TCP data plane (PROTOCOL.md section 12, rule 17.6): over an ssh
+ * serve session that negotiated DIRECT_TCP, ask for a rendezvous, connect to the address it
+ * names, answer the challenge with the keyed MAC, and run a second serve session whose frames
+ * are AES-256-GCM records. ssh only carried the key; the bulk bytes never pass through it.
+ *
+ * The returned ServeClient owns the ssh session too: closing it ends the direct session first,
+ * then the ssh one (the server process lives until both are gone).
+ */
+import net from 'node:net';
+import { pipeline } from 'node:stream';
+import { directMac } from '../codec/hash.js';
+import { DirectUnavailableError, DowngradeError, ProtocolError } from '../errors.js';
+import { Direction } from '../protocol/aead.js';
+import { Cap, MsgType } from '../protocol/constants.js';
+import { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
+import type { ByteChannel } from '../transport/channel.js';
+import { ServeClient } from './serve_client.js';
+
+/** A firewalled port drops SYNs silently: give up on it after this long. */
+const CONNECT_TIMEOUT_MS = 5000;
+const CHALLENGE_BYTES = 4 + 1 + 32;
+
+/** Splits "ip:port" or "[v6]:port". */
+export function parseDirectAddr(addr: string): { host: string; port: number } {
+  const colon = addr.lastIndexOf(':');
+  const host = addr.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(addr.slice(colon + 1));
+  if (colon <= 0 || !host || !Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new ProtocolError(`DirectChannelReady names no usable address: ${JSON.stringify(addr)}`);
+  }
+  return { host, port };
+}
+
+/**
+ * Opens the direct session beside `control` (an ssh session with DIRECT_TCP effective).
+ * Throws DirectUnavailableError when the plane cannot be reached (the caller may fall back to
+ * `control`), DowngradeError when the peer would run it without AEAD.
+ */
+export async function openDirect(control: ServeClient, caps: number): Promise<ServeClient> {
+  if ((control.caps & Cap.DIRECT_TCP) === 0) {
+    throw new DirectUnavailableError('the remote bcmr offers no direct data plane');
+  }
+  let ready: { addr: string; sessionKey: Uint8Array };
+  try {
+    ready = await control.openDirectChannel();
+  } catch (err) {
+    throw new DirectUnavailableError(`the server could not open a direct channel: ${(err as Error).message}`);
+  }
+  const { host, port } = parseDirectAddr(ready.addr);
+  const sock = await connectWithin(host, port, CONNECT_TIMEOUT_MS).catch((err: Error) => {
+    throw new DirectUnavailableError(`cannot reach ${ready.addr}: ${err.message}`);
+  });
+  try {
+    const challenge = await readExactly(sock, CHALLENGE_BYTES, CONNECT_TIMEOUT_MS);
+    if (challenge.readUInt32LE(0) !== 33 || challenge[4] !== MsgType.AuthChallenge) {
+      throw new DirectUnavailableError(`${ready.addr} did not send an AuthChallenge`);
+    }
+    const hello = Buffer.alloc(CHALLENGE_BYTES);
+    hello.writeUInt32LE(33, 0);
+    hello[4] = MsgType.AuthHello;
+    directMac(ready.sessionKey, challenge.subarray(5)).copy(hello, 5);
+    sock.write(hello);
+  } catch (err) {
+    sock.destroy();
+    throw err;
+  }
+  const link = { ownsControl: false };
+  const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
+    caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,
+  }).catch((err: Error) => {
+    throw new DirectUnavailableError(`direct session to ${ready.addr} failed: ${err.message}`);
+  });
+  if ((client.caps & Cap.AEAD) === 0) {
+    await client.destroy();
+    throw new DowngradeError(
+      `${ready.addr} tried to run the direct data plane without AES-256-GCM (caps 0x${client.caps.toString(16)}); refused`,
+    );
+  }
+  link.ownsControl = true;
+  return client;
+}
+
+/** `link.ownsControl`: once the direct session stands, closing it also closes the ssh one. */
+function directChannel(
+  sock: net.Socket,
+  key: Uint8Array,
+  control: ServeClient,
+  link: { ownsControl: boolean },
+): ByteChannel {
+  sock.setNoDelay(true);
+  sock.setKeepAlive(true, 15_000);
+  const input = new RecordOpener(key, Direction.serverToClient, 1);
+  const output = new RecordSealer(key, Direction.clientToServer, 1);
+  pipeline(sock, input, () => {});
+  pipeline(output, sock, () => {});
+  const gone = new Promise<void>((resolve) => {
+    if (sock.destroyed) resolve();
+    else sock.once('close', () => resolve());
+  });
+  let closing: Promise<void> | null = null;
+  return {
+    readable: input,
+    writable: output,
+    close() {
+      closing ??= (async () => {
+        output.end();
+        const timer = setTimeout(() => sock.destroy(), 5000);
+        await gone;
+        clearTimeout(timer);
+        if (link.ownsControl) await control.close();
+      })();
+      return closing;
+    },
+    async abort() {
+      sock.destroy();
+      input.destroy();
+      if (link.ownsControl) await control.destroy('Interrupted');
+      await gone;
+    },
+    diagnostics: () => '',
+  };
+}
+
+function connectWithin(host: string, port: number, ms: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host, port });
+    const timer = setTimeout(() => {
+      sock.destroy();
+      reject(new Error(`no answer within ${ms / 1000} s`));
+    }, ms);
+    sock.once('connect', () => {
+      clearTimeout(timer);
+      sock.off('error', onError);
+      sock.on('error', () => {});
+      resolve(sock);
+    });
+    const onError = (err: Error): void => {
+      clearTimeout(timer);
+      reject(err);
+    };
+    sock.once('error', onError);
+  });
+}
+
+/** Reads exactly `n` bytes (what follows is put back), or fails after `ms`. */
+function readExactly(sock: net.Socket, n: number, ms: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    let got = Buffer.alloc(0);
+    const done = (err: Error | null, value?: Buffer): void => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      if (err) reject(err);
+      else resolve(value as Buffer);
+    };
+    const timer = setTimeout(() => done(new DirectUnavailableError('no AuthChallenge within 5 s')), ms);
+    const onClose = (): void =>
+      done(new DirectUnavailableError('the direct listener closed the connection (already taken?)'));
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length < n) return;
+      sock.pause();
+      if (got.length > n) sock.unshift(got.subarray(n));
+      done(null, got.subarray(0, n));
+    };
+    sock.on('data', onData);
+    sock.on('close', onClose);
+  });
+}

@@ -1,0 +1,154 @@
+/**
+ * Server side of the direct-TCP rendezvous (PROTOCOL.md section 12, rule 17.6).
+ *
+ * OpenDirectChannel on the ssh session binds a listener on the address the client reached us
+ * at (SSH_CONNECTION's third field), with a fresh random 32-byte key, and replies with both
+ * over ssh. Each connection gets a plain AuthChallenge and has 2 s to prove the key with a
+ * keyed-BLAKE3 AuthHello; the first that does wins and the listener closes at once, so
+ * exactly one connection is ever served per key. Nobody within 30 s: the listener closes too.
+ * The winner runs an ordinary serve session whose frames are AES-256-GCM records.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import net from 'node:net';
+import { pipeline } from 'node:stream';
+import { directMac } from '../codec/hash.js';
+import { Direction } from '../protocol/aead.js';
+import { MsgType } from '../protocol/constants.js';
+import { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
+import { OpError } from './context.js';
+
+/** At most this many rendezvous wait for their connection per ssh session. */
+export const MAX_PENDING_RENDEZVOUS = 16;
+const AUTH_TIMEOUT_MS = 2000;
+/** An AuthHello frame: len 33, type, 32-byte MAC. */
+const AUTH_HELLO_BYTES = 4 + 1 + 32;
+
+export type DirectSessionRunner = (input: RecordOpener, output: RecordSealer) => Promise<void>;
+
+function rendezvousTimeoutMs(): number {
+  const s = Number(process.env.BCMR_RENDEZVOUS_TIMEOUT_SECS);
+  return Number.isFinite(s) && s > 0 ? s * 1000 : 30_000;
+}
+
+/** The address the ssh client connected to: only there is the listener bound. */
+export function sshVisibleAddress(env = process.env): string {
+  const parts = (env.SSH_CONNECTION ?? '').trim().split(/\s+/);
+  return parts.length >= 4 && parts[2] ? parts[2] : '127.0.0.1';
+}
+
+export function formatAddr(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export class Rendezvous {
+  private pending = 0;
+  private readonly listeners = new Set<net.Server>();
+
+  constructor(
+    private readonly runSession: DirectSessionRunner,
+    private readonly log: (line: string) => void,
+  ) {}
+
+  /** Opens a listener; resolves with what DirectChannelReady carries. */
+  async open(): Promise<{ addr: string; sessionKey: Uint8Array }> {
+    if (this.pending >= MAX_PENDING_RENDEZVOUS) {
+      throw new OpError(`busy: ${MAX_PENDING_RENDEZVOUS} direct channels are already waiting`);
+    }
+    const host = sshVisibleAddress();
+    const key = randomBytes(32);
+    const server = net.createServer({ noDelay: true });
+    let won = false;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: Error) => {
+      throw new OpError(`io: cannot listen on ${host}: ${err.message}`);
+    });
+    this.pending++;
+    this.listeners.add(server);
+    const close = (): void => {
+      if (!this.listeners.delete(server)) return;
+      this.pending--;
+      clearTimeout(timer);
+      server.close();
+    };
+    const timer = setTimeout(close, rendezvousTimeoutMs());
+    server.on('error', close);
+    server.on('connection', (sock) => {
+      if (won) {
+        sock.destroy();
+        return;
+      }
+      sock.on('error', () => {});
+      authenticate(sock, key).then((ok) => {
+        if (!ok || won) {
+          sock.destroy();
+          return;
+        }
+        won = true;
+        close();
+        this.serve(sock, key);
+      });
+    });
+    const a = server.address() as net.AddressInfo;
+    return { addr: formatAddr(host, a.port), sessionKey: key };
+  }
+
+  /** Closes listeners still waiting (the ssh session is over); running sessions go on. */
+  closeAll(): void {
+    for (const s of [...this.listeners]) s.emit('error', new Error('session ended'));
+  }
+
+  private serve(sock: net.Socket, key: Uint8Array): void {
+    sock.setKeepAlive(true, 15_000);
+    const input = new RecordOpener(key, Direction.clientToServer, 1);
+    const output = new RecordSealer(key, Direction.serverToClient, 1);
+    pipeline(sock, input, () => {});
+    pipeline(output, sock, () => {});
+    this.runSession(input, output).catch((err: Error) => {
+      this.log(`bcmr serve: direct session: ${err.message}`);
+      sock.destroy();
+    });
+  }
+}
+
+/**
+ * Sends AuthChallenge and reads one AuthHello within 2 s. Bytes the client sent after it
+ * (a pipelined Hello) are put back for the session.
+ */
+function authenticate(sock: net.Socket, key: Uint8Array): Promise<boolean> {
+  const nonce = randomBytes(32);
+  const challenge = Buffer.alloc(4 + 1 + 32);
+  challenge.writeUInt32LE(33, 0);
+  challenge[4] = MsgType.AuthChallenge;
+  nonce.copy(challenge, 5);
+  sock.write(challenge);
+  return new Promise<boolean>((resolve) => {
+    let got = Buffer.alloc(0);
+    const finish = (ok: boolean): void => {
+      clearTimeout(timer);
+      sock.off('data', onData);
+      sock.off('close', onClose);
+      resolve(ok);
+    };
+    const timer = setTimeout(() => finish(false), AUTH_TIMEOUT_MS);
+    const onClose = (): void => finish(false);
+    const onData = (chunk: Buffer): void => {
+      got = Buffer.concat([got, chunk]);
+      if (got.length < AUTH_HELLO_BYTES) return;
+      sock.pause();
+      const hello = got.subarray(0, AUTH_HELLO_BYTES);
+      if (got.length > AUTH_HELLO_BYTES) sock.unshift(got.subarray(AUTH_HELLO_BYTES));
+      const ok =
+        hello.readUInt32LE(0) === 33 &&
+        hello[4] === MsgType.AuthHello &&
+        timingSafeEqual(hello.subarray(5), directMac(key, nonce));
+      finish(ok);
+    };
+    sock.on('data', onData);
+    sock.on('close', onClose);
+  });
+}

@@ -1,0 +1,255 @@
+/**
+ * The direct plane's record layer as two stream transforms (PROTOCOL.md section 12): the
+ * session code above them reads and writes plain frames exactly as over ssh.
+ *
+ * - `RecordSealer` takes the plain frame bytes a FrameSink writes (cut anywhere), finds the
+ *   frame boundaries from their length prefixes and seals each frame into one record. GCM is a
+ *   stream mode, so ciphertext goes out as the plaintext comes in; only the tag waits for the
+ *   frame's end.
+ * - `RecordOpener` takes records and releases a record's plaintext only after its tag verified:
+ *   nothing unauthenticated ever reaches the protocol decoder.
+ *
+ * The first `plainFrames` frames in each direction travel unsealed (Hello / Welcome). The
+ * counter of each direction starts at 0, counts every record and is never reset, so a nonce
+ * never repeats under a session key (and every session has a fresh key, rule 17.6).
+ */
+import { type CipherGCM, createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
+import { Transform, type TransformCallback } from 'node:stream';
+import { ProtocolError } from '../errors.js';
+import { type DirectionId, recordNonce, TAG_BYTES } from '../protocol/aead.js';
+import { MAX_FRAME_LEN } from '../protocol/constants.js';
+
+/** Outgoing pieces up to this size are gathered into one push (fewer socket writes). */
+const GATHER_MAX = 64 * 1024;
+
+/** Collects output pieces: small ones are joined, large ones pass by reference. */
+class Gather {
+  private small: Buffer[] = [];
+  private smallBytes = 0;
+  constructor(private readonly push: (b: Buffer) => void) {}
+
+  add(b: Buffer): void {
+    if (b.length === 0) return;
+    if (b.length > GATHER_MAX) {
+      this.flush();
+      this.push(b);
+      return;
+    }
+    this.small.push(b);
+    this.smallBytes += b.length;
+    if (this.smallBytes >= GATHER_MAX) this.flush();
+  }
+
+  flush(): void {
+    if (this.small.length === 0) return;
+    this.push(this.small.length === 1 ? this.small[0] : Buffer.concat(this.small, this.smallBytes));
+    this.small = [];
+    this.smallBytes = 0;
+  }
+}
+
+/** Frame-boundary tracking shared by both directions: a 4-byte length, then `len` bytes. */
+class FrameCursor {
+  private readonly header = Buffer.alloc(4);
+  private headerHave = 0;
+  /** Bytes of the current frame body still to come; -1 while reading a header. */
+  left = -1;
+
+  /**
+   * Consumes header bytes from `chunk` at `at`; returns the new position. When the header is
+   * complete, `left` is the frame's body length and `headerBytes` returns the header.
+   */
+  readHeader(chunk: Uint8Array, at: number, max: number): number {
+    const take = Math.min(4 - this.headerHave, chunk.length - at);
+    this.header.set(chunk.subarray(at, at + take), this.headerHave);
+    this.headerHave += take;
+    if (this.headerHave === 4) {
+      const len = this.header.readUInt32LE(0);
+      if (len === 0 || len > max) throw new ProtocolError(`frame length ${len} out of range`);
+      this.left = len;
+      this.headerHave = 0;
+    }
+    return at + take;
+  }
+
+  headerBytes(): Buffer {
+    return Buffer.from(this.header);
+  }
+
+  get inHeader(): boolean {
+    return this.left < 0;
+  }
+
+  get midFrame(): boolean {
+    return this.left >= 0 || this.headerHave > 0;
+  }
+}
+
+export class RecordSealer extends Transform {
+  private readonly cursor = new FrameCursor();
+  private cipher: CipherGCM | null = null;
+  private counter = 0;
+
+  constructor(
+    private readonly key: Uint8Array,
+    private readonly direction: DirectionId,
+    private plainFrames: number,
+  ) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const out = new Gather((b) => this.push(b));
+    try {
+      let at = 0;
+      while (at < chunk.length) {
+        if (this.cursor.inHeader) {
+          at = this.cursor.readHeader(chunk, at, MAX_FRAME_LEN);
+          if (this.cursor.inHeader) break;
+          const header = this.cursor.headerBytes();
+          if (this.plainFrames > 0) out.add(header);
+          else {
+            this.cipher = createCipheriv('aes-256-gcm', this.key, recordNonce(this.direction, this.counter++));
+            const n = Buffer.allocUnsafe(4);
+            n.writeUInt32LE(4 + this.cursor.left + TAG_BYTES, 0);
+            out.add(n);
+            out.add(this.cipher.update(header));
+          }
+          continue;
+        }
+        const take = Math.min(this.cursor.left, chunk.length - at);
+        const piece = chunk.subarray(at, at + take);
+        at += take;
+        this.cursor.left -= take;
+        // Plain frames are copied: the writer may reuse its buffer once we return.
+        out.add(this.cipher ? this.cipher.update(piece) : Buffer.from(piece));
+        if (this.cursor.left === 0) this.endFrame(out);
+      }
+      out.flush();
+      done();
+    } catch (err) {
+      done(err as Error);
+    }
+  }
+
+  private endFrame(out: Gather): void {
+    this.cursor.left = -1;
+    if (this.cipher) {
+      out.add(this.cipher.final());
+      out.add(this.cipher.getAuthTag());
+      this.cipher = null;
+    } else {
+      this.plainFrames--;
+    }
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.cursor.midFrame ? new ProtocolError('stream ended inside a frame') : null);
+  }
+}
+
+export class RecordOpener extends Transform {
+  private readonly cursor = new FrameCursor();
+  private decipher: DecipherGCM | null = null;
+  private plain: Buffer[] = [];
+  private readonly tag = Buffer.alloc(TAG_BYTES);
+  private tagHave = 0;
+  private counter = 0;
+
+  constructor(
+    private readonly key: Uint8Array,
+    private readonly direction: DirectionId,
+    private plainFrames: number,
+  ) {
+    // Object mode on the readable side: each verified piece is handed on as it is. In byte
+    // mode the consumer's read() would concatenate whatever is buffered: a copy per read.
+    super({ readableObjectMode: true, readableHighWaterMark: 64 });
+  }
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const out = new Gather((b) => this.push(b));
+    try {
+      let at = 0;
+      while (at < chunk.length) {
+        if (this.cursor.inHeader) {
+          const sealed = this.plainFrames === 0;
+          at = this.cursor.readHeader(chunk, at, sealed ? MAX_FRAME_LEN + 4 + TAG_BYTES : MAX_FRAME_LEN);
+          if (this.cursor.inHeader) break;
+          if (!sealed) out.add(this.cursor.headerBytes());
+          else {
+            if (this.cursor.left < TAG_BYTES + 5) {
+              throw new ProtocolError(`AEAD record length ${this.cursor.left} out of range`);
+            }
+            this.decipher = createDecipheriv(
+              'aes-256-gcm',
+              this.key,
+              recordNonce(this.direction, this.counter++),
+            );
+            this.tagHave = 0;
+          }
+          continue;
+        }
+        if (!this.decipher) {
+          const take = Math.min(this.cursor.left, chunk.length - at);
+          out.add(Buffer.from(chunk.subarray(at, at + take)));
+          at += take;
+          this.cursor.left -= take;
+          if (this.cursor.left === 0) {
+            this.cursor.left = -1;
+            this.plainFrames--;
+          }
+          continue;
+        }
+        // Ciphertext first, then the 16-byte tag (which may straddle chunks).
+        const cipherLeft = this.cursor.left - (TAG_BYTES - this.tagHave);
+        if (cipherLeft > 0) {
+          const take = Math.min(cipherLeft, chunk.length - at);
+          const p = this.decipher.update(chunk.subarray(at, at + take));
+          if (p.length > 0) this.plain.push(p);
+          at += take;
+          this.cursor.left -= take;
+          continue;
+        }
+        const take = Math.min(TAG_BYTES - this.tagHave, chunk.length - at);
+        this.tag.set(chunk.subarray(at, at + take), this.tagHave);
+        this.tagHave += take;
+        at += take;
+        this.cursor.left -= take;
+        if (this.tagHave === TAG_BYTES) this.endRecord(out);
+      }
+      out.flush();
+      done();
+    } catch (err) {
+      done(err instanceof ProtocolError ? err : new ProtocolError((err as Error).message));
+    }
+  }
+
+  private endRecord(out: Gather): void {
+    const d = this.decipher as DecipherGCM;
+    d.setAuthTag(this.tag);
+    let last: Buffer;
+    try {
+      last = d.final();
+    } catch {
+      throw new ProtocolError('AEAD record failed authentication (data corrupted or tampered with)');
+    }
+    if (last.length > 0) this.plain.push(last);
+    // The plaintext must be exactly one frame: its own length prefix says the same size.
+    const head = this.plain[0]?.length >= 4 ? this.plain[0] : Buffer.concat(this.plain);
+    const size = this.plain.reduce((n, p) => n + p.length, 0);
+    if (head.length < 4 || head.readUInt32LE(0) !== size - 4) {
+      throw new ProtocolError('AEAD record does not hold exactly one frame');
+    }
+    // Only now is the record's plaintext released.
+    for (const p of this.plain) out.add(p);
+    this.plain = [];
+    this.decipher = null;
+    this.cursor.left = -1;
+  }
+
+  override _flush(done: TransformCallback): void {
+    // A cut inside a record is truncation; a cut at a record boundary is judged by the session
+    // (a reply still pending is an error there, rule 17.6).
+    done(this.cursor.midFrame ? new ProtocolError('direct connection cut inside a record') : null);
+  }
+}
