@@ -4,22 +4,39 @@
  * shared queue while it is healthy. A connection poisoned by a failed Put (PROTOCOL.md
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
-import { ConnectionClosedError, DirectUnavailableError, isNotFound, RemoteError, SshError } from '../errors.js';
+
+import { constants, statSync, unlinkSync } from 'node:fs';
+import path from 'node:path';
+import { fileHashHex } from '../codec/hash.js';
+import {
+  ConnectionClosedError,
+  DirectUnavailableError,
+  IntegrityError,
+  isNotFound,
+  RemoteError,
+  SshError,
+} from '../errors.js';
+import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
 import type { RemoteEndpoint } from '../transfer/endpoint.js';
 import type { RemoteFs } from '../transfer/remote_fs.js';
-import type { WorkQueue } from '../transfer/work_queue.js';
+import { WorkQueue } from '../transfer/work_queue.js';
+import { FdFile } from '../util/fd_file.js';
+import { shellQuote } from '../util/shell.js';
+import { tempNameFor } from '../util/temp_file.js';
+import { openDirect } from './direct.js';
 import {
   type BatchCallbacks,
   type FileResult,
   type GetItem,
   getFiles,
   type PutItem,
+  publish,
   putFiles,
 } from './file_batch.js';
-import { openDirect } from './direct.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
+import { getRanges, planRanges, putRanges, type RangeItem, STRIPE_MIN_BYTES } from './stripe.js';
 
 /** Reconnections per worker after its connection was poisoned. */
 const MAX_RECONNECTS = 3;
@@ -57,7 +74,9 @@ class Connector {
       if (err instanceof DirectUnavailableError && this.opts.directFallback) {
         if (!this.directDown) {
           this.directDown = true;
-          this.opts.notice?.(`direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`);
+          this.opts.notice?.(
+            `direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`,
+          );
         }
         return { client, home };
       }
@@ -73,6 +92,8 @@ export class ServePool implements RemoteFs {
   private destroyed = false;
   /** Extra connections, started as soon as the first one proved the remote has bcmr. */
   private readonly spare: Promise<ServeClient>[] = [];
+  /** The connection each worker (after the first, which uses `control`) works on. */
+  private slots: (Promise<ServeClient> | undefined)[] = [];
 
   private constructor(
     private readonly cfg: SshConfig,
@@ -96,6 +117,7 @@ export class ServePool implements RemoteFs {
       adopted.catch(() => {});
       this.spare.push(adopted);
     }
+    this.slots = [undefined, ...this.spare];
   }
 
   /**
@@ -164,17 +186,136 @@ export class ServePool implements RemoteFs {
     return r.stdout.toString('utf8');
   }
 
-  upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
+  async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
+    if (this.opts.connections > 1) {
+      const big = queue.extract((it) => !it.resume && localSize(it.local) >= STRIPE_MIN_BYTES);
+      for (const item of big) cb.onFileDone?.(await this.putStriped(item, cb));
+    }
     // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
     const resend = (r: FileResult<PutItem>): PutItem | null =>
       r.error instanceof RemoteError && /without dedup/.test(r.error.message) && !r.item.noDedup
         ? { ...r.item, noDedup: true }
         : null;
-    return this.runWorkers(queue, cb, putFiles, resend);
+    await this.runWorkers(queue, cb, putFiles, resend);
   }
 
-  download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
-    return this.runWorkers(queue, cb, getFiles);
+  async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
+    if (this.opts.connections > 1) {
+      const big = queue.extract((it) => !it.resume && it.size >= STRIPE_MIN_BYTES);
+      for (const item of big) cb.onFileDone?.(await this.getStriped(item, cb));
+    }
+    await this.runWorkers(queue, cb, getFiles);
+  }
+
+  /**
+   * One large upload over every connection: Truncate the remote temp file, PutChunked its
+   * ranges from all connections, then compare the stored file's BLAKE3 with the source's
+   * (both computed at once). The caller renames the temp file (`publishFrom`), as for -C.
+   */
+  private async putStriped(item: PutItem, cb: BatchCallbacks<PutItem>): Promise<FileResult<PutItem>> {
+    const t0 = performance.now();
+    const remoteTemp = tempNameFor(item.remote);
+    let bytes = 0;
+    let fh: FdFile | null = null;
+    try {
+      fh = FdFile.open(item.local, 'r');
+      const size = fh.stat().size;
+      await (await this.controlClient()).truncate(remoteTemp, size);
+      await this.runRanges(planRanges({ fh, remoteTemp }, size, this.opts.connections), putRanges, (n) => {
+        bytes += n;
+        cb.onBytes?.(n, item);
+      });
+      const [stored, local] = await Promise.all([
+        this.controlClient().then((c) => c.hash(remoteTemp)),
+        fileHashHex(item.local),
+      ]);
+      if (stored !== local) {
+        throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
+      }
+      return { item, bytes, hash: local, error: null, ms: performance.now() - t0, publishFrom: remoteTemp };
+    } catch (err) {
+      if (!this.destroyed) await this.script(`rm -f -- ${shellQuote(remoteTemp)}\n`).catch(() => {});
+      return { item, bytes, hash: null, error: err as Error, ms: performance.now() - t0 };
+    } finally {
+      (fh as FdFile | null)?.close();
+    }
+  }
+
+  /**
+   * One large download over every connection: GetChunked ranges into a local temp file at
+   * their offsets; unless FAST, the whole temp file must hash as the server's file before it
+   * gets the final name.
+   */
+  private async getStriped(item: GetItem, cb: BatchCallbacks<GetItem>): Promise<FileResult<GetItem>> {
+    const t0 = performance.now();
+    const tmp = tempNameFor(item.local);
+    const sync = (this.caps & Cap.SYNC) !== 0;
+    let bytes = 0;
+    let fh: FdFile | null = null;
+    try {
+      fh = FdFile.open(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
+      fh.truncate(item.size);
+      await this.runRanges(
+        planRanges({ remote: item.remote, fh }, item.size, this.opts.connections),
+        getRanges,
+        (n) => {
+          bytes += n;
+          cb.onBytes?.(n, item);
+        },
+      );
+      let hash: string | null = null;
+      if ((this.caps & Cap.FAST) === 0) {
+        const [remoteHash, local] = await Promise.all([
+          this.controlClient().then((c) => c.hash(item.remote)),
+          fileHashHex(tmp),
+        ]);
+        if (remoteHash !== local) {
+          throw new IntegrityError(`${item.remote}: striped copy hashes to ${local}, server ${remoteHash}`);
+        }
+        hash = local;
+      }
+      if (sync) await fh.sync();
+      fh.close();
+      publish(tmp, item.local, item.overwrite ?? true);
+      if (sync) await FdFile.syncDir(path.dirname(item.local));
+      return { item, bytes, hash, error: null, ms: performance.now() - t0 };
+    } catch (err) {
+      (fh as FdFile | null)?.close();
+      try {
+        unlinkSync(tmp);
+      } catch {
+        // Never created.
+      }
+      return { item, bytes, hash: null, error: err as Error, ms: performance.now() - t0 };
+    }
+  }
+
+  /** Runs the ranges of one striped file on all connections; throws the first range failure. */
+  private async runRanges<F>(
+    ranges: RangeItem<F>[],
+    batch: (
+      c: ServeClient,
+      items: Iterable<RangeItem<F>>,
+      cb: BatchCallbacks<RangeItem<F>>,
+    ) => Promise<FileResult<RangeItem<F>>[]>,
+    onBytes: (n: number) => void,
+  ): Promise<void> {
+    const queue = new WorkQueue(ranges);
+    let failure: Error | null = null;
+    await this.runWorkers(
+      queue,
+      {
+        onBytes: (n) => onBytes(n),
+        onFileDone: (r) => {
+          if (r.error && !failure) {
+            failure = r.error;
+            queue.drain();
+          }
+        },
+      },
+      batch,
+    );
+    if (failure) throw failure;
   }
 
   async close(): Promise<void> {
@@ -199,6 +340,19 @@ export class ServePool implements RemoteFs {
     return this.control;
   }
 
+  /** Worker `index`'s connection: the one it had while healthy, else a new one. */
+  private async slotClient(index: number): Promise<ServeClient> {
+    const had = this.slots[index];
+    if (had) {
+      const c = await had;
+      if (!c.failure) return c;
+    }
+    const fresh = this.connect();
+    fresh.catch(() => {});
+    this.slots[index] = fresh;
+    return fresh;
+  }
+
   private async connect(): Promise<ServeClient> {
     if (this.destroyed) throw new ConnectionClosedError('Interrupted');
     const { client } = await this.connector.connect();
@@ -221,8 +375,7 @@ export class ServePool implements RemoteFs {
       let client: ServeClient | null = null;
       for (let attempt = 0; attempt <= MAX_RECONNECTS && queue.remaining > 0 && !this.destroyed; attempt++) {
         try {
-          const spare = attempt === 0 ? this.spare[index - 1] : undefined;
-          client = index === 0 ? await this.controlClient() : await (spare ?? this.connect());
+          client = index === 0 ? await this.controlClient() : await this.slotClient(index);
         } catch (err) {
           lastError = err as Error;
           // A refused extra connection leaves the work to the others; ssh errors will not heal.
@@ -271,5 +424,14 @@ export class ServePool implements RemoteFs {
         ms: 0,
       });
     }
+  }
+}
+
+/** Size of a local file, or -1 (its error is reported when the file is sent normally). */
+function localSize(p: string): number {
+  try {
+    return statSync(p).size;
+  } catch {
+    return -1;
   }
 }

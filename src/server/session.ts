@@ -14,11 +14,11 @@ import { FrameSink } from '../transport/frame_sink.js';
 import { BlockBuffers } from '../util/file_blocks.js';
 import { Cas, defaultCasDir } from './cas.js';
 import { errorLine, type SessionContext } from './context.js';
+import { Rendezvous } from './direct.js';
 import { handleMkdir, handleTruncate } from './handlers/fs_ops.js';
 import { handleGet, handleGetChunked } from './handlers/get.js';
 import { handlePut, handlePutChunked } from './handlers/put.js';
 import { handleHash, handleList, handleResume, handleStat } from './handlers/query.js';
-import { Rendezvous } from './direct.js';
 import { PathGuard } from './path_guard.js';
 
 /** What this server offers over ssh or stdio: every bit but AEAD (no direct key there). */

@@ -8,7 +8,23 @@ export class WorkQueue<T> implements Iterable<T> {
   private head = 0;
   private readonly retry: T[] = [];
 
-  constructor(private readonly items: readonly T[]) {}
+  private items: readonly T[];
+
+  constructor(items: readonly T[]) {
+    this.items = items;
+  }
+
+  /** Removes and returns the items not yet taken that match `pred` (in order). */
+  extract(pred: (item: T) => boolean): T[] {
+    const out: T[] = [];
+    const keep: T[] = [];
+    for (const it of this.items.slice(this.head)) (pred(it) ? out : keep).push(it);
+    if (out.length > 0) {
+      this.items = keep;
+      this.head = 0;
+    }
+    return out;
+  }
 
   take(): T | undefined {
     if (this.retry.length > 0) return this.retry.pop();

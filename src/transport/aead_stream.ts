@@ -104,12 +104,17 @@ export class RecordSealer extends Transform {
       let at = 0;
       while (at < chunk.length) {
         if (this.cursor.inHeader) {
-          at = this.cursor.readHeader(chunk, at, MAX_FRAME_LEN);
+          // A sealed frame (with its own 4-byte length) must fit a record of 16 MiB + 16.
+          at = this.cursor.readHeader(chunk, at, this.plainFrames > 0 ? MAX_FRAME_LEN : MAX_FRAME_LEN - 4);
           if (this.cursor.inHeader) break;
           const header = this.cursor.headerBytes();
           if (this.plainFrames > 0) out.add(header);
           else {
-            this.cipher = createCipheriv('aes-256-gcm', this.key, recordNonce(this.direction, this.counter++));
+            this.cipher = createCipheriv(
+              'aes-256-gcm',
+              this.key,
+              recordNonce(this.direction, this.counter++),
+            );
             const n = Buffer.allocUnsafe(4);
             n.writeUInt32LE(4 + this.cursor.left + TAG_BYTES, 0);
             out.add(n);
@@ -173,7 +178,8 @@ export class RecordOpener extends Transform {
       while (at < chunk.length) {
         if (this.cursor.inHeader) {
           const sealed = this.plainFrames === 0;
-          at = this.cursor.readHeader(chunk, at, sealed ? MAX_FRAME_LEN + 4 + TAG_BYTES : MAX_FRAME_LEN);
+          // Records: n = ciphertext + tag, at most 16 MiB + 16 (PROTOCOL.md section 16).
+          at = this.cursor.readHeader(chunk, at, sealed ? MAX_FRAME_LEN + TAG_BYTES : MAX_FRAME_LEN);
           if (this.cursor.inHeader) break;
           if (!sealed) out.add(this.cursor.headerBytes());
           else {

@@ -1,0 +1,150 @@
+/**
+ * One large file striped across the pool's connections (PROTOCOL.md section 11, rule 17.2).
+ *
+ * The file is cut into ranges that the connections take from a shared queue, like files: a
+ * faster connection takes more, and a range whose connection broke is taken again by another.
+ * Every range lands in one temp file beside the destination (uploads: Truncate, then
+ * PutChunked per range; downloads: GetChunked per range written at its offset). The temp file
+ * gets the final name only when every range arrived and the BLAKE3 of the whole stored file
+ * equals the source's; otherwise it is removed. A torn file never carries the final name.
+ */
+import { IntegrityError } from '../errors.js';
+import { MAX_BLOCK } from '../protocol/constants.js';
+import type { FdFile } from '../util/fd_file.js';
+import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
+import { WriteBatch } from '../util/write_batch.js';
+import type { BatchCallbacks, FileResult } from './file_batch.js';
+import type { ServeClient } from './serve_client.js';
+
+/** Files at least this large are striped when there is more than one connection. */
+export const STRIPE_MIN_BYTES = 64 << 20;
+const RANGE_MIN = 16 << 20;
+const RANGE_MAX = 128 << 20;
+/** Ranges in flight per connection: the next one is on the wire while the last is answered. */
+const RANGES_PER_CONNECTION = 2;
+
+/** One range of a striped file; `file` is the striped transfer it belongs to. */
+export interface RangeItem<F> {
+  file: F;
+  offset: number;
+  length: number;
+}
+
+/** A striped upload: the local file, open, and the remote temp file the ranges go into. */
+export interface StripedPut {
+  fh: FdFile;
+  remoteTemp: string;
+}
+
+/** A striped download: the remote file and the local temp file, open, the ranges go into. */
+export interface StripedGet {
+  remote: string;
+  fh: FdFile;
+}
+
+/** About four ranges per connection, 16 to 128 MiB each, on 4 MiB block boundaries. */
+export function planRanges<F>(file: F, size: number, connections: number): RangeItem<F>[] {
+  const target = Math.ceil(size / (connections * 4) / MAX_BLOCK) * MAX_BLOCK;
+  const step = Math.min(RANGE_MAX, Math.max(RANGE_MIN, target));
+  const out: RangeItem<F>[] = [];
+  for (let offset = 0; offset < size; offset += step) {
+    out.push({ file, offset, length: Math.min(step, size - offset) });
+  }
+  return out;
+}
+
+/**
+ * Runs `one` for the ranges taken from `items` while the connection is healthy, at most
+ * RANGES_PER_CONNECTION at a time; never rejects (see each result's error).
+ */
+async function runRanges<F>(
+  client: ServeClient,
+  items: Iterable<RangeItem<F>>,
+  cb: BatchCallbacks<RangeItem<F>>,
+  one: (r: RangeItem<F>, onBytes: (n: number) => void, buffers: BlockBuffers) => Promise<void>,
+  buffers: BlockBuffers[] = [],
+): Promise<FileResult<RangeItem<F>>[]> {
+  const results: FileResult<RangeItem<F>>[] = [];
+  const it = items[Symbol.iterator]();
+  const lane = async (k: number): Promise<void> => {
+    for (;;) {
+      if (client.failure) return;
+      const next = it.next();
+      if (next.done) return;
+      const r = next.value;
+      const t0 = performance.now();
+      let bytes = 0;
+      let error: Error | null = null;
+      try {
+        await one(
+          r,
+          (n) => {
+            bytes += n;
+            cb.onBytes?.(n, r);
+          },
+          buffers[k],
+        );
+      } catch (err) {
+        error = err as Error;
+      }
+      const res = { item: r, bytes, hash: null, error, ms: performance.now() - t0 };
+      results.push(res);
+      cb.onFileDone?.(res);
+    }
+  };
+  await Promise.all(Array.from({ length: RANGES_PER_CONNECTION }, (_, k) => lane(k)));
+  return results;
+}
+
+/** Sends ranges of a local file into the remote temp file (PutChunked, no Done after it). */
+export function putRanges(
+  client: ServeClient,
+  items: Iterable<RangeItem<StripedPut>>,
+  cb: BatchCallbacks<RangeItem<StripedPut>> = {},
+): Promise<FileResult<RangeItem<StripedPut>>[]> {
+  const buffers = Array.from({ length: RANGES_PER_CONNECTION }, () => new BlockBuffers());
+  return runRanges(
+    client,
+    items,
+    cb,
+    async (r, onBytes, bufs) => {
+      let sent = 0;
+      await client.putChunked(r.file.remoteTemp, r.offset, r.length, (emit) =>
+        readBlocks(r.file.fh, r.offset, r.length, bufs, (block) => {
+          sent += block.length;
+          onBytes(block.length);
+          return emit(block);
+        }),
+      );
+      if (sent !== r.length)
+        throw new IntegrityError(`${r.file.fh.path}: file changed size while being sent`);
+    },
+    buffers,
+  );
+}
+
+/** Receives ranges of a remote file into the local temp file at their offsets (GetChunked). */
+export function getRanges(
+  client: ServeClient,
+  items: Iterable<RangeItem<StripedGet>>,
+  cb: BatchCallbacks<RangeItem<StripedGet>> = {},
+): Promise<FileResult<RangeItem<StripedGet>>[]> {
+  return runRanges(client, items, cb, async (r, onBytes) => {
+    const batch = new WriteBatch(r.file.fh, r.offset);
+    let got = 0;
+    try {
+      await client.getChunked(r.file.remote, r.offset, r.length, async (block) => {
+        got += block.length;
+        if (got > r.length)
+          throw new IntegrityError(`${r.file.remote}: server sent more than the range asked for`);
+        onBytes(block.length);
+        await batch.add(block);
+      });
+      await batch.flush();
+    } finally {
+      await batch.settle();
+    }
+    if (got !== r.length)
+      throw new IntegrityError(`${r.file.remote}: received ${got} of ${r.length} bytes of a range`);
+  });
+}

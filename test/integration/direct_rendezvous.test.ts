@@ -1,0 +1,155 @@
+/**
+ * The direct-TCP rendezvous of a spawned `bcmr serve` (PROTOCOL.md section 12, rule 17.6),
+ * driven with raw sockets: a wrong MAC is refused, exactly one authenticated connection is
+ * served and the listener is gone after it, an unused listener closes after its timeout, a
+ * Hello without AEAD is refused on the direct socket, and openDirect's session round-trips.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { openDirect, parseDirectAddr } from '../../src/client/direct.js';
+import { DEFAULT_CLIENT_CAPS, type ServeClient } from '../../src/client/serve_client.js';
+import { directMac } from '../../src/codec/hash.js';
+import { Cap, MsgType } from '../../src/protocol/constants.js';
+import { connectSpawned, tempDir } from '../helpers/serve.js';
+
+const CAPS = DEFAULT_CLIENT_CAPS | Cap.DIRECT_TCP;
+
+/** Connects and collects everything the server sends until it closes (or `ms` passes). */
+function talk(addr: string, send: (challenge: Buffer) => Buffer | null, ms = 3000): Promise<Buffer> {
+  const { host, port } = parseDirectAddr(addr);
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(port, host);
+    const got: Buffer[] = [];
+    let answered = false;
+    const timer = setTimeout(() => sock.destroy(), ms);
+    sock.on('data', (b: Buffer) => {
+      got.push(b);
+      const all = Buffer.concat(got);
+      if (!answered && all.length >= 37) {
+        answered = true;
+        const reply = send(all.subarray(0, 37));
+        if (reply) sock.write(reply);
+      }
+    });
+    sock.on('error', reject);
+    sock.on('close', () => {
+      clearTimeout(timer);
+      resolve(Buffer.concat(got));
+    });
+  });
+}
+
+function authHello(key: Uint8Array, challenge: Buffer, wrong = false): Buffer {
+  const mac = directMac(key, challenge.subarray(5));
+  if (wrong) mac[0] ^= 1;
+  return Buffer.concat([Buffer.from([33, 0, 0, 0, MsgType.AuthHello]), mac]);
+}
+
+describe('direct rendezvous of bcmr serve', () => {
+  let root: string;
+  let cleanup: () => Promise<void>;
+  let control: ServeClient;
+  before(async () => {
+    ({ dir: root, cleanup } = await tempDir());
+    ({ client: control } = await connectSpawned(
+      root,
+      { caps: CAPS },
+      { SSH_CONNECTION: '', BCMR_RENDEZVOUS_TIMEOUT_SECS: '1' },
+    ));
+  });
+  after(async () => {
+    await control.close();
+    await cleanup();
+  });
+
+  it('offers DIRECT_TCP and not AEAD on the ssh session', () => {
+    assert.equal(control.caps & (Cap.DIRECT_TCP | Cap.AEAD), Cap.DIRECT_TCP);
+  });
+
+  it('sends a plain AuthChallenge and closes on a wrong MAC, sending nothing more', async () => {
+    const { addr, sessionKey } = await control.openDirectChannel();
+    assert.match(addr, /^127\.0\.0\.1:\d+$/);
+    const got = await talk(addr, (ch) => authHello(sessionKey, ch, true));
+    assert.equal(got.length, 37);
+    assert.deepEqual([...got.subarray(0, 5)], [33, 0, 0, 0, MsgType.AuthChallenge]);
+  });
+
+  it('serves the first authenticated connection only; the listener is gone after it', async () => {
+    const { addr, sessionKey } = await control.openDirectChannel();
+    const { host, port } = parseDirectAddr(addr);
+    // Authenticate, then say Hello with AEAD: a plain Welcome offering AEAD comes back.
+    const first = talk(addr, (ch) =>
+      Buffer.concat([
+        authHello(sessionKey, ch),
+        Buffer.from([3, 0, 0, 0, MsgType.Hello, 2, Cap.AEAD | Cap.ZSTD]),
+      ]),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    await assert.rejects(
+      new Promise((resolve, reject) => net.connect(port, host).on('connect', resolve).on('error', reject)),
+      { code: 'ECONNREFUSED' },
+    );
+    const got = await first;
+    assert.deepEqual([...got.subarray(37, 44)], [3, 0, 0, 0, MsgType.Welcome, 2, Cap.AEAD | Cap.ZSTD]);
+  });
+
+  it('refuses a Hello without AEAD on the direct socket', async () => {
+    const { addr, sessionKey } = await control.openDirectChannel();
+    const got = await talk(addr, (ch) =>
+      Buffer.concat([authHello(sessionKey, ch), Buffer.from([3, 0, 0, 0, MsgType.Hello, 2, Cap.ZSTD])]),
+    );
+    const reply = got.subarray(37);
+    assert.equal(reply[4], MsgType.Error);
+    assert.match(reply.subarray(9).toString(), /requires CAP_AEAD/);
+  });
+
+  it('closes a listener nobody authenticated within its timeout', async () => {
+    const { addr } = await control.openDirectChannel();
+    const { host, port } = parseDirectAddr(addr);
+    await new Promise((r) => setTimeout(r, 1500));
+    await assert.rejects(
+      new Promise((resolve, reject) => net.connect(port, host).on('connect', resolve).on('error', reject)),
+      { code: 'ECONNREFUSED' },
+    );
+  });
+
+  it('draws a fresh key for every rendezvous', async () => {
+    const a = await control.openDirectChannel();
+    const b = await control.openDirectChannel();
+    assert.notDeepEqual(Buffer.from(a.sessionKey), Buffer.from(b.sessionKey));
+    assert.notEqual(a.addr, b.addr);
+  });
+
+  it('runs a whole AEAD session through openDirect: Put, Stat, Get', async () => {
+    const direct = await openDirect(control, CAPS);
+    assert.ok(direct.caps & Cap.AEAD);
+    const data = randomBytes(5 << 20);
+    const hash = await direct.put('d.bin', { size: data.length }, async (emit) => {
+      await (await emit(data.subarray(0, 4 << 20))).released;
+      await (await emit(data.subarray(4 << 20))).released;
+    });
+    assert.equal(typeof hash, 'string');
+    assert.equal((await direct.stat('d.bin')).size, data.length);
+    const back: Buffer[] = [];
+    await direct.get('d.bin', 0, (b) => back.push(Buffer.from(b)));
+    assert.ok(Buffer.concat(back).equals(data));
+    assert.ok(fs.readFileSync(path.join(root, 'd.bin')).equals(data));
+    // Closing the direct client also ends the ssh-side session it owns.
+    await direct.close();
+    ({ client: control } = await connectSpawned(
+      root,
+      { caps: CAPS },
+      { SSH_CONNECTION: '', BCMR_RENDEZVOUS_TIMEOUT_SECS: '1' },
+    ));
+  });
+
+  it('refuses OpenDirectChannel on a session that did not negotiate DIRECT_TCP', async () => {
+    const { client } = await connectSpawned(root, { caps: DEFAULT_CLIENT_CAPS });
+    await assert.rejects(client.openDirectChannel(), { name: 'RemoteError' });
+    await client.close();
+  });
+});
