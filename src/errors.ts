@@ -35,6 +35,17 @@ export class ProtocolError extends BcmrError {
 }
 
 /**
+ * A direct-plane record failed AES-GCM authentication: the bytes were corrupted or tampered
+ * with on the way. Fatal to the session like any protocol violation, and never retried (a
+ * tampering path would only tamper again).
+ */
+export class AeadError extends ProtocolError {
+  constructor(message: string) {
+    super(`integrity check failed: ${message}`);
+  }
+}
+
+/**
  * The remote answered with an Error frame. `kind` is the leading code word our server
  * writes (`not-found`, `exists`, `denied`, `escape`, `io`, `proto`), or `other` for free text
  * from a foreign server.

@@ -9,6 +9,7 @@ import { constants, statSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { fileHashHex } from '../codec/hash.js';
 import {
+  AeadError,
   ConnectionClosedError,
   DirectUnavailableError,
   IntegrityError,
@@ -396,7 +397,8 @@ export class ServePool implements RemoteFs {
             // Lost with the connection (closed, or cut inside a frame), not refused by the
             // server: another try on a new connection.
             const lost =
-              r.error instanceof ConnectionClosedError || (r.error !== null && r.error === c.failure);
+              (r.error instanceof ConnectionClosedError || (r.error !== null && r.error === c.failure)) &&
+              !(c.failure instanceof AeadError);
             if (lost && retrying && !this.destroyed) {
               cb.onBytes?.(-r.bytes, r.item);
               queue.putBack(r.item);

@@ -15,7 +15,7 @@
  */
 import { type CipherGCM, createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { ProtocolError } from '../errors.js';
+import { AeadError, ProtocolError } from '../errors.js';
 import { type DirectionId, recordNonce, TAG_BYTES } from '../protocol/aead.js';
 import { MAX_FRAME_LEN } from '../protocol/constants.js';
 
@@ -237,7 +237,7 @@ export class RecordOpener extends Transform {
     try {
       last = d.final();
     } catch {
-      throw new ProtocolError('AEAD record failed authentication (data corrupted or tampered with)');
+      throw new AeadError('AEAD record failed authentication (data corrupted or tampered with)');
     }
     if (last.length > 0) this.plain.push(last);
     // The plaintext must be exactly one frame: its own length prefix says the same size.

@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
+import { AeadError, ProtocolError } from '../../src/errors.js';
 import { Direction, type DirectionId } from '../../src/protocol/aead.js';
 import { RecordOpener, RecordSealer } from '../../src/transport/aead_stream.js';
 
@@ -91,7 +92,7 @@ describe('AEAD record streams', () => {
       const opener = new RecordOpener(key, Direction.serverToClient, 0);
       let released = 0;
       opener.on('data', (b: Buffer) => (released += b.length));
-      await assert.rejects(through(opener, [bad]), { name: 'ProtocolError' });
+      await assert.rejects(through(opener, [bad]), ProtocolError);
       assert.equal(released, 0, `flip at ${at}`);
     }
   });
@@ -100,12 +101,11 @@ describe('AEAD record streams', () => {
     const sealer = new RecordSealer(key, Direction.clientToServer, 0);
     const two = await through(sealer, [frame(0x09, new Uint8Array(0)), frame(0x09, new Uint8Array(0))]);
     const first = two.subarray(0, two.length / 2);
-    await assert.rejects(through(new RecordOpener(key, Direction.serverToClient, 0), [first]), {
-      name: 'ProtocolError',
-    });
-    await assert.rejects(through(new RecordOpener(key, Direction.clientToServer, 0), [first, first]), {
-      name: 'ProtocolError',
-    });
+    await assert.rejects(through(new RecordOpener(key, Direction.serverToClient, 0), [first]), AeadError);
+    await assert.rejects(
+      through(new RecordOpener(key, Direction.clientToServer, 0), [first, first]),
+      AeadError,
+    );
   });
 
   it('a stream cut inside a record is truncation', async () => {
