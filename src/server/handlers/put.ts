@@ -156,28 +156,40 @@ async function receiveDedup(
   ctx.sink.send({ type: 'MissingBlocks', bitmap });
   await ctx.sink.flush();
   let corrupt: string | null = null;
-  for (let i = 0; i < count; i++) {
-    const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
-    let block: Uint8Array | null;
-    if (need[i]) {
-      block = await readWholeBlock(ctx, len);
-      if (block === null) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
-      if (block.length !== len || blake3Hex(block) !== hexes[i]) {
-        throw new OpError(`io: dedup block ${i} does not match its announced hash`);
+  // Each block's two writes (into the file, into the store) run on the pool while the next
+  // block arrives; a few blocks in flight at most (they own their memory).
+  const writes: Promise<unknown>[] = [];
+  const MAX_WRITES = 8;
+  try {
+    for (let i = 0; i < count; i++) {
+      const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
+      let block: Uint8Array | null;
+      if (need[i]) {
+        block = await readWholeBlock(ctx, len);
+        if (block === null) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
+        if (block.length !== len || blake3Hex(block) !== hexes[i]) {
+          throw new OpError(`io: dedup block ${i} does not match its announced hash`);
+        }
+        writes.push(cas.write(hexes[i], block).catch(() => {}));
+      } else {
+        block = await cas.read(hexes[i]);
+        if (block === null || block.length !== len) {
+          // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
+          corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
+          continue;
+        }
       }
-      await cas.write(hexes[i], block).catch(() => {});
-    } else {
-      block = await cas.read(hexes[i]);
-      if (block === null || block.length !== len) {
-        // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
-        corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
-        continue;
-      }
+      if (corrupt) continue;
+      hasher.update(block);
+      const w = fh.write(block, i * MAX_BLOCK);
+      if (w) writes.push(w);
+      while (writes.length > MAX_WRITES) await writes.shift();
     }
-    if (corrupt) continue;
-    hasher.update(block);
-    await fh.write(block, i * MAX_BLOCK);
+  } catch (err) {
+    await Promise.allSettled(writes);
+    throw err;
   }
+  await Promise.all(writes);
   const end = await ctx.reader.expect('dedup Done');
   if (end.type !== 'Done') {
     ctx.reader.unread(end);
