@@ -107,6 +107,22 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
     const l4 = ratio(bl, find(ms, lat, small, 'bcmr -P 4'));
     row(`(also) small files ${dir} over ${lat || 'latency'}: speed-up -P 1 -> -P 4 >= 1.5`, l4, l4 >= 1.5);
   }
+  for (const dir of ['upload', 'download']) {
+    const big = new RegExp(`random file ${dir}`);
+    const scp = find(ms, 'loopback', big, 'scp');
+    const direct = ms
+      .filter((m) => m.condition === 'loopback' && big.test(m.workload) && m.tool.endsWith('--direct=direct'))
+      .filter((m) => m.times.length > 0)
+      .sort((a, b) => median(a.times) - median(b.times))[0];
+    const speed = ratio(scp, direct);
+    row(
+      `random file ${dir}: speed-up of bcmr --direct=direct (${direct?.tool.replace(' --direct=direct', '') ?? 'best -P'}) over scp >= 4`,
+      speed,
+      speed >= 4,
+    );
+    const striped = ratio(find(ms, 'loopback', big, 'bcmr -P 1'), find(ms, 'loopback', big, 'bcmr -P 4'));
+    row(`random file ${dir}: speed-up -P 1 -> -P 4 striped over ssh >= 1.5`, striped, striped >= 1.5);
+  }
   const t = /text upload/;
   const speedup = ratio(find(ms, '10 MB/s', t, 'scp'), find(ms, '10 MB/s', t, 'bcmr -P 1'));
   row(
@@ -154,7 +170,7 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
   const f = Object.entries(info.features ?? {});
   if (f.length)
     out.push(
-      '## Dedup, resume, --sync',
+      '## Dedup, resume, --sync, direct-plane ceilings',
       '',
       '| figure | value |',
       '|---|---|',

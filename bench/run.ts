@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: bcmr against scp, rsync, rclone (sftp), tar|ssh and the `ssh cat` ceiling,
  * on the same data in the same run, through the test harness's real sshd:
- *   loopback   1 GiB random file and 10,000 x 64 KiB files, up and down; bcmr at -P 1/2/4/8
+ *   loopback   1 GiB random file (bcmr -P 1/2/4, striped, over ssh and --direct=direct) and
+ *              10,000 x 64 KiB files (bcmr -P 1/2/4/8), up and down; AES-GCM and TCP ceilings
  *   latency    10,000 x 64 KiB through a userspace delay proxy (default 50 ms RTT)
  *   slow       64 MiB of real text over a 10 MB/s link (network namespaces + tc tbf, root only)
  * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
@@ -18,6 +19,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type SshServer, startSshd } from '../test/harness/sshd.js';
+import { ceilings } from './ceilings.js';
 import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
 import { startDelayProxy } from './delay_proxy.js';
 import { dedupRepeat, resumeAfterKill, syncCost } from './features.js';
@@ -176,9 +178,22 @@ async function main(): Promise<void> {
   try {
     if (conditions.includes('loopback')) {
       const lo = route('bcmr-test', '127.0.0.1', sshd.port, sshd);
+      // -P 2/4 stripe the one file over 2/4 connections; --direct=direct moves it over
+      // AES-256-GCM TCP beside each ssh session.
       const bigTools = quick
-        ? [bcmr(1), ...peers, sshCat]
-        : [bcmr(1), bcmr(4), bcmr(1, 'none'), ...peers, sshCat];
+        ? [bcmr(1), bcmr(4), bcmr(1, 'auto', true), bcmr(2, 'auto', true), ...peers, sshCat]
+        : [
+            bcmr(1),
+            bcmr(2),
+            bcmr(4),
+            bcmr(1, 'none'),
+            bcmr(1, 'auto', true),
+            bcmr(2, 'auto', true),
+            bcmr(4, 'auto', true),
+            ...peers,
+            sshCat,
+          ];
+      Object.assign(features, await ceilings());
       await runWorkload(
         {
           condition: 'loopback',

@@ -44,9 +44,9 @@ export interface Tool {
 const q = shellQuote;
 const sh = (cmd: string) => ['sh', '-c', cmd];
 
-export function bcmr(n: number, compress: 'auto' | 'none' = 'auto'): Tool {
+export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = false): Tool {
   return {
-    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}`,
+    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}${direct ? ' --direct=direct' : ''}`,
     peer: false,
     argv: (j) => {
       const base = [
@@ -59,6 +59,7 @@ export function bcmr(n: number, compress: 'auto' | 'none' = 'auto'): Tool {
         String(n),
         '--compress',
         compress,
+        ...(direct ? ['--direct=direct', '--no-fallback'] : []),
         '--rsh',
         j.route.rsh,
       ];

@@ -234,17 +234,26 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     const dest = await ctx.guard.resolve(m.path, 'write');
     mkdirSync(path.dirname(dest), { recursive: true });
     fh = FdFile.open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
-    while (got < m.length) {
-      const msg = await ctx.reader.expect('PutChunked data');
-      if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
-      if (!isData(msg)) {
-        ctx.reader.unread(msg);
-        throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
+    // Pieces gathered and written on the pool while the next ones arrive, as for Put.
+    const batch = new WriteBatch(fh, m.offset);
+    try {
+      while (got < m.length) {
+        const msg = await ctx.reader.expect('PutChunked data');
+        if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
+        if (!isData(msg)) {
+          ctx.reader.unread(msg);
+          throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
+        }
+        const bytes = decodeBlock(msg);
+        if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
+        got += bytes.length;
+        await batch.add(bytes);
       }
-      const bytes = decodeBlock(msg);
-      if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
-      await fh.write(bytes, m.offset + got);
-      got += bytes.length;
+      await batch.flush();
+      await batch.settle();
+    } catch (err) {
+      await batch.settle().catch(() => {});
+      throw err;
     }
     if (ctx.sync) await fh.sync();
     ctx.discardNextDone = true;
