@@ -44,11 +44,14 @@ test('a repeat 64 MiB upload sends no block the server already has', async () =>
   assert.equal(second.blake3, first.blake3);
 });
 
-test('a corrupt block in the server store is refused, and the file is resent whole and correct', async () => {
+test('a stale block in the server store is refused, and the file is resent whole and correct', async () => {
   const cas = path.join(sshd.dir, 'cas');
-  const blocks = (fs.readdirSync(cas, { recursive: true }) as string[]).filter((p) => p.endsWith('.blk'));
-  assert.equal(blocks.length, 16);
-  fs.writeFileSync(path.join(cas, blocks[3]), Buffer.alloc(4 * MiB, 0));
+  const refs = (fs.readdirSync(cas, { recursive: true }) as string[]).filter((p) => p.endsWith('.ref'));
+  assert.equal(refs.length, 16, 'one reference per block of the first upload, no copies');
+  // one.bin holds those blocks; its block 3 changes in place.
+  const fd = fs.openSync(path.join(dir, 'one.bin'), 'r+');
+  fs.writeSync(fd, Buffer.alloc(64, 0), 0, 64, 3 * 4 * MiB + 5);
+  fs.closeSync(fd);
   const third = await upload('three.bin');
   // The first try was refused (rule 17.3); the retry sent every block.
   assert.equal(third.deduped, undefined);

@@ -1,7 +1,7 @@
 /** Dedup Put: HaveBlocks / MissingBlocks, a repeat upload sends no blocks, a corrupt CAS block is refused. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { putFiles } from '../../src/client/file_batch.js';
@@ -58,10 +58,20 @@ it('stores blocks on the first upload and skips all of them on a repeat', async 
   assert.ok((await readFile(path.join(root, 'two.bin'))).equals(data));
 });
 
-it('refuses to assemble from a corrupt CAS block and publishes nothing', async () => {
-  const store = new Cas(cas);
-  const victim = store.blockPath(blake3Hex(blocks[1]));
-  await writeFile(victim, Buffer.alloc(4 * MiB));
+it('keeps references to where blocks lie, not second copies of them', async () => {
+  const entries = ((await readdir(cas, { recursive: true })) as string[]).filter((p) =>
+    /\.(blk|ref)$/.test(p),
+  );
+  assert.equal(entries.filter((p) => p.endsWith('.ref')).length, blocks.length);
+  assert.equal(entries.filter((p) => p.endsWith('.blk')).length, 0);
+});
+
+it('a stale reference (the file changed since) is refused and nothing published', async () => {
+  // one.bin holds the blocks the store refers to; someone edits its block 1 in place.
+  const victim = path.join(root, 'one.bin');
+  const fd = await open(victim, 'r+');
+  await fd.write(Buffer.alloc(16, 0xee), 0, 16, 4 * MiB + 10);
+  await fd.close();
   await assert.rejects(
     upload('three.bin'),
     (e: Error) => e instanceof RemoteError && /corrupt/.test(e.message),
@@ -70,14 +80,31 @@ it('refuses to assemble from a corrupt CAS block and publishes nothing', async (
     (await readdir(root)).filter((n) => n.includes('three')),
     [],
   );
-  // The corrupt block was dropped, so the next upload sends it again and succeeds.
+  // The stale reference was dropped, so the next upload sends that block again and succeeds.
   const again = await upload('three.bin');
   assert.equal(again.hash, blake3Hex(data));
   assert.equal(again.skipped, blocks.length - 1);
 });
 
+it('a corrupt block file is re-hashed, dropped, and never written into a file', async () => {
+  const store = new Cas(cas);
+  const h = blake3Hex(blocks[2]);
+  // A block file (as the Rust server writes them) that lies about its content; no reference.
+  await store.write(h, Buffer.alloc(4 * MiB, 1));
+  await rm(store.refPath(h), { force: true });
+  await assert.rejects(
+    upload('four.bin'),
+    (e: Error) => e instanceof RemoteError && /corrupt/.test(e.message),
+  );
+  assert.equal(await store.has(h), false);
+  assert.deepEqual(
+    (await readdir(root)).filter((n) => n.includes('four')),
+    [],
+  );
+});
+
 async function blockFiles(dir: string): Promise<string[]> {
-  return ((await readdir(dir, { recursive: true })) as string[]).filter((p) => p.endsWith('.blk'));
+  return ((await readdir(dir, { recursive: true })) as string[]).filter((p) => /\.(blk|ref)$/.test(p));
 }
 
 it('three 24 MiB uploads under a 32 MiB cap leave exactly 8 blocks, newest kept', async () => {

@@ -52,8 +52,9 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     fh = FdFile.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
     const hasher = new Blake3Hasher();
     const first = await ctx.reader.expect('Put');
+    let fresh: FreshBlock[] | null = null;
     if (first.type === 'HaveBlocks') {
-      await receiveDedup(ctx, fh, m.size, first, hasher);
+      fresh = await receiveDedup(ctx, fh, m.size, first, hasher);
     } else {
       ctx.reader.unread(first);
       await receiveInto(ctx, fh, 0, m.size, hasher);
@@ -66,6 +67,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     publishTemp(tmp, dest, m.overwrite, (d) => new OpError(`exists: ${d}`));
     tmp = null;
     if (ctx.sync) await FdFile.syncDir(path.dirname(dest));
+    if (fresh) await storeFresh(ctx, dest, fresh);
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
@@ -129,7 +131,7 @@ async function receiveDedup(
   size: number,
   have: Of<'HaveBlocks'>,
   hasher: Blake3Hasher,
-): Promise<void> {
+): Promise<FreshBlock[]> {
   const count = have.hashes.length / 32;
   const refuse = (line: string): never => {
     ctx.sink.send({ type: 'Error', message: line });
@@ -156,8 +158,9 @@ async function receiveDedup(
   ctx.sink.send({ type: 'MissingBlocks', bitmap });
   await ctx.sink.flush();
   let corrupt: string | null = null;
-  // Each block's two writes (into the file, into the store) run on the pool while the next
-  // block arrives; a few blocks in flight at most (they own their memory).
+  const fresh: FreshBlock[] = [];
+  // Block writes run on the pool while the next block arrives; a few in flight at most (they
+  // own their memory).
   const writes: Promise<unknown>[] = [];
   const MAX_WRITES = 8;
   try {
@@ -170,7 +173,7 @@ async function receiveDedup(
         if (block.length !== len || blake3Hex(block) !== hexes[i]) {
           throw new OpError(`io: dedup block ${i} does not match its announced hash`);
         }
-        writes.push(cas.write(hexes[i], block).catch(() => {}));
+        fresh.push({ hex: hexes[i], offset: i * MAX_BLOCK, length: len });
       } else {
         block = await cas.read(hexes[i]);
         if (block === null || block.length !== len) {
@@ -195,10 +198,27 @@ async function receiveDedup(
     ctx.reader.unread(end);
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
-  // Besides the eviction PROTOCOL.md asks for at the start, once more now that this file's
-  // blocks are in: the store then rests within its cap (oldest blocks go first).
-  await cas.evict(casCapBytes()).catch(() => {});
   if (corrupt) throw new AfterDone(corrupt);
+  return fresh;
+}
+
+/** A block that crossed the wire in a dedup Put: the store refers to it once published. */
+interface FreshBlock {
+  hex: string;
+  offset: number;
+  length: number;
+}
+
+/**
+ * After a dedup Put is published: the store refers to its new blocks where they now lie (no
+ * second copy of the bytes), then evicts once more besides the eviction PROTOCOL.md asks for
+ * at the start, so it rests within its cap (oldest blocks first). Housekeeping only: a failure
+ * here never fails the Put.
+ */
+async function storeFresh(ctx: SessionContext, dest: string, fresh: FreshBlock[]): Promise<void> {
+  const cas = ctx.cas();
+  await Promise.all(fresh.map((b) => cas.refer(b.hex, dest, b.offset, b.length).catch(() => {})));
+  await cas.evict(casCapBytes()).catch(() => {});
 }
 
 /**

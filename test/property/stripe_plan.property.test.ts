@@ -1,0 +1,33 @@
+/** planRanges: the ranges of a striped file tile it exactly, on 4 MiB boundaries, 16-128 MiB each. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { planRanges } from '../../src/client/stripe.js';
+
+const MiB = 1 << 20;
+
+test('ranges cover [0, size) once, in order, block-aligned and bounded', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 64 * 1024 * MiB }), fc.integer({ min: 2, max: 64 }), (size, n) => {
+      const rs = planRanges('f', size, n);
+      let at = 0;
+      for (const [i, r] of rs.entries()) {
+        assert.equal(r.file, 'f');
+        assert.equal(r.offset, at);
+        assert.ok(r.length > 0);
+        if (i < rs.length - 1) {
+          assert.equal(r.length % (4 * MiB), 0);
+          assert.ok(r.length >= 16 * MiB && r.length <= 128 * MiB, `${r.length}`);
+        }
+        at += r.length;
+      }
+      assert.equal(at, size);
+    }),
+  );
+});
+
+test('about four ranges per connection when that keeps ranges within bounds', () => {
+  assert.equal(planRanges('f', 1024 * MiB, 4).length, 16);
+  assert.equal(planRanges('f', 1024 * MiB, 2).length, 8);
+  assert.equal(planRanges('f', 64 * MiB, 4).length, 4);
+});
