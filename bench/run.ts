@@ -10,7 +10,8 @@
  * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
  *
  * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
- * --conditions loopback,latency,slow, --only-tools NAME,... (substring match).
+ * --conditions loopback,latency,slow, --only-tools NAME,... (substring match), --datasets
+ * big,small,text.
  * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
  * what is measured).
  */
@@ -37,6 +38,8 @@ const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
 const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features').split(',');
 const onlyTools = opt('--only-tools')?.split(',');
+/** `--datasets big,small,text`: which datasets to run (default all). */
+const datasets = (opt('--datasets') ?? 'big,small,text').split(',');
 const BASE =
   process.env.BCMR_BENCH_DIR ?? (existsSync('/dev/shm') ? '/dev/shm/bcmr-bench' : '/var/tmp/bcmr-bench');
 const CACHE = path.join(BASE, 'cache');
@@ -82,6 +85,8 @@ function usable(t: Tool): boolean {
   return cmd === 'bcmr' || cmd === 'tar' || cmd === 'ssh' || available(cmd);
 }
 
+let bigData: Dataset | null = null;
+
 async function timed(argv: string[], prefix: string[]): Promise<number> {
   const full = [...prefix, ...argv];
   const t0 = performance.now();
@@ -110,6 +115,8 @@ interface Workload {
 }
 
 async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
+  const kind = w.data === bigData ? 'big' : w.data.kind === 'tree' ? 'small' : 'text';
+  if (!datasets.includes(kind)) return;
   warm(w.data.path);
   const tools = w.tools.filter(usable);
   for (const direction of w.directions) {
@@ -164,6 +171,7 @@ async function main(): Promise<void> {
   ensurePeers();
   mkdirSync(CACHE, { recursive: true });
   const big = await randomFile(CACHE, quick ? 128 << 20 : 1 << 30);
+  bigData = big;
   const small = await smallTree(CACHE, quick ? 1000 : 10_000, 64 << 10);
   const text = await textFile(CACHE, quick ? 16 << 20 : 64 << 20);
   const results: Measurement[] = [];
@@ -311,7 +319,9 @@ async function main(): Promise<void> {
     await sshd.stop();
   }
   const all = ['loopback', 'latency', 'slow', 'features'].every((c) => conditions.includes(c));
-  const label = all ? undefined : conditions.join('+');
+  const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));
+  const label =
+    all && everyDataset ? undefined : [...conditions, ...(everyDataset ? [] : datasets)].join('+');
   writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features, label });
 }
 
