@@ -352,8 +352,16 @@ async function putResumable(
 /** Fresh uploads at least this large are offered through dedup (PROTOCOL.md section 9). */
 export const DEDUP_MIN_BYTES = 16 << 20;
 
-/** BLAKE3 of each 4 MiB block of the file (32 raw bytes each), for HaveBlocks. */
-async function blockHashes(fh: FdFile, size: number, buffers: BlockBuffers): Promise<Uint8Array> {
+/**
+ * BLAKE3 of each 4 MiB block of the file (32 raw bytes each), for HaveBlocks. The same pass
+ * feeds `whole` (the file's hash), so sending the blocks afterwards needs no second hash.
+ */
+async function blockHashes(
+  fh: FdFile,
+  size: number,
+  buffers: BlockBuffers,
+  whole: Blake3Hasher,
+): Promise<Uint8Array> {
   const count = Math.ceil(size / MAX_BLOCK);
   const out = Buffer.allocUnsafe(count * 32);
   let i = 0;
@@ -362,6 +370,7 @@ async function blockHashes(fh: FdFile, size: number, buffers: BlockBuffers): Pro
       throw new IntegrityError(`${fh.path}: short read while hashing blocks`);
     }
     blake3Raw(block).copy(out, i * 32);
+    whole.update(block);
     i++;
     return RELEASED;
   });
@@ -400,14 +409,17 @@ export async function putFiles(
         const size = fh.stat().size;
         const dedupHashes =
           dedupOffered && !item.noDedup && size >= DEDUP_MIN_BYTES
-            ? await blockHashes(fh, size, buffers)
+            ? await blockHashes(fh, size, buffers, hasher)
             : undefined;
+        // With dedup the file's hash came with the block hashes; if the file changes between
+        // the two passes, the server's hash of what it got differs and the file fails.
+        const hashing = dedupHashes === undefined;
         const ticket = await client.beginPut(
           item.remote,
           { size, overwrite: item.overwrite ?? true, dedupHashes },
           (emit) =>
             readBlocks(fh, 0, size, buffers, (block) => {
-              hasher.update(block);
+              if (hashing) hasher.update(block);
               bytes += block.length;
               cb.onBytes?.(block.length, item);
               return emit(block);
