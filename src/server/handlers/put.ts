@@ -9,10 +9,10 @@
 import { constants, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { decodeBlock } from '../../codec/block.js';
-import { Blake3Hasher, blake3Hex } from '../../codec/hash.js';
+import { Blake3Hasher } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
-import { type ClientMessage, isData } from '../../protocol/messages.js';
+import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
 import { FdFile } from '../../util/fd_file.js';
 import { publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
@@ -159,40 +159,46 @@ async function receiveDedup(
   await ctx.sink.flush();
   let corrupt: string | null = null;
   const fresh: FreshBlock[] = [];
-  // Block writes run on the pool while the next block arrives; a few in flight at most (they
-  // own their memory).
-  const writes: Promise<unknown>[] = [];
-  const MAX_WRITES = 8;
+  // Blocks are written in order from offset 0, gathered and written on the pool while the next
+  // pieces arrive; a received block is hashed and written piece by piece, never assembled.
+  const batch = new WriteBatch(fh, 0);
   try {
     for (let i = 0; i < count; i++) {
       const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
-      let block: Uint8Array | null;
       if (need[i]) {
-        block = await readWholeBlock(ctx, len);
-        if (block === null) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
-        if (block.length !== len || blake3Hex(block) !== hexes[i]) {
+        const blockHash = new Blake3Hasher();
+        const got = await receiveBlock(
+          ctx,
+          async (piece) => {
+            blockHash.update(piece);
+            if (corrupt) return; // the Put fails anyway: only read what was sent
+            hasher.update(piece);
+            await batch.add(piece);
+          },
+          len,
+        );
+        if (got < 0) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
+        if (got !== len || blockHash.digest('hex') !== hexes[i]) {
           throw new OpError(`io: dedup block ${i} does not match its announced hash`);
         }
         fresh.push({ hex: hexes[i], offset: i * MAX_BLOCK, length: len });
-      } else {
-        block = await cas.read(hexes[i]);
-        if (block === null || block.length !== len) {
-          // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
-          corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
-          continue;
-        }
+        continue;
       }
-      if (corrupt) continue;
+      const block = await cas.read(hexes[i]);
+      if (block === null || block.length !== len) {
+        // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
+        corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
+      }
+      if (corrupt || block === null) continue;
       hasher.update(block);
-      const w = fh.write(block, i * MAX_BLOCK);
-      if (w) writes.push(w);
-      while (writes.length > MAX_WRITES) await writes.shift();
+      await batch.add(block);
     }
+    await batch.flush();
+    await batch.settle();
   } catch (err) {
-    await Promise.allSettled(writes);
+    await batch.settle().catch(() => {});
     throw err;
   }
-  await Promise.all(writes);
   const end = await ctx.reader.expect('dedup Done');
   if (end.type !== 'Done') {
     ctx.reader.unread(end);
@@ -222,28 +228,36 @@ async function storeFresh(ctx: SessionContext, dest: string, fresh: FreshBlock[]
 }
 
 /**
- * One dedup block as sent: a compressed frame, or the raw Data pieces the reader split it
- * into, gathered back to `len` bytes. Null when no data frame comes next.
+ * One dedup block as sent, to `onPiece`: a compressed frame decoded whole, or the raw Data
+ * pieces the reader split it into, as they come. Returns its length, or -1 when no data frame
+ * comes next.
  */
-async function readWholeBlock(ctx: SessionContext, len: number): Promise<Uint8Array | null> {
+async function receiveBlock(
+  ctx: SessionContext,
+  onPiece: (piece: Uint8Array) => Promise<void>,
+  len: number,
+): Promise<number> {
   const first = await ctx.reader.expect('dedup data');
   if (!isData(first)) {
     ctx.reader.unread(first);
-    return null;
+    return -1;
   }
-  if (first.type === 'DataCompressed' || first.data.length >= len) return decodeBlock(first);
-  const parts: Uint8Array[] = [first.data];
-  let have = first.data.length;
-  while (have < len) {
-    const m = await ctx.reader.expect('dedup data');
+  if (first.type === 'DataCompressed') {
+    const block = decodeBlock(first);
+    await onPiece(block);
+    return block.length;
+  }
+  let have = 0;
+  for (let m: Message = first; ; ) {
     if (m.type !== 'Data') {
       ctx.reader.unread(m);
-      break;
+      return have;
     }
-    parts.push(m.data);
+    await onPiece(m.data);
     have += m.data.length;
+    if (have >= len) return have;
+    m = await ctx.reader.expect('dedup data');
   }
-  return Buffer.concat(parts);
 }
 
 /** PutChunked: exactly `length` bytes at `offset` of a file created if absent, never truncated. */
