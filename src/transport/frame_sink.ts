@@ -37,8 +37,19 @@ export class FrameSink {
     encodeMessage(this.w, m);
   }
 
-  /** Writes everything sent so far; resolves when the stream has written it. */
+  /**
+   * Writes everything sent so far; resolves when the stream has written it. The promise may
+   * be awaited only later (a block's release is awaited two blocks on): it is marked handled
+   * here, or a failure meanwhile (EPIPE when the peer died) would be an unhandled rejection
+   * and crash the process; whoever awaits it still gets the error.
+   */
   flush(): Promise<void> {
+    const p = this.write();
+    p.catch(() => {});
+    return p;
+  }
+
+  private write(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const parts = this.w.take();
     if (parts.length === 0) return this.last;
@@ -55,8 +66,6 @@ export class FrameSink {
       });
       out.uncork();
     });
-    // Avoid unhandled rejections when nobody awaits this particular flush.
-    this.last.catch(() => {});
     return this.last;
   }
 

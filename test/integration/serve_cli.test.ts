@@ -70,4 +70,18 @@ describe('bcmr serve process', () => {
       assert.doesNotMatch(r.stderr, /\n\s+at /);
     }
   });
+
+  it('exits 3 after a broken stream even when its stderr is gone (ssh channel closed)', async () => {
+    const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    // Nobody reads stderr any more: the server's error line meets EPIPE, as when ssh was killed.
+    child.stderr.destroy();
+    child.stdout.resume();
+    const code = new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    child.stdin.end(Buffer.concat([hex('03 00 00 00 01 02 1f'), hex('0a 00 00 00 03 01')]));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    assert.equal(await code, 3);
+    clearTimeout(timer);
+  });
 });
