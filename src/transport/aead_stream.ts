@@ -89,63 +89,96 @@ class FrameCursor {
   }
 }
 
-export class RecordSealer extends Transform {
-  private readonly cursor = new FrameCursor();
-  private cipher: CipherGCM | null = null;
-  private counter = 0;
+/**
+ * What both directions share: the frame cursor, the record counter, the loop over an input
+ * chunk (each `step` consumes some of it and adds output to a Gather) and the end-of-stream
+ * check. Any failure fails the stream as a ProtocolError (AeadError for a failed tag).
+ */
+abstract class RecordStream extends Transform {
+  protected readonly cursor = new FrameCursor();
+  protected counter = 0;
 
   constructor(
-    private readonly key: Uint8Array,
-    private readonly direction: DirectionId,
-    private plainFrames: number,
+    protected readonly key: Uint8Array,
+    protected readonly direction: DirectionId,
+    /** Frames still to pass unsealed (Hello / Welcome). */
+    protected plainFrames: number,
+    options: ConstructorParameters<typeof Transform>[0],
+    private readonly cutMessage: string,
   ) {
-    // Room for a whole 4 MiB block on each side: with the 16 KiB defaults, writer, sealer and
-    // socket take turns instead of overlapping.
-    super({ writableHighWaterMark: BUFFER_BYTES, readableHighWaterMark: BUFFER_BYTES });
+    super(options);
   }
+
+  /** Consumes bytes of `chunk` from `at`; returns where it stopped. */
+  protected abstract step(chunk: Buffer, at: number, out: Gather): number;
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     const out = new Gather((b) => this.push(b));
     try {
-      let at = 0;
-      while (at < chunk.length) {
-        if (this.cursor.inHeader) {
-          // A sealed frame (with its own 4-byte length) must fit a record of 16 MiB + 16.
-          at = this.cursor.readHeader(chunk, at, this.plainFrames > 0 ? MAX_FRAME_LEN : MAX_FRAME_LEN - 4);
-          if (this.cursor.inHeader) break;
-          const header = this.cursor.headerBytes();
-          if (this.plainFrames > 0) out.add(header);
-          else {
-            this.cipher = createCipheriv(
-              'aes-256-gcm',
-              this.key,
-              recordNonce(this.direction, this.counter++),
-            );
-            const n = Buffer.allocUnsafe(4);
-            n.writeUInt32LE(4 + this.cursor.left + TAG_BYTES, 0);
-            out.add(n);
-            out.add(this.cipher.update(header));
-          }
-          continue;
-        }
-        const take = Math.min(this.cursor.left, chunk.length - at);
-        const piece = chunk.subarray(at, at + take);
-        at += take;
-        this.cursor.left -= take;
-        // Plain frames are copied: the writer may reuse its buffer once we return.
-        if (!this.cipher) out.add(Buffer.from(piece));
-        // Encrypted in slices: outputs of this size come from the allocator's reused memory,
-        // whereas a fresh 4 MiB buffer per block costs page faults.
-        else
-          for (let i = 0; i < piece.length; i += STAGE_BYTES)
-            out.add(this.cipher.update(piece.subarray(i, i + STAGE_BYTES)));
-        if (this.cursor.left === 0) this.endFrame(out);
-      }
+      for (let at = 0; at < chunk.length; ) at = this.step(chunk, at, out);
       out.flush();
       done();
     } catch (err) {
-      done(err as Error);
+      done(err instanceof ProtocolError ? err : new ProtocolError((err as Error).message));
     }
+  }
+
+  override _flush(done: TransformCallback): void {
+    done(this.cursor.midFrame ? new ProtocolError(this.cutMessage) : null);
+  }
+
+  protected nonce(): Buffer {
+    return recordNonce(this.direction, this.counter++);
+  }
+}
+
+export class RecordSealer extends RecordStream {
+  private cipher: CipherGCM | null = null;
+
+  constructor(key: Uint8Array, direction: DirectionId, plainFrames: number) {
+    // Room for a whole 4 MiB block on each side: with the 16 KiB defaults, writer, sealer and
+    // socket take turns instead of overlapping.
+    super(
+      key,
+      direction,
+      plainFrames,
+      { writableHighWaterMark: BUFFER_BYTES, readableHighWaterMark: BUFFER_BYTES },
+      'stream ended inside a frame',
+    );
+  }
+
+  protected step(chunk: Buffer, at: number, out: Gather): number {
+    if (this.cursor.inHeader) {
+      // A sealed frame (with its own 4-byte length) must fit a record of 16 MiB + 16.
+      const next = this.cursor.readHeader(
+        chunk,
+        at,
+        this.plainFrames > 0 ? MAX_FRAME_LEN : MAX_FRAME_LEN - 4,
+      );
+      if (this.cursor.inHeader) return next;
+      const header = this.cursor.headerBytes();
+      if (this.plainFrames > 0) out.add(header);
+      else {
+        this.cipher = createCipheriv('aes-256-gcm', this.key, this.nonce());
+        const n = Buffer.allocUnsafe(4);
+        n.writeUInt32LE(4 + this.cursor.left + TAG_BYTES, 0);
+        out.add(n);
+        out.add(this.cipher.update(header));
+      }
+      return next;
+    }
+    const take = Math.min(this.cursor.left, chunk.length - at);
+    const piece = chunk.subarray(at, at + take);
+    this.cursor.left -= take;
+    // Plain frames are copied: the writer may reuse its buffer once we return.
+    if (!this.cipher) out.add(Buffer.from(piece));
+    // Encrypted in slices: outputs of this size come from the allocator's reused memory,
+    // whereas a fresh 4 MiB buffer per block costs page faults.
+    else
+      for (let i = 0; i < piece.length; i += STAGE_BYTES)
+        out.add(this.cipher.update(piece.subarray(i, i + STAGE_BYTES)));
+    if (this.cursor.left === 0) this.endFrame(out);
+    return at + take;
   }
 
   private endFrame(out: Gather): void {
@@ -158,88 +191,70 @@ export class RecordSealer extends Transform {
       this.plainFrames--;
     }
   }
-
-  override _flush(done: TransformCallback): void {
-    done(this.cursor.midFrame ? new ProtocolError('stream ended inside a frame') : null);
-  }
 }
 
-export class RecordOpener extends Transform {
-  private readonly cursor = new FrameCursor();
+export class RecordOpener extends RecordStream {
   private decipher: DecipherGCM | null = null;
   private plain: Buffer[] = [];
   private readonly tag = Buffer.alloc(TAG_BYTES);
   private tagHave = 0;
   private readonly stage = Buffer.allocUnsafe(STAGE_BYTES);
   private staged = 0;
-  private counter = 0;
 
-  constructor(
-    private readonly key: Uint8Array,
-    private readonly direction: DirectionId,
-    private plainFrames: number,
-  ) {
+  constructor(key: Uint8Array, direction: DirectionId, plainFrames: number) {
     // Object mode on the readable side: each verified piece is handed on as it is. In byte
     // mode the consumer's read() would concatenate whatever is buffered: a copy per read.
-    super({ readableObjectMode: true, readableHighWaterMark: 64, writableHighWaterMark: BUFFER_BYTES });
+    // A cut inside a record is truncation; a cut at a record boundary is judged by the session
+    // (a reply still pending is an error there, rule 17.6).
+    super(
+      key,
+      direction,
+      plainFrames,
+      { readableObjectMode: true, readableHighWaterMark: 64, writableHighWaterMark: BUFFER_BYTES },
+      'direct connection cut inside a record',
+    );
   }
 
-  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const out = new Gather((b) => this.push(b));
-    try {
-      let at = 0;
-      while (at < chunk.length) {
-        if (this.cursor.inHeader) {
-          const sealed = this.plainFrames === 0;
-          // Records: n = ciphertext + tag, at most 16 MiB + 16 (PROTOCOL.md section 16).
-          at = this.cursor.readHeader(chunk, at, sealed ? MAX_FRAME_LEN + TAG_BYTES : MAX_FRAME_LEN);
-          if (this.cursor.inHeader) break;
-          if (!sealed) out.add(this.cursor.headerBytes());
-          else {
-            if (this.cursor.left < TAG_BYTES + 5) {
-              throw new ProtocolError(`AEAD record length ${this.cursor.left} out of range`);
-            }
-            this.decipher = createDecipheriv(
-              'aes-256-gcm',
-              this.key,
-              recordNonce(this.direction, this.counter++),
-            );
-            this.tagHave = 0;
-          }
-          continue;
+  protected step(chunk: Buffer, at: number, out: Gather): number {
+    if (this.cursor.inHeader) {
+      const sealed = this.plainFrames === 0;
+      // Records: n = ciphertext + tag, at most 16 MiB + 16 (PROTOCOL.md section 16).
+      const next = this.cursor.readHeader(chunk, at, sealed ? MAX_FRAME_LEN + TAG_BYTES : MAX_FRAME_LEN);
+      if (this.cursor.inHeader) return next;
+      if (!sealed) out.add(this.cursor.headerBytes());
+      else {
+        if (this.cursor.left < TAG_BYTES + 5) {
+          throw new ProtocolError(`AEAD record length ${this.cursor.left} out of range`);
         }
-        if (!this.decipher) {
-          const take = Math.min(this.cursor.left, chunk.length - at);
-          out.add(Buffer.from(chunk.subarray(at, at + take)));
-          at += take;
-          this.cursor.left -= take;
-          if (this.cursor.left === 0) {
-            this.cursor.left = -1;
-            this.plainFrames--;
-          }
-          continue;
-        }
-        // Ciphertext first, then the 16-byte tag (which may straddle chunks).
-        const cipherLeft = this.cursor.left - (TAG_BYTES - this.tagHave);
-        if (cipherLeft > 0) {
-          const take = Math.min(cipherLeft, chunk.length - at);
-          this.decrypt(chunk.subarray(at, at + take), take === cipherLeft);
-          at += take;
-          this.cursor.left -= take;
-          continue;
-        }
-        const take = Math.min(TAG_BYTES - this.tagHave, chunk.length - at);
-        this.tag.set(chunk.subarray(at, at + take), this.tagHave);
-        this.tagHave += take;
-        at += take;
-        this.cursor.left -= take;
-        if (this.tagHave === TAG_BYTES) this.endRecord(out);
+        this.decipher = createDecipheriv('aes-256-gcm', this.key, this.nonce());
+        this.tagHave = 0;
       }
-      out.flush();
-      done();
-    } catch (err) {
-      done(err instanceof ProtocolError ? err : new ProtocolError((err as Error).message));
+      return next;
     }
+    if (!this.decipher) {
+      const take = Math.min(this.cursor.left, chunk.length - at);
+      out.add(Buffer.from(chunk.subarray(at, at + take)));
+      this.cursor.left -= take;
+      if (this.cursor.left === 0) {
+        this.cursor.left = -1;
+        this.plainFrames--;
+      }
+      return at + take;
+    }
+    // Ciphertext first, then the 16-byte tag (which may straddle chunks).
+    const cipherLeft = this.cursor.left - (TAG_BYTES - this.tagHave);
+    if (cipherLeft > 0) {
+      const take = Math.min(cipherLeft, chunk.length - at);
+      this.decrypt(chunk.subarray(at, at + take), take === cipherLeft);
+      this.cursor.left -= take;
+      return at + take;
+    }
+    const take = Math.min(TAG_BYTES - this.tagHave, chunk.length - at);
+    this.tag.set(chunk.subarray(at, at + take), this.tagHave);
+    this.tagHave += take;
+    this.cursor.left -= take;
+    if (this.tagHave === TAG_BYTES) this.endRecord(out);
+    return at + take;
   }
 
   /**
@@ -291,11 +306,5 @@ export class RecordOpener extends Transform {
     this.plain = [];
     this.decipher = null;
     this.cursor.left = -1;
-  }
-
-  override _flush(done: TransformCallback): void {
-    // A cut inside a record is truncation; a cut at a record boundary is judged by the session
-    // (a reply still pending is an error there, rule 17.6).
-    done(this.cursor.midFrame ? new ProtocolError('direct connection cut inside a record') : null);
   }
 }
