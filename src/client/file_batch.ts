@@ -239,19 +239,19 @@ async function getResumable(
     file.truncate(keep);
     cb.onBytes?.(keep, item);
     const rest = new Blake3Hasher();
-    const batch = new WriteBatch(file, keep);
-    const remoteHash = await client.get(item.remote, keep, async (block) => {
-      if (keep + got + block.length > item.size) {
-        throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
-      }
-      got += block.length;
-      whole.update(block);
-      rest.update(block);
-      cb.onBytes?.(block.length, item);
-      await batch.add(block);
-    });
-    await batch.flush();
-    await batch.settle();
+    // Run: a failed attempt's last write ends before a retry reads the part file again.
+    const remoteHash = await WriteBatch.run(file, keep, (batch) =>
+      client.get(item.remote, keep, async (block) => {
+        if (keep + got + block.length > item.size) {
+          throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
+        }
+        got += block.length;
+        whole.update(block);
+        rest.update(block);
+        cb.onBytes?.(block.length, item);
+        await batch.add(block);
+      }),
+    );
     if (keep + got !== item.size) {
       throw new IntegrityError(`${item.remote}: received ${keep + got} of ${item.size} bytes`);
     }

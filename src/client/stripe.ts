@@ -130,20 +130,16 @@ export function getRanges(
   cb: BatchCallbacks<RangeItem<StripedGet>> = {},
 ): Promise<FileResult<RangeItem<StripedGet>>[]> {
   return runRanges(client, items, cb, async (r, onBytes) => {
-    const batch = new WriteBatch(r.file.fh, r.offset);
     let got = 0;
-    try {
-      await client.getChunked(r.file.remote, r.offset, r.length, async (block) => {
+    await WriteBatch.run(r.file.fh, r.offset, (batch) =>
+      client.getChunked(r.file.remote, r.offset, r.length, async (block) => {
         got += block.length;
         if (got > r.length)
           throw new IntegrityError(`${r.file.remote}: server sent more than the range asked for`);
         onBytes(block.length);
         await batch.add(block);
-      });
-      await batch.flush();
-    } finally {
-      await batch.settle();
-    }
+      }),
+    );
     if (got !== r.length)
       throw new IntegrityError(`${r.file.remote}: received ${got} of ${r.length} bytes of a range`);
   });

@@ -19,6 +19,24 @@ export class WriteBatch {
     private position: number,
   ) {}
 
+  /**
+   * Runs `fill` with a batch writing from `position`, then writes the rest and waits for it.
+   * If anything fails, the write in flight is waited for (its own error is the lesser one)
+   * and the failure is rethrown: no write outlives the call.
+   */
+  static async run<T>(fh: FdFile, position: number, fill: (batch: WriteBatch) => Promise<T>): Promise<T> {
+    const batch = new WriteBatch(fh, position);
+    try {
+      const result = await fill(batch);
+      await batch.flush();
+      await batch.settle();
+      return result;
+    } catch (err) {
+      await batch.settle().catch(() => {});
+      throw err;
+    }
+  }
+
   async add(piece: Uint8Array): Promise<void> {
     this.parts.push(piece);
     this.bytes += piece.length;

@@ -100,8 +100,7 @@ async function receiveInto(
   hasher: Blake3Hasher | null,
 ): Promise<number> {
   let got = 0;
-  const batch = new WriteBatch(fh, offset);
-  try {
+  await WriteBatch.run(fh, offset, async (batch) => {
     for (;;) {
       const msg = await ctx.reader.expect('Put data');
       if (msg.type === 'Done') break;
@@ -117,10 +116,7 @@ async function receiveInto(
       got += bytes.length;
       await batch.add(bytes);
     }
-    await batch.flush();
-  } finally {
-    await batch.settle();
-  }
+  });
   if (got !== expected) throw new AfterDone(`io: Put ended after ${got} of ${expected} bytes`);
   return got;
 }
@@ -161,8 +157,7 @@ async function receiveDedup(
   const fresh: FreshBlock[] = [];
   // Blocks are written in order from offset 0, gathered and written on the pool while the next
   // pieces arrive; a received block is hashed and written piece by piece, never assembled.
-  const batch = new WriteBatch(fh, 0);
-  try {
+  await WriteBatch.run(fh, 0, async (batch) => {
     for (let i = 0; i < count; i++) {
       const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
       if (need[i]) {
@@ -193,12 +188,7 @@ async function receiveDedup(
       hasher.update(block);
       await batch.add(block);
     }
-    await batch.flush();
-    await batch.settle();
-  } catch (err) {
-    await batch.settle().catch(() => {});
-    throw err;
-  }
+  });
   const end = await ctx.reader.expect('dedup Done');
   if (end.type !== 'Done') {
     ctx.reader.unread(end);
@@ -269,8 +259,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     mkdirSync(path.dirname(dest), { recursive: true });
     fh = FdFile.open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
     // Pieces gathered and written on the pool while the next ones arrive, as for Put.
-    const batch = new WriteBatch(fh, m.offset);
-    try {
+    await WriteBatch.run(fh, m.offset, async (batch) => {
       while (got < m.length) {
         const msg = await ctx.reader.expect('PutChunked data');
         if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
@@ -283,12 +272,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
         got += bytes.length;
         await batch.add(bytes);
       }
-      await batch.flush();
-      await batch.settle();
-    } catch (err) {
-      await batch.settle().catch(() => {});
-      throw err;
-    }
+    });
     if (ctx.sync) await fh.sync();
     ctx.discardNextDone = true;
     ctx.sink.send({ type: 'Ok', hash: null });
