@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { FdFile } from '../../src/util/fd_file.js';
 import { WriteBatch } from '../../src/util/write_batch.js';
+import { unhandledRejectionsWithin } from '../helpers/unhandled.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bcmr-fd-'));
 test.after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -33,13 +34,6 @@ test('a failed batch write nobody waits for is not an unhandled rejection', asyn
   const batch = new WriteBatch(f, 0);
   await batch.add(Buffer.alloc(2 << 20));
   f.close();
-  let unhandled: unknown = null;
-  const on = (e: unknown): void => {
-    unhandled = e;
-  };
-  process.on('unhandledRejection', on);
-  await new Promise((r) => setTimeout(r, 100));
-  process.off('unhandledRejection', on);
-  assert.equal(unhandled, null);
+  assert.deepEqual(await unhandledRejectionsWithin(100), []);
   await assert.rejects(batch.settle(), { code: 'EBADF' });
 });
