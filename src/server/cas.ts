@@ -1,12 +1,13 @@
 /**
  * Content-addressed store of 4 MiB dedup blocks (PROTOCOL.md section 9).
- * Layout: `<dir>/h[0..2]/h[2..4]/h[4..].blk`, written to a temp name and renamed, so a reader
- * never sees a torn block. Reading or re-writing a block touches its mtime (LRU order).
  *
- * A block can also be held by reference: `h[4..].ref` names a file, offset and length where
- * the block's bytes were written by an earlier upload. A first upload then costs a few small
- * writes instead of a second copy of every byte (which doubled the disk writes of every fresh
- * upload of 16 MiB or more). The store layout is this server's own business; the wire is v2.
+ * Blocks are held by reference: `<dir>/h[0..2]/h[2..4]/h[4..].ref` names a file, offset and
+ * length where the block's bytes were written by an earlier upload (written to a temp name and
+ * renamed, so a reader never sees a torn entry). A first upload then costs a few small writes
+ * instead of a second copy of every byte (which doubled the disk writes of every fresh upload
+ * of 16 MiB or more). Block files `h[4..].blk`, the layout the Rust server writes into the same
+ * default directory, are read too. Using an entry touches its mtime (LRU order). The store
+ * layout is this server's own business; the wire is v2.
  *
  * Stricter than v2 (rule 17.3): every block read is re-hashed, whether from a block file or
  * through a reference; a corrupt block or a stale reference (the file changed) is deleted and
@@ -103,16 +104,7 @@ export class Cas {
     await this.writeAtomic(this.refPath(hex), `${offset}\t${length}\t${file}`);
   }
 
-  async write(hex: string, data: Uint8Array): Promise<void> {
-    const p = this.blockPath(hex);
-    if (await isFile(p)) {
-      await touch(p);
-      return;
-    }
-    await this.writeAtomic(p, data);
-  }
-
-  private async writeAtomic(p: string, data: Uint8Array | string): Promise<void> {
+  private async writeAtomic(p: string, data: string): Promise<void> {
     await mkdir(path.dirname(p), { recursive: true });
     const tmp = `${p}.tmp-${randomBytes(6).toString('hex')}`;
     try {

@@ -1,7 +1,7 @@
 /** Dedup Put: HaveBlocks / MissingBlocks, a repeat upload sends no blocks, a corrupt CAS block is refused. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { putFiles } from '../../src/client/file_batch.js';
@@ -90,7 +90,8 @@ it('a corrupt block file is re-hashed, dropped, and never written into a file', 
   const store = new Cas(cas);
   const h = blake3Hex(blocks[2]);
   // A block file (as the Rust server writes them) that lies about its content; no reference.
-  await store.write(h, Buffer.alloc(4 * MiB, 1));
+  await mkdir(path.dirname(store.blockPath(h)), { recursive: true });
+  await writeFile(store.blockPath(h), Buffer.alloc(4 * MiB, 1));
   await rm(store.refPath(h), { force: true });
   await assert.rejects(
     upload('four.bin'),
