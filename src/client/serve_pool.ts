@@ -129,8 +129,7 @@ export class ServePool implements RemoteFs {
   static async open(cfg: SshConfig, target: RemoteEndpoint, opts: PoolOptions): Promise<ServePool> {
     const connector = new Connector(cfg, target, opts);
     const first = connector.connect();
-    // The others start at once too; with --direct they wait for the first's verdict on the
-    // direct plane only for their own rendezvous.
+    // The others start at once too (with --direct, each with a rendezvous of its own).
     const spare = Array.from({ length: Math.max(0, opts.connections - 1) }, () =>
       connector.connect().then((c) => c.client),
     );
