@@ -41,6 +41,8 @@ import { getRanges, planRanges, putRanges, type RangeItem, STRIPE_MIN_BYTES } fr
 
 /** Reconnections per worker after its connection was poisoned. */
 const MAX_RECONNECTS = 3;
+/** How long removing a failed striped upload's remote temp file may take. */
+const REMOVE_TEMP_MS = 5000;
 
 export interface PoolOptions {
   connections: number;
@@ -234,7 +236,9 @@ export class ServePool implements RemoteFs {
       }
       return { item, bytes, hash: local, error: null, ms: performance.now() - t0, publishFrom: remoteTemp };
     } catch (err) {
-      if (!this.destroyed) await this.script(`rm -f -- ${shellQuote(remoteTemp)}\n`).catch(() => {});
+      // Also after Ctrl-C: the protocol has no delete, so nothing else would remove it. Bounded,
+      // so an unreachable host cannot hold up the exit.
+      await within(REMOVE_TEMP_MS, this.script(`rm -f -- ${shellQuote(remoteTemp)}\n`)).catch(() => {});
       return { item, bytes, hash: null, error: err as Error, ms: performance.now() - t0 };
     } finally {
       (fh as FdFile | null)?.close();
@@ -435,4 +439,13 @@ function localSize(p: string): number {
   } catch {
     return -1;
   }
+}
+
+/** `p`, or a rejection once `ms` have passed. */
+function within<T>(ms: number, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([p, late]).finally(() => clearTimeout(timer));
 }

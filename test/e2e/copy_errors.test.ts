@@ -228,8 +228,16 @@ describe('a hostile server', () => {
 });
 
 describe('Ctrl-C', () => {
-  for (const dirn of ['upload', 'download'] as const) {
-    test(`during a ${dirn}: exit 130, no temp file, no final file`, async () => {
+  const cases = [
+    ['upload', []],
+    ['download', []],
+    // One 512 MiB file over 4 connections: ranges into one temp file, remote for an upload.
+    ['upload', ['-P', '4']],
+    ['download', ['-P', '4']],
+  ] as const;
+  for (const [dirn, extra] of cases) {
+    const how = extra.length ? ' striped over -P 4' : '';
+    test(`during a ${dirn}${how}: exit 130, no temp file, no final file`, async () => {
       const big = path.join(dir, `int-${dirn}.bin`);
       const fd = fs.openSync(big, 'w');
       const chunk = randomBytes(8 << 20);
@@ -238,7 +246,7 @@ describe('Ctrl-C', () => {
       const target = path.join(dir, `int-${dirn}-dest.bin`);
       const args = dirn === 'upload' ? [big, remote(target)] : [remote(big), target];
       let pid = 0;
-      const run = copy(['--compress', 'none', ...args], { onSpawn: (p) => (pid = p) });
+      const run = copy(['--compress', 'none', ...extra, ...args], { onSpawn: (p) => (pid = p) });
       // Interrupt once bytes are flowing: a temp file exists beside the destination.
       const deadline = Date.now() + 20_000;
       while (leftovers(dir).length === 0 && Date.now() < deadline)
