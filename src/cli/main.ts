@@ -2,15 +2,21 @@
  * Entry point. The only place that turns errors into exit statuses and one-line messages
  * (stack traces only with BCMR_DEBUG=1).
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { addCopyCommand } from './copy_command.js';
 import { runServe } from './serve.js';
 
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+  version: string;
+};
+
 const program = new Command();
 program
   .name('bcmr')
   .description('Fast file copy, locally and over SSH')
+  .version(version, '--version', 'print the version and exit')
   .option('--json', 'machine-readable NDJSON events on stdout')
   .exitOverride();
 
