@@ -28,6 +28,7 @@ const CONCURRENCY = 4;
 
 export class PlainSsh implements RemoteFs {
   readonly via = 'ssh';
+  readonly plane = 'ssh';
   private readonly children = new Set<import('node:child_process').ChildProcess>();
   private destroyed = false;
 

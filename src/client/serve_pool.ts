@@ -60,7 +60,8 @@ export interface PoolOptions {
  * notice, no 5 s wait per connection).
  */
 class Connector {
-  private directDown = false;
+  /** Set once the direct plane proved unavailable: later connections stay on ssh. */
+  directDown = false;
 
   constructor(
     private readonly cfg: SshConfig,
@@ -150,6 +151,11 @@ export class ServePool implements RemoteFs {
       );
       throw err;
     }
+  }
+
+  /** Direct when asked for and the first connection got it (the others follow its verdict). */
+  get plane(): 'ssh' | 'direct' {
+    return this.opts.direct && !this.connector.directDown ? 'direct' : 'ssh';
   }
 
   get caps(): number {

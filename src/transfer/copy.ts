@@ -61,6 +61,8 @@ export interface FileEvent {
 export interface StartEvent {
   op: 'local' | 'upload' | 'download';
   via: 'local' | 'bcmr' | 'ssh';
+  /** What carries the file data (`--direct`). */
+  plane: 'local' | 'ssh' | 'direct';
   files: number;
   bytes: number;
   dirs: number;
@@ -147,7 +149,7 @@ class Job {
       if (!this.opts.force && plan.files.length > 0) {
         await this.resolveConflicts(plan, await remoteExisting(remote, plan));
       }
-      this.begin(plan, 'upload', remote.via, describeEndpoint(dest));
+      this.begin(plan, 'upload', remote, describeEndpoint(dest));
       if (this.opts.dryRun) return this.outcome;
       this.checkAbort();
       await remote.mkdirs(plan.dirs.map((d) => d.dest));
@@ -199,7 +201,7 @@ class Job {
       const plan = planCopy(trees, info, srcs.length > 1);
       plan.failures.unshift(...failures);
       if (!this.opts.force) await this.resolveConflicts(plan, localExisting(plan));
-      this.begin(plan, 'download', remote.via, destPath);
+      this.begin(plan, 'download', remote, destPath);
       if (this.opts.dryRun) return this.outcome;
       const guard = new LocalTreeGuard(info);
       const items: GetItem[] = [];
@@ -273,7 +275,7 @@ class Job {
     const plan = planCopy(trees, info, srcPaths.length > 1);
     plan.failures.unshift(...failures);
     if (!this.opts.force) await this.resolveConflicts(plan, localExisting(plan));
-    this.begin(plan, 'local', 'local', destPath);
+    this.begin(plan, 'local', null, destPath);
     if (this.opts.dryRun) return this.outcome;
     for (const d of plan.dirs) {
       try {
@@ -408,11 +410,14 @@ class Job {
     throw new PathError(`${clash.length} file(s) already exist (use -f to overwrite):\n  ${shown}${more}`);
   }
 
-  private begin(plan: CopyPlan, op: StartEvent['op'], via: StartEvent['via'], destLabel: string): void {
+  /** `remote` is null for a local copy. */
+  private begin(plan: CopyPlan, op: StartEvent['op'], remote: RemoteFs | null, destLabel: string): void {
     for (const f of plan.failures) this.fail(f.path, '', f.error);
+    const via = remote?.via ?? 'local';
     this.rep.start({
       op,
       via,
+      plane: remote?.plane ?? 'local',
       files: plan.files.length,
       bytes: plan.bytes,
       dirs: plan.dirs.length,

@@ -11,6 +11,8 @@ import type { WorkQueue } from './work_queue.js';
 export interface RemoteFs {
   /** How this host is reached, for messages and events. */
   readonly via: 'bcmr' | 'ssh';
+  /** What carries the file data: the ssh channels, or direct AES-256-GCM TCP connections. */
+  readonly plane: 'ssh' | 'direct';
   /** The remote account's home: relative paths start there. */
   readonly home: string;
   /** null when the path does not exist. */

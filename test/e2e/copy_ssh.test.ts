@@ -223,6 +223,7 @@ describe('options', () => {
     const ev = jsonEvents(r.stdout);
     assert.equal(ev[0].event, 'start');
     assert.equal(ev[0].op, 'upload');
+    assert.equal(ev[0].plane, 'ssh');
     const files = ev.filter((e) => e.event === 'file');
     assert.equal(files.length, 7);
     for (const f of files) {

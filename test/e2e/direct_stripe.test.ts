@@ -115,9 +115,10 @@ describe('the direct plane under attack or blocked', () => {
     const out = path.join(dir, 'unreach');
     fs.mkdirSync(out);
     const r = await copy(
-      '-P', '2', '--direct=direct', '--remote-path', mitm('unreachable'), `bcmr-test:${dir}/src/big.bin`, `${out}/`,
+      '--json', '-P', '2', '--direct=direct', '--remote-path', mitm('unreachable'), `bcmr-test:${dir}/src/big.bin`, `${out}/`,
     ); // biome-ignore format: argv
     assert.equal(r.code, 0, r.stderr);
+    assert.equal(jsonEvents(r.stdout).find((e) => e.event === 'start')?.plane, 'ssh');
     const notices = r.stderr.split('\n').filter((l) => /direct data plane unavailable/.test(l));
     assert.equal(notices.length, 1, r.stderr);
     assert.match(notices[0], /cannot reach 127\.0\.0\.1:\d+/);
@@ -184,6 +185,8 @@ describe('a stripe connection killed mid-transfer', () => {
       assert.ok((log().match(/^\d+ session/gm) ?? []).length > 4, log());
       const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
       assert.equal(file.bytes, BIG);
+      const start = jsonEvents(r.stdout).find((e) => e.event === 'start');
+      assert.equal(start?.plane, direct ? 'direct' : 'ssh');
     });
   }
 });
