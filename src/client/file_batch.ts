@@ -36,6 +36,11 @@ export interface PutItem {
   /** Never offer this file through dedup (set when a retry must send every block). */
   noDedup?: boolean;
   /**
+   * The file's block hashes computed ahead (while ssh connected); used when the size still
+   * matches. If the file changed since, the server's hash of what it got differs and it fails.
+   */
+  prehash?: Promise<Prehash | null>;
+  /**
    * -C: write into `.NAME.bcmr-part` on the remote with PutChunked (bytes land as they arrive),
    * continue after its verified prefix on a later run; the caller publishes the part file.
    */
@@ -352,6 +357,29 @@ async function putResumable(
 /** Fresh uploads at least this large are offered through dedup (PROTOCOL.md section 9). */
 export const DEDUP_MIN_BYTES = 16 << 20;
 
+/** A file's dedup block hashes and its whole hash, computed ahead of its upload. */
+export interface Prehash {
+  size: number;
+  hashes: Uint8Array;
+  whole: Blake3Hasher;
+}
+
+/** Hashes a file's 4 MiB blocks (and the whole file) for a later dedup Put; null on failure. */
+export async function prehashFile(file: string): Promise<Prehash | null> {
+  try {
+    const fh = FdFile.open(file, 'r');
+    try {
+      const size = fh.stat().size;
+      const whole = new Blake3Hasher();
+      return { size, hashes: await blockHashes(fh, size, new BlockBuffers(), whole), whole };
+    } finally {
+      fh.close();
+    }
+  } catch {
+    return null;
+  }
+}
+
 /**
  * BLAKE3 of each 4 MiB block of the file (32 raw bytes each), for HaveBlocks. The same pass
  * feeds `whole` (the file's hash), so sending the blocks afterwards needs no second hash.
@@ -402,15 +430,18 @@ export async function putFiles(
     const t0 = performance.now();
     let bytes = 0;
     let deduped = 0;
-    const hasher = new Blake3Hasher();
+    let hasher = new Blake3Hasher();
     const sent = (async () => {
       const fh = FdFile.open(item.local, 'r');
       try {
         const size = fh.stat().size;
-        const dedupHashes =
-          dedupOffered && !item.noDedup && size >= DEDUP_MIN_BYTES
-            ? await blockHashes(fh, size, buffers, hasher)
-            : undefined;
+        const dedup = dedupOffered && !item.noDedup && size >= DEDUP_MIN_BYTES;
+        const pre = dedup && item.prehash ? await item.prehash : null;
+        let dedupHashes: Uint8Array | undefined;
+        if (pre && pre.size === size) {
+          dedupHashes = pre.hashes;
+          hasher = pre.whole;
+        } else if (dedup) dedupHashes = await blockHashes(fh, size, buffers, hasher);
         // With dedup the file's hash came with the block hashes; if the file changes between
         // the two passes, the server's hash of what it got differs and the file fails.
         const hashing = dedupHashes === undefined;

@@ -5,7 +5,15 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { FileResult, GetItem, PutItem } from '../client/file_batch.js';
+import {
+  DEDUP_MIN_BYTES,
+  type FileResult,
+  type GetItem,
+  type Prehash,
+  type PutItem,
+  prehashFile,
+} from '../client/file_batch.js';
+import { STRIPE_MIN_BYTES } from '../client/stripe.js';
 import { fileHashHex } from '../codec/hash.js';
 import { IntegrityError, InterruptedError, PathError, UsageError } from '../errors.js';
 import { shellQuote } from '../util/shell.js';
@@ -135,6 +143,7 @@ class Job {
   }
 
   async upload(srcPaths: string[], dest: RemoteEndpoint): Promise<CopyOutcome> {
+    const prehash = this.prehashSources(srcPaths);
     const remote = await this.connect(dest);
     try {
       const destAbs = absoluteRemote(remote.home, dest.path);
@@ -161,6 +170,7 @@ class Job {
         remote: f.dest,
         overwrite: this.opts.force,
         resume: this.opts.resume,
+        prehash: prehash.get(path.resolve(f.src)),
       }));
       const done: FileResult<PutItem>[] = [];
       await remote.upload(new WorkQueue(items), {
@@ -328,6 +338,28 @@ class Job {
           `${r.item.remote}: could not rename the verified part file: ${(err as Error).message}`,
         );
     }
+  }
+
+  /**
+   * A single large file named on the command line is going through dedup (PROTOCOL.md 9),
+   * which needs its block hashes before the first byte: they are computed while ssh connects,
+   * when the client would otherwise only wait. Not for -C, nor for files that -P N stripes.
+   */
+  private prehashSources(srcPaths: readonly string[]): Map<string, Promise<Prehash | null>> {
+    const out = new Map<string, Promise<Prehash | null>>();
+    if (this.opts.resume) return out;
+    for (const p of srcPaths) {
+      let st: fs.Stats;
+      try {
+        st = this.opts.deref ? fs.statSync(p) : fs.lstatSync(p);
+      } catch {
+        continue;
+      }
+      if (!st.isFile() || st.size < DEDUP_MIN_BYTES) continue;
+      if (this.opts.parallel > 1 && st.size >= STRIPE_MIN_BYTES) continue;
+      out.set(path.resolve(p), prehashFile(p));
+    }
+    return out;
   }
 
   private async connect(target: RemoteEndpoint): Promise<RemoteFs> {

@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
-import { putFiles } from '../../src/client/file_batch.js';
+import { type Prehash, prehashFile, putFiles } from '../../src/client/file_batch.js';
 import { blake3Hex, blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { Cas } from '../../src/server/cas.js';
@@ -178,4 +178,35 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
     else process.env.BCMR_CAS_CAP_MB = prev;
     await store.cleanup();
   }
+});
+
+it('putFiles uses block hashes computed ahead (prehash) when the size still matches', async () => {
+  const src = path.join(root, 'pre-src.bin');
+  const content = randomBytes(20 * MiB);
+  await writeFile(src, content);
+  const store = await tempDir('bcmr-cas-pre-');
+  cleanups.push(store.cleanup);
+  const put = async (name: string, prehash: Promise<Prehash | null>) => {
+    const { client } = await connectInProcess(root, {}, store.dir);
+    try {
+      return (await putFiles(client, [{ local: src, remote: name, prehash }]))[0];
+    } finally {
+      await client.close();
+    }
+  };
+  // Hashes computed ahead are what goes in HaveBlocks: lying ones are caught by the server.
+  const good = await prehashFile(src);
+  assert.ok(good);
+  const lying = { ...good, hashes: Buffer.alloc(good.hashes.length, 7) };
+  const bad = await put('pre-bad.bin', Promise.resolve(lying));
+  assert.match(String(bad.error?.message), /does not match its announced hash/);
+  const ok = await put('pre-ok.bin', Promise.resolve(good));
+  assert.equal(ok.error, null);
+  assert.equal(ok.hash, blake3Hex(content));
+  assert.ok((await readFile(path.join(root, 'pre-ok.bin'))).equals(content));
+  // A prehash of another size (the file changed since) is ignored: hashed again, still right.
+  await writeFile(src, content.subarray(0, 17 * MiB));
+  const changed = await put('pre-changed.bin', Promise.resolve(good));
+  assert.equal(changed.error, null);
+  assert.equal(changed.hash, blake3Hex(content.subarray(0, 17 * MiB)));
 });
