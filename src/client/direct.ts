@@ -12,14 +12,15 @@ import { pipeline } from 'node:stream';
 import { directMac } from '../codec/hash.js';
 import { DirectUnavailableError, DowngradeError, ProtocolError } from '../errors.js';
 import { Direction } from '../protocol/aead.js';
-import { Cap, MsgType } from '../protocol/constants.js';
+import { encodeFrame } from '../protocol/codec.js';
+import { Cap } from '../protocol/constants.js';
 import { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
 import type { ByteChannel } from '../transport/channel.js';
+import { readAuthFrame } from '../transport/direct_auth.js';
 import { ServeClient } from './serve_client.js';
 
 /** A firewalled port drops SYNs silently: give up on it after this long. */
 const CONNECT_TIMEOUT_MS = 5000;
-const CHALLENGE_BYTES = 4 + 1 + 32;
 
 /** Splits "ip:port" or "[v6]:port". */
 export function parseDirectAddr(addr: string): { host: string; port: number } {
@@ -51,20 +52,19 @@ export async function openDirect(control: ServeClient, caps: number): Promise<Se
   const sock = await connectWithin(host, port, CONNECT_TIMEOUT_MS).catch((err: Error) => {
     throw new DirectUnavailableError(`cannot reach ${ready.addr}: ${err.message}`);
   });
-  try {
-    const challenge = await readExactly(sock, CHALLENGE_BYTES, CONNECT_TIMEOUT_MS);
-    if (challenge.readUInt32LE(0) !== 33 || challenge[4] !== MsgType.AuthChallenge) {
-      throw new DirectUnavailableError(`${ready.addr} did not send an AuthChallenge`);
-    }
-    const hello = Buffer.alloc(CHALLENGE_BYTES);
-    hello.writeUInt32LE(33, 0);
-    hello[4] = MsgType.AuthHello;
-    directMac(ready.sessionKey, challenge.subarray(5)).copy(hello, 5);
-    sock.write(hello);
-  } catch (err) {
+  const challenge = await readAuthFrame(sock, CONNECT_TIMEOUT_MS);
+  if (typeof challenge !== 'object' || challenge.type !== 'AuthChallenge') {
     sock.destroy();
-    throw err;
+    const why = {
+      timeout: `no AuthChallenge within ${CONNECT_TIMEOUT_MS / 1000} s`,
+      closed: 'the direct listener closed the connection (already taken?)',
+      malformed: 'it did not send an AuthChallenge',
+    } as const;
+    throw new DirectUnavailableError(
+      `${ready.addr}: ${typeof challenge === 'string' ? why[challenge] : why.malformed}`,
+    );
   }
+  sock.write(encodeFrame({ type: 'AuthHello', mac: directMac(ready.sessionKey, challenge.nonce) }));
   const link = { ownsControl: false };
   const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
     caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,
@@ -140,31 +140,5 @@ function connectWithin(host: string, port: number, ms: number): Promise<net.Sock
       reject(err);
     };
     sock.once('error', onError);
-  });
-}
-
-/** Reads exactly `n` bytes (what follows is put back), or fails after `ms`. */
-function readExactly(sock: net.Socket, n: number, ms: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let got = Buffer.alloc(0);
-    const done = (err: Error | null, value?: Buffer): void => {
-      clearTimeout(timer);
-      sock.off('data', onData);
-      sock.off('close', onClose);
-      if (err) reject(err);
-      else resolve(value as Buffer);
-    };
-    const timer = setTimeout(() => done(new DirectUnavailableError('no AuthChallenge within 5 s')), ms);
-    const onClose = (): void =>
-      done(new DirectUnavailableError('the direct listener closed the connection (already taken?)'));
-    const onData = (chunk: Buffer): void => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length < n) return;
-      sock.pause();
-      if (got.length > n) sock.unshift(got.subarray(n));
-      done(null, got.subarray(0, n));
-    };
-    sock.on('data', onData);
-    sock.on('close', onClose);
   });
 }

@@ -10,7 +10,7 @@
  */
 import { ProtocolError } from '../errors.js';
 import { ByteReader } from './byte_reader.js';
-import type { ByteWriter } from './byte_writer.js';
+import { ByteWriter } from './byte_writer.js';
 import { Algo, type AlgoId, MAX_BLOCK, MAX_COUNT, MAX_FRAME_LEN, MsgType } from './constants.js';
 import type { ListEntry, Message } from './messages.js';
 
@@ -211,6 +211,13 @@ export function encodeMessage(w: ByteWriter, m: Message): void {
 }
 
 const TYPE_NAMES = new Map<number, string>(Object.entries(MsgType).map(([k, v]) => [v, k]));
+
+/** One message as a standalone frame (handshake frames written outside a FrameSink). */
+export function encodeFrame(m: Message): Buffer {
+  const w = new ByteWriter();
+  encodeMessage(w, m);
+  return Buffer.concat(w.take());
+}
 
 export function typeName(type: number): string {
   return TYPE_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;

@@ -13,15 +13,14 @@ import net from 'node:net';
 import { pipeline } from 'node:stream';
 import { directMac } from '../codec/hash.js';
 import { Direction } from '../protocol/aead.js';
-import { MsgType } from '../protocol/constants.js';
+import { encodeFrame } from '../protocol/codec.js';
 import { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
+import { readAuthFrame } from '../transport/direct_auth.js';
 import { OpError } from './context.js';
 
 /** At most this many rendezvous wait for their connection per ssh session. */
 export const MAX_PENDING_RENDEZVOUS = 16;
 const AUTH_TIMEOUT_MS = 2000;
-/** An AuthHello frame: len 33, type, 32-byte MAC. */
-const AUTH_HELLO_BYTES = 4 + 1 + 32;
 
 export type DirectSessionRunner = (input: RecordOpener, output: RecordSealer) => Promise<void>;
 
@@ -119,36 +118,13 @@ export class Rendezvous {
  * Sends AuthChallenge and reads one AuthHello within 2 s. Bytes the client sent after it
  * (a pipelined Hello) are put back for the session.
  */
-function authenticate(sock: net.Socket, key: Uint8Array): Promise<boolean> {
+async function authenticate(sock: net.Socket, key: Uint8Array): Promise<boolean> {
   const nonce = randomBytes(32);
-  const challenge = Buffer.alloc(4 + 1 + 32);
-  challenge.writeUInt32LE(33, 0);
-  challenge[4] = MsgType.AuthChallenge;
-  nonce.copy(challenge, 5);
-  sock.write(challenge);
-  return new Promise<boolean>((resolve) => {
-    let got = Buffer.alloc(0);
-    const finish = (ok: boolean): void => {
-      clearTimeout(timer);
-      sock.off('data', onData);
-      sock.off('close', onClose);
-      resolve(ok);
-    };
-    const timer = setTimeout(() => finish(false), AUTH_TIMEOUT_MS);
-    const onClose = (): void => finish(false);
-    const onData = (chunk: Buffer): void => {
-      got = Buffer.concat([got, chunk]);
-      if (got.length < AUTH_HELLO_BYTES) return;
-      sock.pause();
-      const hello = got.subarray(0, AUTH_HELLO_BYTES);
-      if (got.length > AUTH_HELLO_BYTES) sock.unshift(got.subarray(AUTH_HELLO_BYTES));
-      const ok =
-        hello.readUInt32LE(0) === 33 &&
-        hello[4] === MsgType.AuthHello &&
-        timingSafeEqual(hello.subarray(5), directMac(key, nonce));
-      finish(ok);
-    };
-    sock.on('data', onData);
-    sock.on('close', onClose);
-  });
+  sock.write(encodeFrame({ type: 'AuthChallenge', nonce }));
+  const hello = await readAuthFrame(sock, AUTH_TIMEOUT_MS);
+  return (
+    typeof hello === 'object' &&
+    hello.type === 'AuthHello' &&
+    timingSafeEqual(hello.mac, directMac(key, nonce))
+  );
 }
