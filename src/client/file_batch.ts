@@ -159,12 +159,7 @@ export async function getFiles(
         if (local !== null && remoteHash !== local) {
           throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
         }
-        const f = openTmp();
-        // SYNC: the receiver (here, us) makes the file durable before it gets its name.
-        if (sync) await f.sync();
-        f.close();
-        publish(tmp, item.local, item.overwrite ?? true);
-        if (sync) await FdFile.syncDir(path.dirname(item.local));
+        await publishReceived(openTmp(), item.local, item.overwrite ?? true, sync);
         return local;
       });
     results.push(
@@ -263,11 +258,8 @@ async function getResumable(
     if (!fast && remoteHash !== rest.digest('hex')) {
       throw new IntegrityError(`${item.remote}: hash mismatch after offset ${keep}`);
     }
-    if (sync) await file.sync();
-    file.close();
     fh = null;
-    publish(part, item.local, item.overwrite ?? true);
-    if (sync) await FdFile.syncDir(path.dirname(item.local));
+    await publishReceived(file, item.local, item.overwrite ?? true, sync);
     return {
       item,
       bytes: got,
@@ -489,6 +481,22 @@ export async function putFiles(
 /** Moves a verified local temp file to its final name (see publishTemp). */
 export function publish(tmp: string, dest: string, overwrite: boolean): void {
   publishTemp(tmp, dest, overwrite, (d) => new PathError(`${d}: already exists (use -f to overwrite)`));
+}
+
+/**
+ * Closes a received, verified file and gives it its final name. With SYNC the receiver (here,
+ * us) makes the file durable before it gets its name, and the directory entry after.
+ */
+export async function publishReceived(
+  fh: FdFile,
+  dest: string,
+  overwrite: boolean,
+  sync: boolean,
+): Promise<void> {
+  if (sync) await fh.sync();
+  fh.close();
+  publish(fh.path, dest, overwrite);
+  if (sync) await FdFile.syncDir(path.dirname(dest));
 }
 
 async function settle<T>(

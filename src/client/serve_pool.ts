@@ -6,7 +6,6 @@
  */
 
 import { constants, statSync, unlinkSync } from 'node:fs';
-import path from 'node:path';
 import { fileHashHex } from '../codec/hash.js';
 import {
   AeadError,
@@ -32,7 +31,7 @@ import {
   type GetItem,
   getFiles,
   type PutItem,
-  publish,
+  publishReceived,
   putFiles,
 } from './file_batch.js';
 import type { ServeClient, StatResult } from './serve_client.js';
@@ -259,7 +258,6 @@ export class ServePool implements RemoteFs {
   private async getStriped(item: GetItem, cb: BatchCallbacks<GetItem>): Promise<FileResult<GetItem>> {
     const t0 = performance.now();
     const tmp = tempNameFor(item.local);
-    const sync = (this.caps & Cap.SYNC) !== 0;
     let bytes = 0;
     let fh: FdFile | null = null;
     try {
@@ -284,10 +282,7 @@ export class ServePool implements RemoteFs {
         }
         hash = local;
       }
-      if (sync) await fh.sync();
-      fh.close();
-      publish(tmp, item.local, item.overwrite ?? true);
-      if (sync) await FdFile.syncDir(path.dirname(item.local));
+      await publishReceived(fh, item.local, item.overwrite ?? true, (this.caps & Cap.SYNC) !== 0);
       return { item, bytes, hash, error: null, ms: performance.now() - t0 };
     } catch (err) {
       (fh as FdFile | null)?.close();
@@ -315,7 +310,7 @@ export class ServePool implements RemoteFs {
     await this.runWorkers(
       queue,
       {
-        onBytes: (n) => onBytes(n),
+        onBytes,
         onFileDone: (r) => {
           if (r.error && !failure) {
             failure = r.error;
