@@ -10,6 +10,7 @@
  */
 import { spawn } from 'node:child_process';
 import net from 'node:net';
+import { decodeFrame, encodeFrame } from '../../src/protocol/codec.js';
 import { MsgType } from '../../src/protocol/constants.js';
 
 const mode = process.argv[2] ?? '';
@@ -35,18 +36,10 @@ server.stdout.on('data', (chunk: Buffer) => {
 });
 
 async function rewrite(frame: Buffer): Promise<Buffer> {
-  const n = frame.readUInt32LE(5);
-  const addr = frame.subarray(9, 9 + n).toString('utf8');
-  const key = frame.subarray(9 + n, 9 + n + 32);
-  const port = await listenFor(addr);
-  const mine = Buffer.from(`127.0.0.1:${port}`);
-  const out = Buffer.alloc(4 + 1 + 4 + mine.length + 32);
-  out.writeUInt32LE(out.length - 4, 0);
-  out[4] = MsgType.DirectChannelReady;
-  out.writeUInt32LE(mine.length, 5);
-  mine.copy(out, 9);
-  key.copy(out, 9 + mine.length);
-  return out;
+  const m = decodeFrame(frame, 4, frame.length);
+  if (m.type !== 'DirectChannelReady') return frame;
+  const port = await listenFor(m.addr);
+  return encodeFrame({ ...m, addr: `127.0.0.1:${port}` });
 }
 
 async function listenFor(real: string): Promise<number> {
@@ -80,15 +73,12 @@ async function listenFor(real: string): Promise<number> {
 
 /** Challenge, any AuthHello accepted, then a plain Welcome that leaves AEAD out. */
 function fakeDirectServer(sock: net.Socket): void {
-  const challenge = Buffer.alloc(37);
-  challenge.writeUInt32LE(33, 0);
-  challenge[4] = MsgType.AuthChallenge;
-  sock.write(challenge);
+  sock.write(encodeFrame({ type: 'AuthChallenge', nonce: Buffer.alloc(32) }));
   let got = 0;
   sock.on('data', (chunk: Buffer) => {
     got += chunk.length;
     // AuthHello (37 bytes) and Hello (7 bytes) seen: welcome without AEAD.
-    if (got >= 37 + 7) sock.write(Buffer.from([3, 0, 0, 0, MsgType.Welcome, 2, 0x83]));
+    if (got >= 37 + 7) sock.write(encodeFrame({ type: 'Welcome', version: 2, caps: 0x83 }));
   });
   sock.on('error', () => {});
 }

@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { blake3Hex, directMac } from '../../src/codec/hash.js';
 import { Direction, openRecord, sealRecord } from '../../src/protocol/aead.js';
-import { ByteWriter } from '../../src/protocol/byte_writer.js';
-import { encodeMessage } from '../../src/protocol/codec.js';
+import { encodeFrame } from '../../src/protocol/codec.js';
 import { FrameDecoder } from '../../src/protocol/frame_decoder.js';
 import type { Message } from '../../src/protocol/messages.js';
 import { normalise } from '../helpers/normalise.js';
@@ -13,11 +12,7 @@ function hex(s: string): Buffer {
   return Buffer.from(s.replace(/\s+/g, ''), 'hex');
 }
 
-function encode(m: Message): Buffer {
-  const w = new ByteWriter();
-  encodeMessage(w, m);
-  return Buffer.concat(w.take());
-}
+const encode = encodeFrame;
 
 function decodeAll(bytes: Uint8Array): Message[] {
   const out: Message[] = [];
