@@ -32,6 +32,8 @@ export interface GetItem {
 export interface PutItem {
   local: string;
   remote: string;
+  /** Size when planned (the walk stat'ed it); decides striping. The size sent is read at open. */
+  size?: number;
   overwrite?: boolean;
   /** Never offer this file through dedup (set when a retry must send every block). */
   noDedup?: boolean;

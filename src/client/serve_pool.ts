@@ -5,7 +5,7 @@
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
 
-import { constants, statSync, unlinkSync } from 'node:fs';
+import { constants, unlinkSync } from 'node:fs';
 import { fileHashHex } from '../codec/hash.js';
 import {
   AeadError,
@@ -195,7 +195,7 @@ export class ServePool implements RemoteFs {
 
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
     if (this.opts.connections > 1) {
-      const big = queue.extract((it) => !it.resume && localSize(it.local) >= STRIPE_MIN_BYTES);
+      const big = queue.extract((it) => !it.resume && (it.size ?? 0) >= STRIPE_MIN_BYTES);
       for (const item of big) cb.onFileDone?.(await this.putStriped(item, cb));
     }
     // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
@@ -430,15 +430,6 @@ export class ServePool implements RemoteFs {
         ms: 0,
       });
     }
-  }
-}
-
-/** Size of a local file, or -1 (its error is reported when the file is sent normally). */
-function localSize(p: string): number {
-  try {
-    return statSync(p).size;
-  } catch {
-    return -1;
   }
 }
 

@@ -168,6 +168,7 @@ class Job {
       const items: PutItem[] = largestFirst(plan.files).map((f) => ({
         local: f.src,
         remote: f.dest,
+        size: f.size,
         overwrite: this.opts.force,
         resume: this.opts.resume,
         prehash: prehash.get(path.resolve(f.src)),
