@@ -47,7 +47,7 @@ function cut(buf: Buffer, points: number[]): Buffer[] {
 }
 
 describe('AEAD record streams', () => {
-  it('seal to the PROTOCOL.md vectors (server->client #0, client->server #1)', async () => {
+  it('seal and open the PROTOCOL.md vectors (server->client #0, client->server #1)', async () => {
     const s2c = await through(new RecordSealer(key, Direction.serverToClient, 0), [hex('02 00 00 00 82 00')]);
     assert.equal(
       s2c.toString('hex'),
@@ -61,6 +61,17 @@ describe('AEAD record streams', () => {
     assert.equal(
       c2s.subarray(c2s.length - 25).toString('hex'),
       hex('150000002a16fbb4a081ea5638594b8d17629c270c2fe71c86').toString('hex'),
+    );
+    // And they open: record #0 then the vector record #1; one flipped bit in it is refused.
+    const vector = hex('150000002a16fbb4a081ea5638594b8d17629c270c2fe71c86');
+    const first = c2s.subarray(0, c2s.length - 25);
+    const opened = await through(new RecordOpener(key, Direction.clientToServer, 0), [first, vector]);
+    assert.equal(opened.toString('hex'), '01000000090100000009');
+    const bad = Buffer.from(vector);
+    bad[7] ^= 1;
+    await assert.rejects(
+      through(new RecordOpener(key, Direction.clientToServer, 0), [first, bad]),
+      AeadError,
     );
   });
 
