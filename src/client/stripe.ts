@@ -57,7 +57,7 @@ export function planRanges<F>(file: F, size: number, connections: number): Range
  * Runs `one` for the ranges taken from `items` while the connection is healthy, at most
  * RANGES_PER_CONNECTION at a time; never rejects (see each result's error).
  */
-async function runRanges<F>(
+async function rangeLanes<F>(
   client: ServeClient,
   items: Iterable<RangeItem<F>>,
   cb: BatchCallbacks<RangeItem<F>>,
@@ -103,7 +103,7 @@ export function putRanges(
   cb: BatchCallbacks<RangeItem<StripedPut>> = {},
 ): Promise<FileResult<RangeItem<StripedPut>>[]> {
   const buffers = Array.from({ length: RANGES_PER_CONNECTION }, () => new BlockBuffers());
-  return runRanges(
+  return rangeLanes(
     client,
     items,
     cb,
@@ -129,7 +129,7 @@ export function getRanges(
   items: Iterable<RangeItem<StripedGet>>,
   cb: BatchCallbacks<RangeItem<StripedGet>> = {},
 ): Promise<FileResult<RangeItem<StripedGet>>[]> {
-  return runRanges(client, items, cb, async (r, onBytes) => {
+  return rangeLanes(client, items, cb, async (r, onBytes) => {
     let got = 0;
     await WriteBatch.run(r.file.fh, r.offset, (batch) =>
       client.getChunked(r.file.remote, r.offset, r.length, async (block) => {
