@@ -83,6 +83,13 @@ export class ConnectionClosedError extends BcmrError {
   }
 }
 
+/** The peer went silent: no byte either way for longer than the idle timeout (`--timeout`). */
+export class TimeoutError extends BcmrError {
+  constructor(message: string) {
+    super('BCMR_TIMEOUT', message);
+  }
+}
+
 /** Bytes or hashes did not match what the other side promised. */
 export class IntegrityError extends BcmrError {
   constructor(message: string, options?: { cause?: unknown }) {
@@ -128,8 +135,9 @@ export class DirectUnavailableError extends BcmrError {
 }
 
 /**
- * A peer tried to run the direct plane without AES-256-GCM, or failed its authentication:
- * never a reason to fall back quietly. Exit status 3, as a protocol violation.
+ * A peer negotiated what it must not: the direct plane without AES-256-GCM, or capabilities
+ * the client never asked for. Never a reason to fall back quietly. Exit status 3, as a
+ * protocol violation.
  */
 export class DowngradeError extends BcmrError {
   constructor(message: string) {

@@ -31,6 +31,7 @@ interface RawOptions {
   progress: ProgressMode;
   fallback: boolean;
   direct: 'ssh' | 'direct';
+  timeout: string;
 }
 
 export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
@@ -80,6 +81,7 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
         .choices(['ssh', 'direct'])
         .default('ssh'),
     )
+    .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
     .option(
       '--no-fallback',
       'fail instead of falling back: to plain ssh when the remote has no bcmr, to the ssh data path when --direct=direct cannot connect',
@@ -151,6 +153,10 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
       throw new UsageError(`bad --exclude regex '${re}': ${(err as Error).message}`);
     }
   });
+  const timeout = Number(raw.timeout);
+  if (!Number.isFinite(timeout) || timeout <= 0) {
+    throw new UsageError(`--timeout must be a positive number of seconds, not '${raw.timeout}'`);
+  }
   const rshText = raw.rsh ?? process.env.BCMR_RSH ?? 'ssh';
   const rsh = splitCommand(rshText);
   if (rsh.length === 0) throw new UsageError('--rsh is empty');
@@ -164,7 +170,7 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     deref: raw.deref,
     verify: Boolean(raw.verify),
     resume: Boolean(raw.resume),
-    ssh: { rsh, remotePath: raw.remotePath },
+    ssh: { rsh, remotePath: raw.remotePath, idleMs: timeout * 1000 },
     parallel,
     compress: raw.compress,
     fast: Boolean(raw.fast),

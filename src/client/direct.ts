@@ -68,6 +68,7 @@ export async function openDirect(control: ServeClient, caps: number): Promise<Se
   const link = { ownsControl: false };
   const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
     caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,
+    idleMs: control.idleMs,
   }).catch((err: Error) => {
     throw new DirectUnavailableError(`direct session to ${ready.addr} failed: ${err.message}`);
   });

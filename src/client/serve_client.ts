@@ -10,7 +10,13 @@
  * only that request.
  */
 import { type Codec, codecFor, decodeBlock } from '../codec/block.js';
-import { ConnectionClosedError, ProtocolError, RemoteError } from '../errors.js';
+import {
+  ConnectionClosedError,
+  DowngradeError,
+  ProtocolError,
+  RemoteError,
+  TimeoutError,
+} from '../errors.js';
 import { Cap, MAX_BLOCK, PROTOCOL_VERSION } from '../protocol/constants.js';
 import { MessageReader } from '../protocol/message_reader.js';
 import { type ClientMessage, isData, type ListEntry, type Message } from '../protocol/messages.js';
@@ -25,7 +31,15 @@ export interface ConnectOptions {
   caps?: number;
   /** Requests in flight at most (default 1024). */
   window?: number;
+  /**
+   * The connection fails when, with a request outstanding, no byte has moved either way for
+   * this long (default 60 s, `--timeout`): a stalled or stopped peer ends in one clear error,
+   * never a hang. Counted from the last byte, so a slow but moving link never trips it.
+   */
+  idleMs?: number;
 }
+
+export const DEFAULT_IDLE_MS = 60_000;
 
 export interface StatResult {
   size: number;
@@ -54,6 +68,8 @@ export interface PutTicket {
 }
 
 interface Pending {
+  /** The request's type, for a timeout's message. */
+  what: string;
   /** Handles one reply frame; resolves true when the reply is complete. */
   onMessage(m: Message): boolean | Promise<boolean>;
   fail(err: Error): void;
@@ -95,6 +111,9 @@ export class ServeClient {
   private readonly waiters: (() => void)[] = [];
   private readonly readLoop: Promise<void>;
   readonly codec: Codec;
+  /** When a byte last moved either way (see ConnectOptions.idleMs). */
+  private lastActivity = Date.now();
+  private readonly watchdog: NodeJS.Timeout;
 
   private constructor(
     private readonly channel: ByteChannel,
@@ -103,9 +122,32 @@ export class ServeClient {
     /** Effective capabilities from Welcome. */
     readonly caps: number,
     private readonly window: number,
+    /** The idle timeout this connection runs with (a direct session beside it takes the same). */
+    readonly idleMs: number,
   ) {
     this.codec = codecFor(caps);
+    sink.onWritten = () => {
+      this.lastActivity = Date.now();
+    };
+    this.watchdog = setInterval(() => this.checkIdle(), Math.min(1000, idleMs / 4));
+    this.watchdog.unref();
     this.readLoop = this.runReader();
+  }
+
+  private checkIdle(): void {
+    if (this.poisonedBy || this.inFlight === 0) {
+      this.lastActivity = Date.now();
+      return;
+    }
+    const silent = Date.now() - this.lastActivity;
+    if (silent < this.idleMs) return;
+    const what = this.pending[this.pendingHead]?.what ?? 'a reply';
+    this.poison(
+      new TimeoutError(
+        `server silent for ${Math.round(silent / 1000)} s while waiting for the reply to ${what} (--timeout to change)`,
+      ),
+    );
+    void this.channel.abort().catch(() => {});
   }
 
   /** Sends Hello, checks Welcome. On failure the channel is closed. */
@@ -113,10 +155,22 @@ export class ServeClient {
     // Downloads write raw Data pieces as they arrive; nothing on the client counts data frames.
     const reader = new MessageReader(channel.readable, { splitData: true });
     const sink = new FrameSink(channel.writable);
+    const asked = opts.caps ?? DEFAULT_CLIENT_CAPS;
+    const idleMs = opts.idleMs ?? DEFAULT_IDLE_MS;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      sink.send({ type: 'Hello', version: PROTOCOL_VERSION, caps: opts.caps ?? DEFAULT_CLIENT_CAPS });
+      sink.send({ type: 'Hello', version: PROTOCOL_VERSION, caps: asked });
       await sink.flush();
-      const m = await reader.next();
+      const m = await Promise.race([
+        reader.next(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(
+            () =>
+              reject(new TimeoutError(`no Welcome from the server within ${Math.round(idleMs / 1000)} s`)),
+            idleMs,
+          );
+        }),
+      ]);
       if (m === null) {
         const why = channel.diagnostics();
         throw new ConnectionClosedError(
@@ -127,10 +181,20 @@ export class ServeClient {
       if (m.type !== 'Welcome') throw unexpected(m, 'Welcome');
       if (m.version !== PROTOCOL_VERSION)
         throw new ProtocolError(`Server speaks protocol ${m.version}, not 2`);
-      return new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024);
+      // A server may only grant what we asked for; anything else is a peer we do not understand
+      // (and a server that drops SYNC while claiming more would lose durability silently).
+      if ((m.caps & ~asked) !== 0) {
+        throw new DowngradeError(
+          `server granted capabilities 0x${m.caps.toString(16)} beyond the 0x${asked.toString(16)} asked for`,
+        );
+      }
+      return new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024, idleMs);
     } catch (err) {
-      await channel.close().catch(() => {});
+      if (err instanceof TimeoutError) await channel.abort().catch(() => {});
+      else await channel.close().catch(() => {});
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -218,6 +282,7 @@ export class ServeClient {
       let awaitingMissing = dedup;
       await this.slot();
       this.pushPending({
+        what: 'Put',
         onMessage: (m) => {
           if (m.type === 'Error') {
             const err = new RemoteError(m.message);
@@ -284,6 +349,7 @@ export class ServeClient {
       const reply = deferred<void>();
       await this.slot();
       this.pushPending({
+        what: 'PutChunked',
         onMessage: (m) => {
           if (m.type === 'Error') reply.reject(new RemoteError(m.message));
           else if (m.type === 'Ok') reply.resolve();
@@ -312,6 +378,7 @@ export class ServeClient {
     } catch {
       // Closing is best effort: the connection may already be gone.
     } finally {
+      clearInterval(this.watchdog);
       await this.channel.close();
       await this.readLoop;
     }
@@ -360,7 +427,11 @@ export class ServeClient {
     return this.exclusive(async () => {
       const reply = deferred<T>();
       await this.slot();
-      this.pushPending({ onMessage: (m) => handle(m, reply), fail: (err) => reply.reject(err) });
+      this.pushPending({
+        what: msg.type,
+        onMessage: (m) => handle(m, reply),
+        fail: (err) => reply.reject(err),
+      });
       this.sink.send(msg);
       this.scheduleFlush();
       // Wrapped so the write side is released now, not when the reply arrives.
@@ -417,6 +488,7 @@ export class ServeClient {
     try {
       for (;;) {
         const m = await this.reader.next();
+        this.lastActivity = Date.now();
         if (m === null) {
           if (this.inFlight > 0 || !this.poisonedBy) {
             if (this.inFlight > 0) {
@@ -459,6 +531,7 @@ export class ServeClient {
   private poison(err: Error): void {
     if (this.poisonedBy) return;
     this.poisonedBy = err;
+    clearInterval(this.watchdog);
     const left = this.pending.splice(this.pendingHead);
     this.pending.length = 0;
     this.pendingHead = 0;

@@ -15,6 +15,7 @@ import {
   isNotFound,
   RemoteError,
   SshError,
+  TimeoutError,
 } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
@@ -399,10 +400,12 @@ export class ServePool implements RemoteFs {
               return;
             }
             // Lost with the connection (closed, or cut inside a frame), not refused by the
-            // server: another try on a new connection.
+            // server: another try on a new connection. Not after a tampered record (it would
+            // only be tampered again) nor a stalled peer (each try would wait the timeout again).
             const lost =
               (r.error instanceof ConnectionClosedError || (r.error !== null && r.error === c.failure)) &&
-              !(c.failure instanceof AeadError);
+              !(c.failure instanceof AeadError) &&
+              !(c.failure instanceof TimeoutError);
             if (lost && retrying && !this.destroyed) {
               cb.onBytes?.(-r.bytes, r.item);
               queue.putBack(r.item);

@@ -5,7 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { NoRemoteBcmrError, SshError } from '../errors.js';
+import { DowngradeError, NoRemoteBcmrError, SshError, TimeoutError } from '../errors.js';
 import type { RemoteEndpoint } from '../transfer/endpoint.js';
 import { type ByteChannel, childChannel } from '../transport/channel.js';
 import { type ConnectOptions, ServeClient } from './serve_client.js';
@@ -15,6 +15,8 @@ export interface SshConfig {
   rsh: string[];
   /** Shell text that starts bcmr on the remote (`--remote-path`, default `bcmr`). */
   remotePath: string;
+  /** Idle timeout of every session (`--timeout`; see ConnectOptions.idleMs). */
+  idleMs?: number;
 }
 
 /**
@@ -89,12 +91,19 @@ export function serveCommand(remotePath: string): string {
 
 export interface ServeConnection {
   client: ServeClient;
+  /**
+   * Where relative paths start: the remote home from our command's first line, or '' when the
+   * key forces its own command (`command="bcmr serve --root DIR"` in authorized_keys): then no
+   * home line comes, and paths are sent relative to that server's root as they are.
+   */
   home: string;
 }
 
 /**
- * Starts `bcmr serve` over ssh and completes the handshake. Throws SshError when ssh itself
- * failed (no home line), NoRemoteBcmrError when the shell ran but no server answered.
+ * Starts `bcmr serve` over ssh and completes the handshake. Hello is sent at once, not after
+ * the home line: a forced command never prints one, and its server waits for Hello. Throws
+ * SshError when ssh itself failed (nothing came back), NoRemoteBcmrError when the shell ran
+ * but no server answered, TimeoutError when nothing came within the idle timeout.
  */
 export async function connectServe(
   cfg: SshConfig,
@@ -103,29 +112,24 @@ export async function connectServe(
 ): Promise<ServeConnection> {
   const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath), SERVE_OPTIONS);
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  const spawnError = new Promise<Error>((resolve) => child.once('error', resolve));
+  let spawnError: Error | null = null;
+  child.once('error', (e) => {
+    spawnError = e;
+  });
   const base = childChannel(child);
   const exitCode = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const iterator = base.readable[Symbol.asyncIterator]();
-  let home: string;
-  let rest: Uint8Array;
+  const start = { home: null as string | null, sawOutput: false };
+  const channel: ByteChannel = { ...base, readable: afterHomeLine(base.readable, start) };
   try {
-    ({ home, rest } = await Promise.race([
-      readHomeLine(iterator),
-      spawnError.then((e) => {
-        throw new SshError(`cannot run ${file}: ${e.message}`);
-      }),
-    ]));
+    const client = await ServeClient.connect(channel, { idleMs: cfg.idleMs, ...opts });
+    return { client, home: start.home ?? '' };
   } catch (err) {
-    await base.close();
-    if (err instanceof SshError) throw err;
-    await exitCode;
-    throw new SshError(sshFailure(base.diagnostics(), target));
-  }
-  const channel: ByteChannel = { ...base, readable: withPrefix(rest, iterator) };
-  try {
-    return { client: await ServeClient.connect(channel, opts), home };
-  } catch (err) {
+    if (spawnError) throw new SshError(`cannot run ${file}: ${(spawnError as Error).message}`);
+    if (err instanceof TimeoutError || err instanceof DowngradeError) throw err;
+    if (!start.sawOutput) {
+      await exitCode;
+      throw new SshError(sshFailure(base.diagnostics(), target));
+    }
     // The shell ran (we have its home line), so what failed is the remote bcmr: missing
     // (exit 127), not executable, crashed, or a protocol it does not share with us.
     const code = await Promise.race([
@@ -151,25 +155,41 @@ function sshFailure(stderr: string, target: RemoteEndpoint): string {
   return `ssh to ${target.host} failed: ${line}`;
 }
 
-async function readHomeLine(it: AsyncIterator<Uint8Array>): Promise<{ home: string; rest: Uint8Array }> {
+/** First bytes of a Welcome frame (length 3, type 0x81): a server speaking without a home line. */
+const WELCOME_HEAD = Buffer.from([0x03, 0x00, 0x00, 0x00, 0x81]);
+
+/**
+ * The session's bytes with our command's home line taken off the front (recorded in `start`),
+ * or untouched when they begin with a frame (a forced command's server).
+ */
+async function* afterHomeLine(
+  source: AsyncIterable<Uint8Array>,
+  start: { home: string | null; sawOutput: boolean },
+): AsyncGenerator<Uint8Array> {
+  const it = source[Symbol.asyncIterator]();
   let acc = Buffer.alloc(0);
   for (;;) {
     const { value, done } = await it.next();
-    if (done) throw new Error('closed before the home line');
+    if (done) return;
+    start.sawOutput = true;
     acc = Buffer.concat([acc, value]);
+    const head = acc.subarray(0, Math.min(acc.length, WELCOME_HEAD.length));
+    if (head.equals(WELCOME_HEAD.subarray(0, head.length))) {
+      if (head.length < WELCOME_HEAD.length) continue;
+      yield acc;
+      break;
+    }
     const nl = acc.indexOf(10);
     if (nl >= 0) {
       const line = acc.subarray(0, nl).toString('utf8');
       const at = line.lastIndexOf(HOME_TAG);
       if (at < 0) throw new Error(`unexpected output before the session: ${line.slice(0, 200)}`);
-      return { home: line.slice(at + HOME_TAG.length), rest: acc.subarray(nl + 1) };
+      start.home = line.slice(at + HOME_TAG.length);
+      if (acc.length > nl + 1) yield acc.subarray(nl + 1);
+      break;
     }
     if (acc.length > 64 * 1024) throw new Error('no home line from the remote shell');
   }
-}
-
-async function* withPrefix(first: Uint8Array, it: AsyncIterator<Uint8Array>): AsyncGenerator<Uint8Array> {
-  if (first.length > 0) yield first;
   for (;;) {
     const { value, done } = await it.next();
     if (done) return;

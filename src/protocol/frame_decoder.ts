@@ -28,7 +28,8 @@ export class FrameDecoder {
   private dataLeft = 0;
 
   constructor(
-    private readonly sink: (m: Message) => void,
+    /** Gets each message and the bytes of stream it took (the whole frame, or a Data piece). */
+    private readonly sink: (m: Message, bytes: number) => void,
     private readonly splitData = false,
   ) {}
 
@@ -43,7 +44,7 @@ export class FrameDecoder {
     while (pos < end) {
       if (this.dataLeft > 0) {
         const take = Math.min(this.dataLeft, end - pos);
-        this.sink({ type: 'Data', data: chunk.subarray(pos, pos + take) });
+        this.sink({ type: 'Data', data: chunk.subarray(pos, pos + take) }, take);
         this.dataLeft -= take;
         pos += take;
         continue;
@@ -56,7 +57,7 @@ export class FrameDecoder {
         if (this.bodyFill === this.body.length) {
           const body = this.body;
           this.body = null;
-          this.sink(decodeFrame(body, 0, body.length));
+          this.sink(decodeFrame(body, 0, body.length), 4 + body.length);
         }
         continue;
       }
@@ -76,7 +77,7 @@ export class FrameDecoder {
       checkFrameLen(len);
       if (end - pos >= len) {
         // Whole frame in this chunk: decode in place.
-        this.sink(decodeFrame(chunk, pos, pos + len));
+        this.sink(decodeFrame(chunk, pos, pos + len), 4 + len);
         pos += len;
       } else if (this.splitData && end - pos >= 5 && chunk[pos] === MsgType.Data) {
         const n =

@@ -6,20 +6,25 @@
  */
 import { ProtocolError } from '../errors.js';
 import { FrameDecoder } from './frame_decoder.js';
-import { isData, type Message } from './messages.js';
+import type { Message } from './messages.js';
 
 /** Decoded bytes held ahead of the consumer, at most (plus one chunk). */
 export const READ_AHEAD = 16 << 20;
 
-/** Bytes a queued message holds: its payload for data frames, a nominal size otherwise. */
-function weight(m: Message): number {
-  if (isData(m)) return m.type === 'Data' ? m.data.length : m.payload.length;
-  return 64;
-}
+/**
+ * Read-ahead is counted in the stream bytes each message took (its whole frame), not a nominal
+ * size: a peer that never reads replies can otherwise queue requests with 1 MiB paths at 64
+ * "bytes" each and grow us without bound.
+ */
 
 export class MessageReader {
   private readonly queue: Message[] = [];
+  /** Stream bytes of each queued message, parallel to `queue`. */
+  private readonly weights: number[] = [];
   private head = 0;
+  /** The message `next()` returned last and its weight, for `unread`. */
+  private last: Message | null = null;
+  private lastWeight = 0;
   private queuedBytes = 0;
   private readonly decoder: FrameDecoder;
   private readonly source: AsyncIterator<Uint8Array>;
@@ -32,9 +37,10 @@ export class MessageReader {
   /** `splitData`: raw Data frames may arrive as several Data messages (see FrameDecoder). */
   constructor(source: AsyncIterable<Uint8Array>, opts: { splitData?: boolean } = {}) {
     this.source = source[Symbol.asyncIterator]();
-    this.decoder = new FrameDecoder((m) => {
+    this.decoder = new FrameDecoder((m, bytes) => {
       this.queue.push(m);
-      this.queuedBytes += weight(m);
+      this.weights.push(bytes);
+      this.queuedBytes += bytes;
     }, opts.splitData ?? false);
   }
 
@@ -48,12 +54,16 @@ export class MessageReader {
     for (;;) {
       if (this.head < this.queue.length) {
         const m = this.queue[this.head];
+        const w = this.weights[this.head];
         this.queue[this.head++] = undefined as unknown as Message;
-        this.queuedBytes -= weight(m);
+        this.queuedBytes -= w;
+        this.last = m;
+        this.lastWeight = w;
         this.pump();
         return m;
       }
       this.queue.length = 0;
+      this.weights.length = 0;
       this.head = 0;
       if (this.failure) throw this.failure;
       if (this.ended) return null;
@@ -66,9 +76,15 @@ export class MessageReader {
 
   /** Puts `m` back so the next `next()` returns it (a request read while draining a failed Put). */
   unread(m: Message): void {
-    if (this.head > 0) this.queue[--this.head] = m;
-    else this.queue.unshift(m);
-    this.queuedBytes += weight(m);
+    const w = m === this.last ? this.lastWeight : 64;
+    if (this.head > 0) {
+      this.queue[--this.head] = m;
+      this.weights[this.head] = w;
+    } else {
+      this.queue.unshift(m);
+      this.weights.unshift(w);
+    }
+    this.queuedBytes += w;
   }
 
   /** Like `next()` but EOF is an error: used inside a multi-frame exchange. */

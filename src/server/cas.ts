@@ -9,13 +9,29 @@
  * default directory, are read too. Using an entry touches its mtime (LRU order). The store
  * layout is this server's own business; the wire is v2.
  *
+ * Private to its owner: the directories are 0700 and the entries 0600 (a `.ref` names where
+ * uploaded files lie), and a store directory that is a symlink or belongs to another user is
+ * not used at all (`ready()` fails; the Put then goes on without dedup).
+ *
  * Stricter than v2 (rule 17.3): every block read is re-hashed, whether from a block file or
  * through a reference; a corrupt block or a stale reference (the file changed) is deleted and
  * reported as absent, and the Put asks the client to resend without dedup.
  */
 import { randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  stat,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { blake3Hex } from '../codec/hash.js';
@@ -37,7 +53,25 @@ export function casCapBytes(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 export class Cas {
+  private checked: Promise<void> | null = null;
   constructor(readonly dir: string) {}
+
+  /** Creates the store private, or refuses one that is not ours (see the header). */
+  ready(): Promise<void> {
+    this.checked ??= (async () => {
+      await mkdir(this.dir, { recursive: true, mode: 0o700 });
+      const st = await lstat(this.dir);
+      if (st.isSymbolicLink() || !st.isDirectory()) {
+        throw new Error(`dedup store ${this.dir} is not a plain directory (a symlink?): not used`);
+      }
+      const uid = process.getuid?.();
+      if (uid !== undefined && st.uid !== uid) {
+        throw new Error(`dedup store ${this.dir} belongs to uid ${st.uid}, not to us: not used`);
+      }
+      if ((st.mode & 0o077) !== 0) await chmod(this.dir, 0o700);
+    })();
+    return this.checked;
+  }
 
   blockPath(hex: string): string {
     return path.join(this.dir, hex.slice(0, 2), hex.slice(2, 4), `${hex.slice(4)}.blk`);
@@ -47,8 +81,18 @@ export class Cas {
     return path.join(this.dir, hex.slice(0, 2), hex.slice(2, 4), `${hex.slice(4)}.ref`);
   }
 
+  /**
+   * Whether the store holds the block. A hit counts as a use (LRU): the block was just promised
+   * to a Put, and another session's eviction should take older blocks first.
+   */
   async has(hex: string): Promise<boolean> {
-    return (await isFile(this.blockPath(hex))) || (await isFile(this.refPath(hex)));
+    for (const p of [this.blockPath(hex), this.refPath(hex)]) {
+      if (await isFile(p)) {
+        await touch(p);
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The block's bytes if present and intact; a corrupt block is removed and reported as null. */
@@ -105,10 +149,10 @@ export class Cas {
   }
 
   private async writeAtomic(p: string, data: string): Promise<void> {
-    await mkdir(path.dirname(p), { recursive: true });
+    await mkdir(path.dirname(p), { recursive: true, mode: 0o700 });
     const tmp = `${p}.tmp-${randomBytes(6).toString('hex')}`;
     try {
-      await writeFile(tmp, data);
+      await writeFile(tmp, data, { mode: 0o600, flag: 'wx' });
       await rename(tmp, p);
     } catch (err) {
       await unlink(tmp).catch(() => {});

@@ -60,8 +60,15 @@ export function errorLine(err: unknown): string {
   }
 }
 
+/**
+ * Error lines echo paths, and a path may be up to a frame long: the line is cut so that an
+ * Error frame always fits far below the frame cap.
+ */
+export const MAX_ERROR_LINE = 2048;
+
 function oneLine(s: string): string {
-  return s.replace(/[\r\n]+/g, ' ');
+  const line = s.replace(/[\r\n]+/g, ' ');
+  return line.length <= MAX_ERROR_LINE ? line : `${line.slice(0, MAX_ERROR_LINE)}... (cut)`;
 }
 
 /** An operation error the session answers with an Error frame (not a protocol violation). */

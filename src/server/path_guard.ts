@@ -1,13 +1,90 @@
 /**
  * Confines every path of a session to the server root (PROTOCOL.md section 14, rule 17.5).
+ *
  * Relative paths start at the root; absolute paths are taken as is; NUL bytes and `..`
  * components are refused; the canonical form (symlinks of the longest existing ancestor
  * resolved) must stay inside the root.
+ *
+ * Checking a path and then opening it by name is a race: a directory inside the root swapped
+ * for a symlink to outside between the two makes the open land outside. So the guard never
+ * hands out a checked *name*. It opens first and checks what was opened:
+ * - files are opened with O_NOFOLLOW (last component) and O_NONBLOCK (a FIFO or a device never
+ *   blocks the event loop), then the descriptor's own path (`/proc/self/fd/N` on Linux) must be
+ *   inside the root and it must be a regular file; every read, hash, truncate and write then
+ *   goes through that descriptor;
+ * - a write target's parent directory is opened and checked the same way, and the target is
+ *   created, published (rename, link) and removed through `/proc/self/fd/DIR/NAME`, which names
+ *   an entry of that very directory whatever is renamed meanwhile (openat without openat).
+ * Where `/proc/self/fd` does not exist (macOS, BSD) the check compares the descriptor's device
+ * and inode with those of the canonical path instead, and names go through the directory's
+ * real path, checked again after each open (a narrower window, not none).
  */
-import { realpathSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  existsSync,
+  fstatSync,
+  fsync,
+  mkdirSync,
+  openSync,
+  readlinkSync,
+  realpathSync,
+  type Stats,
+  statSync,
+} from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { PathError } from '../errors.js';
+import { FdFile } from '../util/fd_file.js';
+import { OpError } from './context.js';
+
+const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : null;
+
+/**
+ * O_PATH (Linux): a descriptor that names a file without opening it for I/O, so Stat of an
+ * unreadable file, a FIFO or a device has no side effect and needs no permission. Same value on
+ * every Linux architecture Node supports.
+ */
+const O_PATH = PROC_FD && process.platform === 'linux' ? 0o10000000 : 0;
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
+
+/** A directory opened and checked to lie inside the root; entries are reached through it. */
+export class JailDir {
+  private closed = false;
+  constructor(
+    readonly fd: number,
+    /** Its real path when it was opened (for messages and for the dedup store's references). */
+    readonly real: string,
+  ) {}
+
+  /** A path naming `name` inside this very directory (see the module comment). */
+  at(name: string): string {
+    return PROC_FD ? `${PROC_FD}/${this.fd}/${name}` : path.join(this.real, name);
+  }
+
+  /** The real path `name` has inside this directory. */
+  realOf(name: string): string {
+    return path.join(this.real, name);
+  }
+
+  /** Makes the directory's entries (a rename just done) durable. */
+  sync(): Promise<void> {
+    return new Promise((resolve, reject) => fsync(this.fd, (err) => (err ? reject(err) : resolve())));
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    closeSync(this.fd);
+  }
+}
+
+/** Where a write goes: the checked parent directory and the entry's name in it. */
+export interface WriteTarget {
+  dir: JailDir;
+  name: string;
+}
 
 export class PathGuard {
   private constructor(readonly root: string) {}
@@ -23,23 +100,169 @@ export class PathGuard {
   }
 
   /**
-   * The absolute path to operate on. For reads the final component's symlink is resolved
-   * (and must land inside the root); for writes it is not, because writes never follow it.
+   * The canonical absolute path of `p` (symlinks of its existing part resolved, the final
+   * component's included), refused when it leaves the root. A first, clear answer for the
+   * common case; the open that follows is what makes it safe.
    */
-  async resolve(p: string, mode: 'read' | 'write' = 'read'): Promise<string> {
+  canonical(p: string): string {
     if (p.includes('\0')) throw new PathError('escape: path contains a NUL byte');
-    if (p.split('/').includes('..')) throw new PathError(`escape: path has a '..' component: ${p}`);
-    const abs = path.resolve(this.root, p === '' ? '.' : p);
-    const canonical = mode === 'read' ? await canonicalise(abs) : await canonicaliseParent(abs);
-    if (!this.contains(canonical)) throw new PathError(`escape: path resolves outside the root: ${p}`);
+    if (p.split('/').includes('..')) throw new PathError(`escape: path has a '..' component: ${clip(p)}`);
+    const canonical = canonicalise(path.resolve(this.root, p === '' ? '.' : p));
+    if (!this.contains(canonical)) throw new PathError(`escape: path resolves outside the root: ${clip(p)}`);
     return canonical;
   }
 
-  /** Re-checks a path right before publishing into it (a symlink may have been swapped in). */
-  async recheckParent(abs: string): Promise<void> {
-    const canonical = await canonicaliseParent(abs);
-    if (!this.contains(canonical)) throw new PathError(`escape: path resolves outside the root: ${abs}`);
+  /** Opens an existing regular file for reading (ENOENT when it does not exist). */
+  openRead(p: string): FdFile {
+    const c = this.canonical(p);
+    const fd = openChecked(c, O_RDONLY | O_NOFOLLOW | O_NONBLOCK, p);
+    try {
+      const st = fstatSync(fd);
+      this.verify(fd, c, st, p);
+      if (!st.isFile()) throw new OpError(`io: not a regular file: ${clip(p)}`);
+      return FdFile.fromFd(fd, c);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
   }
+
+  /** Metadata of what `p` names (following symlinks inside the root), without opening it for I/O. */
+  stat(p: string): Stats {
+    const c = this.canonical(p);
+    if (!O_PATH) {
+      // No O_PATH: a plain stat, then the same identity check on what it saw.
+      const st = statSync(c);
+      if (!this.contains(realpathSync.native(c))) throw escaped(p);
+      return st;
+    }
+    const fd = openChecked(c, O_PATH | O_NOFOLLOW, p);
+    try {
+      const st = fstatSync(fd);
+      this.verify(fd, c, st, p);
+      return st;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /**
+   * Opens the directory `p` names (checked inside the root). With `create`, missing
+   * directories are made one at a time, each inside the previous one checked.
+   */
+  openDir(p: string, create: boolean): JailDir {
+    return this.openDirAt(this.canonical(p), create, p);
+  }
+
+  /**
+   * The parent directory and name a write to `p` goes to. A path that is a symlink to
+   * somewhere inside the root writes there (as cp follows a destination link); one leading out
+   * was refused by `canonical`; the root itself is never a write target.
+   */
+  writeTarget(p: string, createParents: boolean): WriteTarget {
+    const c = this.canonical(p);
+    if (c === this.root || c === '/')
+      throw new OpError('denied: the root directory itself is not a file to write');
+    return { dir: this.openDirAt(path.dirname(c), createParents, p), name: path.basename(c) };
+  }
+
+  private openDirAt(abs: string, create: boolean, p: string): JailDir {
+    let fd: number;
+    try {
+      fd = openSync(abs, O_RDONLY | O_DIRECTORY);
+    } catch (err) {
+      if (!create || (err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      return this.makeDirs(abs, p);
+    }
+    try {
+      return new JailDir(fd, this.verify(fd, abs, fstatSync(fd), p));
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /** mkdir -p of `abs` under the root, each step through the checked directory before it. */
+  private makeDirs(abs: string, p: string): JailDir {
+    const rel = path.relative(this.root, abs);
+    let dir = this.openDirAt(this.root, false, p);
+    try {
+      for (const name of rel === '' ? [] : rel.split('/')) {
+        try {
+          mkdirSync(dir.at(name), 0o777);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        }
+        const fd = openSync(dir.at(name), O_RDONLY | O_DIRECTORY);
+        let next: JailDir;
+        try {
+          next = new JailDir(fd, this.verify(fd, dir.realOf(name), fstatSync(fd), p));
+        } catch (err) {
+          closeSync(fd);
+          throw err;
+        }
+        dir.close();
+        dir = next;
+      }
+      return dir;
+    } catch (err) {
+      dir.close();
+      throw err;
+    }
+  }
+
+  /**
+   * Checks that an open descriptor lies inside the root; returns its real path. `expected`
+   * is the path it was opened by (used where /proc/self/fd is missing).
+   */
+  verify(fd: number, expected: string, st: Stats, p: string): string {
+    let real: string;
+    if (PROC_FD) {
+      real = readlinkSync(`${PROC_FD}/${fd}`);
+    } else {
+      real = realpathSync.native(expected);
+      const now = statSync(real);
+      if (now.dev !== st.dev || now.ino !== st.ino) throw escaped(p);
+    }
+    if (!this.contains(real)) throw escaped(p);
+    return real;
+  }
+}
+
+/** Opens `abs`; a symlink met at the last component (O_NOFOLLOW) was swapped in: refused. */
+function openChecked(abs: string, flags: number, p: string): number {
+  try {
+    return openSync(abs, flags);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw escaped(p);
+    throw err;
+  }
+}
+
+/** Opens (creating when asked) a regular file for writing inside a checked directory. */
+export function openForWrite(guard: PathGuard, dir: JailDir, name: string, flags: number, p: string): FdFile {
+  const fd = openChecked(dir.at(name), O_WRONLY | O_NOFOLLOW | O_NONBLOCK | flags, p);
+  try {
+    const st = fstatSync(fd);
+    if (!PROC_FD) guard.verify(fd, dir.realOf(name), st, p);
+    if (!st.isFile()) throw new OpError(`io: not a regular file: ${clip(p)}`);
+    return FdFile.fromFd(fd, dir.realOf(name));
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+export const CREATE_NEW = O_CREAT | O_EXCL;
+export const CREATE = O_CREAT;
+
+function escaped(p: string): PathError {
+  return new PathError(`escape: path resolves outside the root: ${clip(p)}`);
+}
+
+/** Paths echoed in replies are cut: an Error frame must stay far below the frame cap (rule 17.8). */
+export function clip(p: string, max = 512): string {
+  return p.length <= max ? p : `${p.slice(0, max)}... (${p.length} bytes)`;
 }
 
 /**
@@ -47,7 +270,7 @@ export class PathGuard {
  * Synchronous on purpose: realpath(3) of cached dentries takes microseconds, far less than a
  * round trip through the libuv pool, and it runs once or twice per file.
  */
-async function canonicalise(abs: string): Promise<string> {
+function canonicalise(abs: string): string {
   const rest: string[] = [];
   let cur = abs;
   for (;;) {
@@ -63,9 +286,4 @@ async function canonicalise(abs: string): Promise<string> {
       cur = parent;
     }
   }
-}
-
-async function canonicaliseParent(abs: string): Promise<string> {
-  if (abs === '/') return abs;
-  return path.join(await canonicalise(path.dirname(abs)), path.basename(abs));
 }

@@ -112,6 +112,11 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       fast: (caps & Cap.FAST) !== 0,
     };
     for (;;) {
+      // Replies wait in the sink while more requests are already read (one write for a
+      // pipelined batch); before waiting for the peer, everything owed is written. Flushing
+      // here, not after each handler, covers every path to the wait (a discarded Done too).
+      if (reader.buffered === 0) await sink.flush();
+      else await sink.flushIfFull();
       const m = await reader.next();
       if (m === null) break;
       if (ctx.discardNextDone) {
@@ -137,9 +142,6 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
           sink.send({ type: 'Error', message: errorLine(err) });
         }
       }
-      // Pipelined requests already read are answered in one write.
-      if (reader.buffered === 0) await sink.flush();
-      else await sink.flushIfFull();
     }
     await sink.flush();
   } finally {

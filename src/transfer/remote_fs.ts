@@ -3,6 +3,7 @@
  * or more ssh connections) and `PlainSsh` (section 15 fallback: one shell command per step).
  * The copy engine is written once against this interface.
  */
+import path from 'node:path';
 import type { BatchCallbacks, GetItem, PutItem } from '../client/file_batch.js';
 import type { StatResult } from '../client/serve_client.js';
 import type { ListEntry } from '../protocol/messages.js';
@@ -32,9 +33,17 @@ export interface RemoteFs {
   destroy(): Promise<void>;
 }
 
-/** Makes a remote path absolute: relative ones start at the remote home, as with scp. */
+/**
+ * Makes a remote path absolute: relative ones start at the remote home, as with scp, and
+ * `.`/`..` are resolved here, lexically, as scp's remote shell would (`host:../x` is the home's
+ * sibling; the server refuses `..` components). With no home (a forced-command server whose
+ * root is where paths start) a relative path stays relative.
+ */
 export function absoluteRemote(home: string, p: string): string {
-  if (p.startsWith('/')) return p;
-  const base = home.endsWith('/') ? home : `${home}/`;
-  return p === '' || p === '.' ? home : `${base}${p}`;
+  if (home === '' && !p.startsWith('/')) {
+    const rel = path.posix.normalize(p === '' ? '.' : p);
+    return rel === '.' ? '' : rel.replace(/\/$/, '');
+  }
+  const abs = path.posix.resolve(home === '' ? '/' : home, p === '' ? '.' : p);
+  return abs;
 }

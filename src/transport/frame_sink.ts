@@ -20,6 +20,8 @@ export class FrameSink {
   private readonly w = new ByteWriter();
   private failure: Error | null = null;
   private last: Promise<void> = Promise.resolve();
+  /** Called whenever the stream has taken a write: the peer is reading (idle watchdogs). */
+  onWritten: (() => void) | null = null;
 
   constructor(private readonly out: Writable) {
     out.on('error', (err) => {
@@ -62,7 +64,10 @@ export class FrameSink {
       for (let i = 0; i < parts.length - 1; i++) out.write(parts[i]);
       out.write(parts[parts.length - 1], (err) => {
         if (err) reject(this.failure ?? new ConnectionClosedError(`Connection write failed: ${err.message}`));
-        else resolve();
+        else {
+          this.onWritten?.();
+          resolve();
+        }
       });
       out.uncork();
     });

@@ -24,6 +24,11 @@ export class FdFile {
     return new FdFile(fs.openSync(path, flags, mode), path);
   }
 
+  /** Takes ownership of a descriptor opened and checked elsewhere (the server's path guard). */
+  static fromFd(fd: number, path: string): FdFile {
+    return new FdFile(fd, path);
+  }
+
   stat(): fs.Stats {
     return fs.fstatSync(this.fd);
   }

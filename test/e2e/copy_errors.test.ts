@@ -227,6 +227,43 @@ describe('a hostile server', () => {
   });
 });
 
+describe('a server that stops answering', () => {
+  const hostile = (mode: string) => [
+    '--remote-path',
+    `'${process.execPath}' '${path.join(path.dirname(BCMR_BIN), '../dist/test/harness/hostile_server.js')}' ${mode}`,
+  ];
+  const timed = async (args: string[]) => {
+    const t0 = Date.now();
+    const r = await copy(args);
+    return { ...r, ms: Date.now() - t0 };
+  };
+
+  test('mid-download: one error line naming the wait, within the timeout, nothing published', async () => {
+    const r = await timed([...hostile('stall-get'), '--timeout', '2', remote('/f'), 'stalled.txt']);
+    assert.equal(r.code, 1, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /silent for \d+ s while waiting for the reply to Get/);
+    assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
+    assert.equal(fs.existsSync(path.join(dir, 'stalled.txt')), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('before Welcome: one error line within the timeout', async () => {
+    const r = await timed([...hostile('stall-hello'), '--timeout', '2', remote('/f'), 'stalled2.txt']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /no Welcome from the server within 2 s/);
+    assert.ok(r.ms < 15_000, `took ${r.ms} ms`);
+  });
+
+  test('a Welcome granting caps that were not asked for is refused (exit 3)', async () => {
+    const r = await copy([...hostile('extra-caps'), '--no-fallback', remote('/f'), 'caps.txt']);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /beyond the 0x[0-9a-f]+ asked for/);
+    assert.equal(fs.existsSync(path.join(dir, 'caps.txt')), false);
+  });
+});
+
 describe('Ctrl-C', () => {
   const cases = [
     ['upload', []],

@@ -5,6 +5,9 @@
  *   more-bytes    Get sends more bytes than Stat announced
  *   bad-hash      Get's Ok carries a hash of other bytes
  *   link-parent   an honest tree whose directory `link` the test made a symlink to outside
+ *   stall-get     Get sends part of the file, then the server goes silent (alive, reading)
+ *   stall-hello   reads Hello and never answers
+ *   extra-caps    Welcome grants a capability the client did not ask for
  */
 import { blake3Hex } from '../../src/codec/hash.js';
 import { MessageReader } from '../../src/protocol/message_reader.js';
@@ -36,6 +39,11 @@ function reply(m: Message): void {
       sink.send({ type: 'ListResponse', entries: entriesFor() });
       return;
     case 'Get': {
+      if (mode === 'stall-get') {
+        sink.send({ type: 'Data', data: content.subarray(0, 4) });
+        stall();
+        return;
+      }
       const body = mode === 'more-bytes' ? Buffer.concat([content, content]) : content;
       sink.send({ type: 'Data', data: body });
       const hash = mode === 'bad-hash' ? blake3Hex(Buffer.from('something else')) : blake3Hex(body);
@@ -47,13 +55,29 @@ function reply(m: Message): void {
   }
 }
 
+/** Silent but alive: keeps reading so the client sees no error, only nothing. */
+function stall(): void {
+  stalled = true;
+  void (async () => {
+    while ((await reader.next()) !== null) {}
+    process.exit(0);
+  })();
+}
+let stalled = false;
+
 const hello = await reader.next();
+if (hello?.type === 'Hello' && mode === 'stall-hello') {
+  stall();
+  await new Promise(() => {});
+}
 if (hello?.type === 'Hello') {
-  sink.send({ type: 'Welcome', version: 2, caps: hello.caps & 0x9f });
+  const caps = mode === 'extra-caps' ? (hello.caps & 0x9f) | 0x40 : hello.caps & 0x9f;
+  sink.send({ type: 'Welcome', version: 2, caps });
   await sink.flush();
   for (let m = await reader.next(); m !== null; m = await reader.next()) {
     reply(m);
     await sink.flush();
+    if (stalled) await new Promise(() => {});
   }
 }
 await sink.end();

@@ -1,29 +1,30 @@
 /** Mkdir and Truncate. */
-import { constants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
-import path from 'node:path';
 import type { ClientMessage } from '../../protocol/messages.js';
 import type { SessionContext } from '../context.js';
+import { CREATE, openForWrite } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
 export async function handleMkdir(ctx: SessionContext, m: Of<'Mkdir'>): Promise<void> {
-  await mkdir(await ctx.guard.resolve(m.path, 'write'), { recursive: true });
+  ctx.guard.openDir(m.path, true).close();
   ctx.sink.send({ type: 'Ok', hash: null });
 }
 
+/** Creates the file if absent and sets its size; never through a symlink, never a FIFO. */
 export async function handleTruncate(ctx: SessionContext, m: Of<'Truncate'>): Promise<void> {
-  const file = await ctx.guard.resolve(m.path, 'write');
-  await mkdir(path.dirname(file), { recursive: true });
-  const fh = await open(
-    file,
-    constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW,
-  );
+  const target = ctx.guard.writeTarget(m.path, true);
   try {
-    await fh.truncate(m.size);
-    if (ctx.sync) await fh.sync();
+    const fh = openForWrite(ctx.guard, target.dir, target.name, CREATE, m.path);
+    try {
+      // ftruncate on the checked descriptor: O_TRUNC at open would cut before the check.
+      fh.truncate(0);
+      fh.truncate(m.size);
+      if (ctx.sync) await fh.sync();
+    } finally {
+      fh.close();
+    }
   } finally {
-    await fh.close();
+    target.dir.close();
   }
   ctx.sink.send({ type: 'Ok', hash: null });
 }

@@ -6,18 +6,20 @@
  * the temp file. After a failure the handler keeps reading the Put's data frames up to Done
  * and only then answers one Error (rule 17.1), so the connection stays in step.
  */
-import { constants, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
+import { lstatSync, unlinkSync } from 'node:fs';
+import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeBlock } from '../../codec/block.js';
 import { Blake3Hasher } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
-import { FdFile } from '../../util/fd_file.js';
+import type { FdFile } from '../../util/fd_file.js';
 import { publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes } from '../cas.js';
-import { Cap, hasCap, OpError, type SessionContext } from '../context.js';
+import { Cap, errorLine, hasCap, OpError, type SessionContext } from '../context.js';
+import { CREATE, CREATE_NEW, clip, type JailDir, openForWrite, type WriteTarget } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
@@ -28,18 +30,41 @@ class Answered extends Error {}
 class AfterDone extends OpError {}
 
 export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void> {
+  let target: WriteTarget | null = null;
   let tmp: string | null = null;
   let fh: FdFile | null = null;
   let done = false;
   try {
-    if (m.offset > m.size) throw new OpError(`io: offset ${m.offset} beyond size ${m.size}`);
-    const dest = await ctx.guard.resolve(m.path, 'write');
-    mkdirSync(path.dirname(dest), { recursive: true });
+    // Refused up front (bad path, exists, no space, not a regular file): the Error goes out at
+    // once, as the Rust server does, so a pipelining client learns it before streaming the
+    // whole file; the Put's data is then drained silently up to its Done (still exactly one
+    // Error per failed Put, rule 17.1).
+    try {
+      if (m.offset > m.size) throw new OpError(`io: offset ${m.offset} beyond size ${m.size}`);
+      target = ctx.guard.writeTarget(m.path, true);
+      if (m.offset > 0) {
+        if (!hasCap(ctx, Cap.PUT_OFFSET)) throw new OpError('io: Put with offset needs PUT_OFFSET');
+        fh = openForWrite(ctx.guard, target.dir, target.name, 0, m.path);
+        const cur = fh.stat().size;
+        if (cur < m.offset) throw new OpError(`io: offset ${m.offset} beyond current size ${cur}`);
+      } else {
+        const existing = lstatSync(target.dir.at(target.name), { throwIfNoEntry: false });
+        if (existing && !m.overwrite) throw new OpError(`exists: ${clip(m.path)}`);
+        if (existing && !existing.isFile()) throw new OpError(`io: not a regular file: ${clip(m.path)}`);
+        await checkSpace(target.dir, m.size);
+        // Created inside the checked directory, never through a link (O_EXCL | O_NOFOLLOW).
+        const tmpName = path.basename(tempNameFor(target.name));
+        fh = openForWrite(ctx.guard, target.dir, tmpName, CREATE_NEW, m.path);
+        tmp = target.dir.at(tmpName);
+      }
+    } catch (err) {
+      if (err instanceof ProtocolError) throw err;
+      ctx.sink.send({ type: 'Error', message: errorLine(err) });
+      await ctx.sink.flush();
+      await drainPut(ctx);
+      throw new Answered(String(err));
+    }
     if (m.offset > 0) {
-      if (!hasCap(ctx, Cap.PUT_OFFSET)) throw new OpError('io: Put with offset needs PUT_OFFSET');
-      fh = FdFile.open(dest, constants.O_WRONLY | constants.O_NOFOLLOW);
-      const cur = fh.stat().size;
-      if (cur < m.offset) throw new OpError(`io: offset ${m.offset} beyond current size ${cur}`);
       await receiveInto(ctx, fh, m.offset, m.size - m.offset, null);
       done = true;
       fh.truncate(m.size);
@@ -47,9 +72,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
       ctx.sink.send({ type: 'Ok', hash: null });
       return;
     }
-    if (!m.overwrite && exists(dest)) throw new OpError(`exists: ${m.path}`);
-    tmp = tempNameFor(dest);
-    fh = FdFile.open(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
+    const { dir, name } = target;
     const hasher = new Blake3Hasher();
     const first = await ctx.reader.expect('Put');
     let fresh: FreshBlock[] | null = null;
@@ -63,11 +86,12 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     if (ctx.sync) await fh.sync();
     fh.close();
     fh = null;
-    await ctx.guard.recheckParent(dest);
-    publishTemp(tmp, dest, m.overwrite, (d) => new OpError(`exists: ${d}`));
+    // Both names go through the same checked directory: a parent swapped meanwhile cannot
+    // redirect the rename or the link.
+    publishTemp(tmp as string, dir.at(name), m.overwrite, () => new OpError(`exists: ${clip(m.path)}`));
     tmp = null;
-    if (ctx.sync) await FdFile.syncDir(path.dirname(dest));
-    if (fresh) await storeFresh(ctx, dest, fresh);
+    if (ctx.sync) await dir.sync();
+    if (fresh) await storeFresh(ctx, dir.realOf(name), fresh);
     ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
@@ -77,7 +101,21 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
   } finally {
     fh?.close();
     if (tmp) rmQuiet(tmp);
+    target?.dir.close();
   }
+}
+
+/**
+ * A Put's declared size must be plausible before the server writes a byte for it: no more than
+ * the free space of the target filesystem. Dedup turns a few bytes of hashes into `size` bytes
+ * written, so without this a short request could fill the disk.
+ */
+async function checkSpace(dir: JailDir, size: number): Promise<void> {
+  if (size <= MAX_BLOCK) return;
+  const st = await statfs(dir.at('.'));
+  const free = st.bavail * st.bsize;
+  if (size > free)
+    throw new OpError(`io: no space: ${size} bytes declared, ${free} free on the target filesystem`);
 }
 
 function rmQuiet(p: string): void {
@@ -127,7 +165,7 @@ async function receiveDedup(
   size: number,
   have: Of<'HaveBlocks'>,
   hasher: Blake3Hasher,
-): Promise<FreshBlock[]> {
+): Promise<FreshBlock[] | null> {
   const count = have.hashes.length / 32;
   const refuse = (line: string): never => {
     ctx.sink.send({ type: 'Error', message: line });
@@ -139,16 +177,23 @@ async function receiveDedup(
   const hexes: string[] = [];
   for (let i = 0; i < count; i++)
     hexes.push(Buffer.from(have.hashes.subarray(i * 32, i * 32 + 32)).toString('hex'));
-  const cas = ctx.cas();
+  // A store we must not use (not ours, a symlink) means no dedup: every block is asked for.
+  const cas = await ctx
+    .cas()
+    .ready()
+    .then(
+      () => ctx.cas(),
+      () => null,
+    );
   try {
-    await cas.evict(casCapBytes());
+    await cas?.evict(casCapBytes());
   } catch {
     // Eviction is housekeeping; a failure must not fail the upload.
   }
   const bitmap = new Uint8Array(Math.ceil(count / 8));
   const need: boolean[] = [];
   for (let i = 0; i < count; i++) {
-    need[i] = !(await cas.has(hexes[i]));
+    need[i] = cas === null || !(await cas.has(hexes[i]));
     if (need[i]) bitmap[i >> 3] |= 1 << (i & 7);
   }
   ctx.sink.send({ type: 'MissingBlocks', bitmap });
@@ -179,7 +224,7 @@ async function receiveDedup(
         fresh.push({ hex: hexes[i], offset: i * MAX_BLOCK, length: len });
         continue;
       }
-      const block = await cas.read(hexes[i]);
+      const block = cas ? await cas.read(hexes[i]) : null;
       if (block === null || block.length !== len) {
         // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
         corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
@@ -195,7 +240,7 @@ async function receiveDedup(
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
   if (corrupt) throw new AfterDone(corrupt);
-  return fresh;
+  return cas ? fresh : null;
 }
 
 /** A block that crossed the wire in a dedup Put: the store refers to it once published. */
@@ -254,10 +299,10 @@ async function receiveBlock(
 export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>): Promise<void> {
   let got = 0;
   let fh: FdFile | null = null;
+  let target: WriteTarget | null = null;
   try {
-    const dest = await ctx.guard.resolve(m.path, 'write');
-    mkdirSync(path.dirname(dest), { recursive: true });
-    fh = FdFile.open(dest, constants.O_WRONLY | constants.O_CREAT | constants.O_NOFOLLOW);
+    target = ctx.guard.writeTarget(m.path, true);
+    fh = openForWrite(ctx.guard, target.dir, target.name, CREATE, m.path);
     // Pieces gathered and written on the pool while the next ones arrive, as for Put.
     await WriteBatch.run(fh, m.offset, async (batch) => {
       while (got < m.length) {
@@ -283,6 +328,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     throw err;
   } finally {
     fh?.close();
+    target?.dir.close();
   }
 }
 
@@ -303,8 +349,4 @@ async function drainRange(ctx: SessionContext, left: number): Promise<void> {
     left -= msg.type === 'Data' ? msg.data.length : msg.originalSize;
   }
   ctx.discardNextDone = true;
-}
-
-function exists(p: string): boolean {
-  return lstatSync(p, { throwIfNoEntry: false }) !== undefined;
 }

@@ -1,13 +1,13 @@
 /** Stat, List, Hash and Resume: requests answered with one reply frame. */
-import { type Dirent, type Stats, statSync } from 'node:fs';
-import { opendir, realpath, stat } from 'node:fs/promises';
-import path from 'node:path';
+import { lstatSync, realpathSync, type Stats, statSync } from 'node:fs';
+import { opendir } from 'node:fs/promises';
 import { Blake3Hasher } from '../../codec/hash.js';
 import { MAX_BLOCK, MAX_COUNT, MAX_FRAME_LEN } from '../../protocol/constants.js';
 import type { ClientMessage, ListEntry } from '../../protocol/messages.js';
-import { FdFile } from '../../util/fd_file.js';
+import type { FdFile } from '../../util/fd_file.js';
 import { RELEASED, readBlocks } from '../../util/file_blocks.js';
 import { OpError, type SessionContext } from '../context.js';
+import { clip, type JailDir } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
@@ -16,25 +16,29 @@ export function mtimeSeconds(st: Stats): number {
 }
 
 export async function handleStat(ctx: SessionContext, m: Of<'Stat'>): Promise<void> {
-  const st = statSync(await ctx.guard.resolve(m.path));
+  const st = ctx.guard.stat(m.path);
   ctx.sink.send({ type: 'StatResponse', size: st.size, mtime: mtimeSeconds(st), isDir: st.isDirectory() });
 }
 
 export async function handleHash(ctx: SessionContext, m: Of<'Hash'>): Promise<void> {
-  const hash = await hashFile(ctx, await ctx.guard.resolve(m.path), m.offset, m.limit);
+  const hash = await hashFile(ctx, ctx.guard.openRead(m.path), m.offset, m.limit);
   ctx.sink.send({ type: 'HashResponse', hash });
 }
 
+/** BLAKE3 of a range of an opened file; closes it. */
 export async function hashFile(
   ctx: SessionContext,
-  file: string,
+  fh: FdFile,
   offset: number,
   limit: number | null,
 ): Promise<string> {
-  const fh = FdFile.open(file, 'r');
   try {
     const hasher = new Blake3Hasher();
-    await readBlocks(fh, offset, limit, ctx.buffers, (block) => {
+    // Bounded by the size at open, as Get: a file growing while it is hashed cannot keep
+    // the session reading for ever.
+    const size = fh.stat().size;
+    const want = Math.max(0, Math.min(limit ?? size, size - offset));
+    await readBlocks(fh, offset, want, ctx.buffers, (block) => {
       hasher.update(block);
       return RELEASED;
     });
@@ -45,65 +49,109 @@ export async function hashFile(
 }
 
 export async function handleResume(ctx: SessionContext, m: Of<'Resume'>): Promise<void> {
-  const file = await ctx.guard.resolve(m.path);
-  let size = 0;
+  let fh: FdFile;
   try {
-    size = (await stat(file)).size;
+    fh = ctx.guard.openRead(m.path);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     ctx.sink.send({ type: 'ResumeResponse', size: 0, blockHash: null });
     return;
   }
+  const size = fh.stat().size;
   const blocks = Math.floor(size / MAX_BLOCK);
-  const blockHash = blocks >= 1 ? await hashFile(ctx, file, (blocks - 1) * MAX_BLOCK, MAX_BLOCK) : null;
+  if (blocks < 1) fh.close();
+  const blockHash = blocks >= 1 ? await hashFile(ctx, fh, (blocks - 1) * MAX_BLOCK, MAX_BLOCK) : null;
   ctx.sink.send({ type: 'ResumeResponse', size, blockHash });
 }
 
 /** Fixed bytes of a ListResponse entry besides its path. */
 const ENTRY_FIXED = 4 + 8 + 8 + 1;
 
+/**
+ * List: every entry under a directory, recursively, symlinks followed where they stay inside
+ * the root (a cycle is listed once). Each directory is opened and checked by the guard and its
+ * entries are reached through that descriptor, so a directory swapped for a symlink meanwhile
+ * is never walked out of the root. The frame budget is checked entry by entry as names are read
+ * (rule 17.4), never after reading a huge directory whole. A regular file lists as nothing, as
+ * the Rust server answers.
+ */
 export async function handleList(ctx: SessionContext, m: Of<'List'>): Promise<void> {
-  const root = await ctx.guard.resolve(m.path);
-  const st = await stat(root);
-  if (!st.isDirectory()) throw new OpError(`io: not a directory: ${m.path}`);
+  const st = ctx.guard.stat(m.path);
+  if (!st.isDirectory()) {
+    if (st.isFile()) return ctx.sink.send({ type: 'ListResponse', entries: [] });
+    throw new OpError(`io: not a directory: ${clip(m.path)}`);
+  }
   const entries: ListEntry[] = [];
   let bytes = 1 + 4;
-  const budget = MAX_FRAME_LEN;
+  const tooBig = (): never => {
+    // Rule 17.4: never an oversized frame; the client lists subdirectories instead.
+    throw new OpError(`io: listing of ${clip(m.path)} exceeds one 16 MiB frame; list its subdirectories`);
+  };
+  const top = ctx.guard.openDir(m.path, false);
   // Directories already walked, by real path: a symlink cycle is listed once, not forever.
-  const seen = new Set<string>([await realpath(root)]);
-  const walk = async (dir: string, rel: string): Promise<void> => {
-    const handle = await opendir(dir);
-    const children: [Dirent, string][] = [];
-    for await (const d of handle) children.push([d, rel === '' ? d.name : `${rel}/${d.name}`]);
-    for (const [d, childRel] of children) {
-      const full = path.join(dir, d.name);
+  const seen = new Set<string>([top.real]);
+  const walk = async (dir: JailDir, rel: string): Promise<void> => {
+    const children: string[] = [];
+    let pending = 0;
+    const handle = await opendir(dir.at('.'), { bufferSize: 256 });
+    for await (const d of handle) {
+      pending += ENTRY_FIXED + Buffer.byteLength(d.name) + Buffer.byteLength(rel) + 1;
+      if (bytes + pending > MAX_FRAME_LEN || entries.length + children.length >= MAX_COUNT) {
+        await handle.close().catch(() => {});
+        tooBig();
+      }
+      children.push(d.name);
+    }
+    for (const name of children) {
+      const childRel = rel === '' ? name : `${rel}/${name}`;
       let target: Stats;
-      let isDir = d.isDirectory();
-      if (d.isSymbolicLink()) {
+      try {
+        target = lstatSync(dir.at(name));
+      } catch {
+        continue; // gone meanwhile
+      }
+      let sub: JailDir | null = null;
+      if (target.isSymbolicLink()) {
         // Followed, as metadata is; a link leading outside the root is not listed.
         let real: string;
         try {
-          real = await realpath(full);
-          target = await stat(real);
+          real = realpathSync.native(dir.at(name));
+          if (!ctx.guard.contains(real)) continue;
+          target = statSync(real);
+          if (target.isDirectory()) {
+            if (seen.has(real)) continue;
+            sub = ctx.guard.openDir(real, false);
+          }
         } catch {
           continue;
         }
-        if (!ctx.guard.contains(real)) continue;
-        isDir = target.isDirectory();
-        if (isDir && seen.has(real)) continue;
-        if (isDir) seen.add(real);
-      } else {
-        target = await stat(full);
+      } else if (target.isDirectory()) {
+        try {
+          sub = ctx.guard.openDir(dir.realOf(name), false);
+        } catch {
+          continue;
+        }
       }
       bytes += ENTRY_FIXED + Buffer.byteLength(childRel);
-      if (bytes > budget || entries.length >= MAX_COUNT) {
-        // Rule 17.4: never an oversized frame; the client lists subdirectories instead.
-        throw new OpError(`io: listing of ${m.path} exceeds one 16 MiB frame; list its subdirectories`);
+      if (bytes > MAX_FRAME_LEN || entries.length >= MAX_COUNT) {
+        sub?.close();
+        tooBig();
       }
-      entries.push({ path: childRel, size: target.size, mtime: mtimeSeconds(target), isDir });
-      if (isDir) await walk(full, childRel);
+      entries.push({ path: childRel, size: target.size, mtime: mtimeSeconds(target), isDir: sub !== null });
+      if (sub) {
+        seen.add(sub.real);
+        try {
+          await walk(sub, childRel);
+        } finally {
+          sub.close();
+        }
+      }
     }
   };
-  await walk(root, '');
+  try {
+    await walk(top, '');
+  } finally {
+    top.close();
+  }
   ctx.sink.send({ type: 'ListResponse', entries });
 }

@@ -1,0 +1,344 @@
+/**
+ * The server's jail and its limits, tried as an attacker would (issue 11): raw requests against
+ * a spawned `bcmr serve`, a local attacker swapping a directory for a symlink while requests run,
+ * FIFOs and devices, unread replies, oversized echoes, the root as a write target, the dedup
+ * store's permissions and a declared size the disk cannot hold.
+ */
+import assert from 'node:assert/strict';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { ServeClient } from '../../src/client/serve_client.js';
+import { RemoteError } from '../../src/errors.js';
+import { encodeFrame } from '../../src/protocol/codec.js';
+import { Cap, MAX_FRAME_LEN } from '../../src/protocol/constants.js';
+import { MessageReader } from '../../src/protocol/message_reader.js';
+import { BCMR_BIN, connectInProcess, connectSpawned, tempDir } from '../helpers/serve.js';
+
+/** A local attacker: exchanges two paths with renameat2(RENAME_EXCHANGE) as fast as it can. */
+const SWAPPER = `
+import ctypes, sys
+libc = ctypes.CDLL(None, use_errno=True)
+a, b = sys.argv[1].encode(), sys.argv[2].encode()
+while True:
+    libc.renameat2(-100, a, -100, b, 2)
+`;
+
+function startSwapper(a: string, b: string): ChildProcess {
+  return spawn('python3', ['-c', SWAPPER, a, b], { stdio: 'ignore' });
+}
+
+async function stopSwapper(p: ChildProcess, a: string, link: string): Promise<void> {
+  p.kill('SIGKILL');
+  await new Promise((r) => (p.exitCode !== null || p.signalCode !== null ? r(null) : p.once('exit', r)));
+  // Leave the real directory at `a` whatever the last swap was.
+  if (fs.lstatSync(a).isSymbolicLink()) {
+    fs.renameSync(a, `${a}.tmp`);
+    fs.renameSync(link, a);
+    fs.renameSync(`${a}.tmp`, link);
+  }
+}
+
+const SECRET = Buffer.from('SECRET-OUTSIDE-THE-ROOT');
+const INSIDE = Buffer.from('inside-the-root-xxxxxxx'); // same length as SECRET
+
+describe('server jail under a symlink race (rule 17.5)', () => {
+  let base: string;
+  let root: string;
+  let outside: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    ({ dir: base, cleanup } = await tempDir());
+    root = path.join(base, 'root');
+    outside = path.join(base, 'outside');
+    fs.mkdirSync(path.join(root, 'd'), { recursive: true });
+    fs.mkdirSync(outside);
+    fs.writeFileSync(path.join(root, 'd/f'), INSIDE);
+    fs.writeFileSync(path.join(outside, 'f'), SECRET);
+    // `l` -> outside; the swapper exchanges `d` and `l`, so `d/f` is sometimes outside/f.
+    fs.symlinkSync(outside, path.join(root, 'l'));
+  });
+  after(() => cleanup());
+
+  /** Runs `body` while the swapper runs; `client()` gives a live connection (a failed Put ends one). */
+  const race = async (body: (client: () => Promise<ServeClient>) => Promise<void>): Promise<void> => {
+    let c = await connectSpawned(root, { caps: Cap.PUT_OFFSET });
+    const swapper = startSwapper(path.join(root, 'd'), path.join(root, 'l'));
+    try {
+      await body(async () => {
+        if (c.client.failure) {
+          await c.client.destroy();
+          c = await connectSpawned(root, { caps: Cap.PUT_OFFSET });
+        }
+        return c.client;
+      });
+    } finally {
+      await stopSwapper(swapper, path.join(root, 'd'), path.join(root, 'l'));
+      await c.client.close();
+    }
+  };
+
+  it('Get and Hash never return an outside file (pipelined for 2 s)', async () => {
+    let leaked = 0;
+    let served = 0;
+    let refused = 0;
+    await race(async (connection) => {
+      const client = await connection();
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline) {
+        const batch = Array.from({ length: 64 }, async () => {
+          const parts: Buffer[] = [];
+          try {
+            await client.get('d/f', 0, (b) => {
+              parts.push(Buffer.from(b));
+            });
+            const got = Buffer.concat(parts);
+            if (got.equals(SECRET)) leaked++;
+            else served++;
+          } catch (err) {
+            if (!(err instanceof RemoteError)) throw err;
+            refused++;
+          }
+        });
+        await Promise.all(batch);
+      }
+    });
+    assert.equal(
+      leaked,
+      0,
+      `${leaked} Gets returned the outside file (${served} served, ${refused} refused)`,
+    );
+    assert.ok(
+      served > 0 && refused > 0,
+      `the race must have been run (${served} served, ${refused} refused)`,
+    );
+  });
+
+  it('Truncate, Put at an offset and PutChunked never change an outside file (2 s)', async () => {
+    let changed = 0;
+    await race(async (connection) => {
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline) {
+        const client = await connection();
+        const ops = Array.from({ length: 16 }, (_, i) => {
+          switch (i % 3) {
+            case 0:
+              return client.truncate('d/f', INSIDE.length);
+            case 1:
+              return client.put('d/f', { size: INSIDE.length, offset: 4 }, async (emit) => {
+                await emit(INSIDE.subarray(4));
+              });
+            default:
+              return client.putChunked('d/f', 0, INSIDE.length, async (emit) => {
+                await emit(INSIDE);
+              });
+          }
+        });
+        for (const r of await Promise.allSettled(ops)) if (r.status === 'fulfilled') changed++;
+      }
+    });
+    assert.deepEqual(fs.readFileSync(path.join(outside, 'f')), SECRET);
+    assert.ok(changed > 0, 'the race must have been run (some writes succeeded)');
+    assert.deepEqual(fs.readdirSync(outside), ['f']);
+  });
+
+  it('fresh Puts never create anything outside (2 s)', async () => {
+    let n = 0;
+    await race(async (connection) => {
+      const deadline = Date.now() + 2000;
+      while (Date.now() < deadline) {
+        const client = await connection();
+        const ops = Array.from({ length: 16 }, () =>
+          client.put(`d/new-${n++}`, { size: 3, overwrite: true }, async (emit) => {
+            await emit(Buffer.from('abc'));
+          }),
+        );
+        await Promise.allSettled(ops);
+      }
+    });
+    assert.deepEqual(fs.readdirSync(outside), ['f']);
+  });
+});
+
+/** Raw frames to a spawned server; replies decoded as they come. */
+function rawServer(root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
+  const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root, ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  child.stdin.on('error', () => {});
+  const reader = new MessageReader(child.stdout);
+  return { child, reader };
+}
+
+describe('server limits', () => {
+  let base: string;
+  let root: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    ({ dir: base, cleanup } = await tempDir());
+    root = path.join(base, 'root');
+    fs.mkdirSync(root);
+    fs.writeFileSync(path.join(root, 'ok.txt'), 'ok');
+    execFileSync('mkfifo', [path.join(root, 'fifo')]);
+  });
+  after(() => cleanup());
+
+  it('a FIFO is refused at once for Get, Hash, Put and PutChunked, and the session goes on', async () => {
+    const c = await connectSpawned(root, { caps: Cap.PUT_OFFSET });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(
+        c.client.get('fifo', 0, () => {}),
+        /not a regular file/,
+      );
+      await assert.rejects(c.client.hash('fifo'), /not a regular file/);
+      await assert.rejects(
+        c.client.putChunked('fifo', 0, 1, async (emit) => {
+          await emit(Buffer.from('x'));
+        }),
+        /not a regular file|ENXIO/,
+      );
+      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+      assert.equal((await c.client.stat('ok.txt')).size, 2);
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('Put onto an existing FIFO is refused, the FIFO left as it was', async () => {
+    const c = await connectSpawned(root);
+    try {
+      await assert.rejects(
+        c.client.put('fifo', { size: 1, overwrite: true }, async (emit) => {
+          await emit(Buffer.from('x'));
+        }),
+        /not a regular file/,
+      );
+    } finally {
+      await c.client.destroy();
+    }
+    assert.ok(fs.lstatSync(path.join(root, 'fifo')).isFIFO());
+  });
+
+  it('/dev/zero under --root / is refused within 1 s (Get and Hash)', async () => {
+    const c = await connectSpawned('/');
+    try {
+      const t0 = Date.now();
+      await assert.rejects(
+        c.client.get('/dev/zero', 0, () => {}),
+        /not a regular file/,
+      );
+      await assert.rejects(c.client.hash('/dev/zero'), /not a regular file/);
+      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('a peer that never reads replies cannot grow the server past the read-ahead', async () => {
+    const { child } = rawServer(root);
+    try {
+      child.stdin.write(encodeFrame({ type: 'Hello', version: 2, caps: 0 }));
+      const rss = () => {
+        const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        return Number(m?.[1] ?? 0) * 1024;
+      };
+      // Wait for the server to be up (it answered Welcome into a pipe nobody reads).
+      const deadline = Date.now() + 10_000;
+      while (rss() < 20 << 20 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      // A Get whose data nobody reads blocks the session; what comes next can only queue.
+      fs.writeFileSync(path.join(root, 'big.bin'), Buffer.alloc(8 << 20, 1));
+      child.stdin.write(encodeFrame({ type: 'Get', path: 'big.bin', offset: 0 }));
+      await new Promise((r) => setTimeout(r, 300));
+      const base = rss();
+      // 96 requests with 1 MiB paths: 96 MiB, never read back.
+      const frame = encodeFrame({ type: 'Stat', path: 'x'.repeat(1 << 20) });
+      for (let i = 0; i < 96; i++) child.stdin.write(frame);
+      // Give it time to read all it is willing to: its RSS is sampled until it stops growing.
+      let last = 0;
+      let peak = rss();
+      for (let i = 0; i < 40 && (peak !== last || i < 10); i++) {
+        last = peak;
+        await new Promise((r) => setTimeout(r, 100));
+        peak = Math.max(peak, rss());
+      }
+      const grown = peak - base;
+      assert.ok(grown < 64 << 20, `server grew by ${(grown / 2 ** 20).toFixed(0)} MiB`);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('an Error echoing a path near the frame cap stays one small frame; the session goes on', async () => {
+    const c = await connectInProcess(root);
+    try {
+      const huge = 'y'.repeat(MAX_FRAME_LEN - 64);
+      const err = await c.client.stat(huge).then(
+        () => null,
+        (e: Error) => e,
+      );
+      assert.ok(err instanceof RemoteError, String(err));
+      assert.ok(err.message.length < 4096, `${err.message.length} bytes`);
+      assert.equal((await c.client.stat('ok.txt')).size, 2);
+    } finally {
+      await c.client.close();
+    }
+  });
+
+  it('Put to the root itself is refused and stages nothing beside the root', async () => {
+    const c = await connectInProcess(root);
+    try {
+      await assert.rejects(
+        c.client.put('', { size: 3, overwrite: true }, async (emit) => {
+          await emit(Buffer.from('abc'));
+        }),
+        /root directory itself/,
+      );
+    } finally {
+      await c.client.destroy();
+    }
+    assert.deepEqual(
+      fs.readdirSync(base).filter((n) => n.includes('bcmr-tmp')),
+      [],
+    );
+    assert.ok(fs.statSync(root).isDirectory());
+  });
+
+  it('a Put to a symlink leading outside is refused; the outside file is untouched', async () => {
+    const outside = path.join(base, 'outside.txt');
+    fs.writeFileSync(outside, 'keep');
+    fs.symlinkSync(outside, path.join(root, 'out-link'));
+    const c = await connectInProcess(root);
+    try {
+      await assert.rejects(
+        c.client.put('out-link', { size: 3, overwrite: true }, async (emit) => {
+          await emit(Buffer.from('abc'));
+        }),
+        /escape/,
+      );
+    } finally {
+      await c.client.destroy();
+    }
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'keep');
+    assert.ok(fs.lstatSync(path.join(root, 'out-link')).isSymbolicLink());
+  });
+
+  it('a declared size beyond the free space is refused before any data or dedup answer', async () => {
+    const c = await connectInProcess(root, { caps: Cap.DEDUP }, path.join(base, 'cas'));
+    try {
+      const size = 2 ** 50; // 1 PiB
+      const blocks = Math.ceil(size / (4 << 20));
+      // One known block named over and over: the amplification the issue reproduced.
+      const hashes = new Uint8Array(32 * Math.min(blocks, 1024));
+      await assert.rejects(
+        c.client.put('amplified.bin', { size, overwrite: true, dedupHashes: hashes }, async () => {}),
+        /no space/,
+      );
+    } finally {
+      await c.client.destroy();
+    }
+    assert.equal(fs.existsSync(path.join(root, 'amplified.bin')), false);
+  });
+});
