@@ -21,6 +21,15 @@ import { OpError } from './context.js';
 /** At most this many rendezvous wait for their connection per ssh session. */
 export const MAX_PENDING_RENDEZVOUS = 16;
 const AUTH_TIMEOUT_MS = 2000;
+/**
+ * Connections that have not authenticated yet, at most, per listener and per process: each
+ * holds a descriptor for up to AUTH_TIMEOUT_MS, so a flood of idle connects must not exhaust
+ * ours. Past the cap a connection is closed at once; the real client's one connection comes
+ * right after the rendezvous and finds room.
+ */
+export const MAX_UNAUTHENTICATED_PER_LISTENER = 4;
+export const MAX_UNAUTHENTICATED = 64;
+let unauthenticated = 0;
 
 export type DirectSessionRunner = (input: RecordOpener, output: RecordSealer) => Promise<void>;
 
@@ -76,13 +85,18 @@ export class Rendezvous {
     };
     const timer = setTimeout(close, rendezvousTimeoutMs());
     server.on('error', close);
+    let waiting = 0;
     server.on('connection', (sock) => {
-      if (won) {
+      if (won || waiting >= MAX_UNAUTHENTICATED_PER_LISTENER || unauthenticated >= MAX_UNAUTHENTICATED) {
         sock.destroy();
         return;
       }
+      waiting++;
+      unauthenticated++;
       sock.on('error', () => {});
       authenticate(sock, key).then((ok) => {
+        waiting--;
+        unauthenticated--;
         if (!ok || won) {
           sock.destroy();
           return;

@@ -32,6 +32,7 @@ import {
   safeRelative,
   walkLocal,
 } from './plan.js';
+import { publishOutcomes, publishScript } from './publish_script.js';
 import { absoluteRemote, type RemoteFs } from './remote_fs.js';
 import { WorkQueue } from './work_queue.js';
 
@@ -320,24 +321,27 @@ class Job {
   }
 
   /**
-   * Resumed uploads sit verified in their part files: one remote script renames them all
-   * (mv, or ln + rm without -f so nothing is replaced). If it fails, they fail (the part files
-   * stay for another -C run).
+   * Resumed and striped uploads sit verified in their temp files: one remote script renames
+   * them all and says per file whether it did (see publish_script.ts). A file whose line is not
+   * `ok` failed; its temp file stays for another -C run.
    */
   private async publishResumed(remote: RemoteFs, done: FileResult<PutItem>[]): Promise<void> {
     const parts = done.filter((r) => r.publishFrom);
     if (parts.length === 0) return;
-    const line = (r: FileResult<PutItem>) => {
-      const [from, to] = [shellQuote(r.publishFrom ?? ''), shellQuote(r.item.remote)];
-      return this.opts.force ? `mv -f -- ${from} ${to}` : `ln -- ${from} ${to} && rm -f -- ${from}`;
-    };
+    const script = publishScript(
+      parts.map((r) => ({ from: r.publishFrom ?? '', to: r.item.remote })),
+      this.opts.force,
+    );
+    let outcomes: (string | null)[];
     try {
-      await remote.script(`set -e\n${parts.map(line).join('\n')}\n`);
+      outcomes = publishOutcomes(await remote.script(script), parts.length);
     } catch (err) {
-      for (const r of parts)
-        r.error = new PathError(
-          `${r.item.remote}: could not rename the verified part file: ${(err as Error).message}`,
-        );
+      outcomes = parts.map(() => (err as Error).message);
+    }
+    for (const [i, r] of parts.entries()) {
+      const why = outcomes[i];
+      if (why !== null)
+        r.error = new PathError(`${r.item.remote}: could not rename the verified temp file: ${why}`);
     }
   }
 

@@ -54,12 +54,12 @@ export async function connectSpawned(
   root: string,
   opts: ConnectOptions = {},
   env: NodeJS.ProcessEnv = {},
-): Promise<Connected & { exitCode: Promise<number | null> }> {
+): Promise<Connected & { exitCode: Promise<number | null>; pid: number }> {
   const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], {
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...process.env, ...env },
   });
   const exitCode = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
   const client = await ServeClient.connect(childChannel(child), opts);
-  return { client, serverDone: exitCode, exitCode };
+  return { client, serverDone: exitCode, exitCode, pid: child.pid ?? -1 };
 }

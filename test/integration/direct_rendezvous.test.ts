@@ -53,9 +53,10 @@ describe('direct rendezvous of bcmr serve', () => {
   let root: string;
   let cleanup: () => Promise<void>;
   let control: ServeClient;
+  let serverPid: number;
   before(async () => {
     ({ dir: root, cleanup } = await tempDir());
-    ({ client: control } = await connectSpawned(
+    ({ client: control, pid: serverPid } = await connectSpawned(
       root,
       { caps: CAPS },
       { SSH_CONNECTION: '', BCMR_RENDEZVOUS_TIMEOUT_SECS: '1' },
@@ -140,11 +141,39 @@ describe('direct rendezvous of bcmr serve', () => {
     assert.ok(fs.readFileSync(path.join(root, 'd.bin')).equals(data));
     // Closing the direct client also ends the ssh-side session it owns.
     await direct.close();
-    ({ client: control } = await connectSpawned(
+    ({ client: control, pid: serverPid } = await connectSpawned(
       root,
       { caps: CAPS },
       { SSH_CONNECTION: '', BCMR_RENDEZVOUS_TIMEOUT_SECS: '1' },
     ));
+  });
+
+  it('a flood of idle connects is capped (a few descriptors), and the real client still gets in', async () => {
+    const fds = () => fs.readdirSync(`/proc/${serverPid}/fd`).length;
+    const before = fds();
+    const { addr } = await control.openDirectChannel();
+    const { host, port } = parseDirectAddr(addr);
+    const socks: net.Socket[] = [];
+    let closedByServer = 0;
+    for (let i = 0; i < 300; i++) {
+      const s = net.connect(port, host);
+      s.on('error', () => {});
+      s.on('close', () => closedByServer++);
+      socks.push(s);
+    }
+    // Poll until the server has turned away all it will (everything past the cap).
+    const deadline = Date.now() + 10_000;
+    while (closedByServer < 300 - 4 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    const held = fds() - before;
+    for (const s of socks) s.destroy();
+    assert.ok(held <= 8, `the server holds ${held} more descriptors`);
+    assert.ok(closedByServer >= 296, `only ${closedByServer} of 300 were turned away`);
+    const direct = await openDirect(control, CAPS);
+    try {
+      assert.equal((await direct.stat('')).isDir, true);
+    } finally {
+      await direct.close();
+    }
   });
 
   it('refuses OpenDirectChannel on a session that did not negotiate DIRECT_TCP', async () => {
