@@ -4,6 +4,7 @@ import net from 'node:net';
 import os from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
+import { removeTempsOnSignals } from '../server/live_temps.js';
 import { serveSession } from '../server/session.js';
 
 export interface ServeCliOptions {
@@ -13,6 +14,7 @@ export interface ServeCliOptions {
 
 export async function runServe(opts: ServeCliOptions): Promise<void> {
   const root = opts.root ?? os.homedir();
+  removeTempsOnSignals();
   if (opts.listen) return listen(opts.listen, root);
   await serveSession(stdioIn(), stdioOut(), { root });
 }

@@ -200,8 +200,10 @@ export class PlainSsh implements RemoteFs {
       const tmp = shellQuote(tempNameFor(item.remote));
       const publishCmd = item.overwrite ? `mv -f -- "$t" ${dest}` : `ln -- "$t" ${dest} && rm -f -- "$t"`;
       const cmd =
-        `t=${tmp}; trap 'rm -f -- "$t"' EXIT HUP INT TERM PIPE; ` +
-        `cat > "$t" || exit 1; n=$(wc -c < "$t"); ` +
+        // noclobber: the temp name is created new (O_EXCL), never opened through a link planted
+        // there, and only then is it ours to remove; the data goes through that descriptor.
+        `t=${tmp}; set -C; exec 3> "$t" || exit 1; set +C; trap 'rm -f -- "$t"' EXIT HUP INT TERM PIPE; ` +
+        `cat >&3 || exit 1; exec 3>&-; n=$(wc -c < "$t"); ` +
         `if [ "$n" -ne ${size} ]; then echo "received $n of ${size} bytes" >&2; exit 3; fi; ` +
         `${this.sync ? 'sync "$t" 2>/dev/null; ' : ''}${publishCmd}`;
       let sent = 0;

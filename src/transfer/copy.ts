@@ -15,7 +15,7 @@ import {
 } from '../client/file_batch.js';
 import { STRIPE_MIN_BYTES } from '../client/stripe.js';
 import { fileHashHex } from '../codec/hash.js';
-import { IntegrityError, InterruptedError, PathError, UsageError } from '../errors.js';
+import { IntegrityError, InterruptedError, PathError, RemoteError, UsageError } from '../errors.js';
 import { shellQuote } from '../util/shell.js';
 import { applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
 import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from './endpoint.js';
@@ -30,6 +30,7 @@ import {
   planCopy,
   type SourceTree,
   safeRelative,
+  type WalkOptions,
   walkLocal,
 } from './plan.js';
 import { publishOutcomes, publishScript } from './publish_script.js';
@@ -151,7 +152,7 @@ class Job {
       const info = await remoteDestInfo(remote, destAbs, dest.path === '' || dest.path.endsWith('/'));
       const failures: CopyPlan['failures'] = [];
       const trees = srcPaths
-        .map((p) => walkLocal(p, this.opts, failures))
+        .map((p) => walkLocal(p, this.walkOptions(), failures))
         .filter((t): t is SourceTree => t !== null)
         .filter((t) => t.isDir || !isExcluded(t.name, this.opts.exclude));
       const plan = planCopy(trees, info, srcPaths.length > 1);
@@ -280,7 +281,7 @@ class Job {
   async local(srcPaths: string[], destPath: string): Promise<CopyOutcome> {
     const failures: CopyPlan['failures'] = [];
     const trees = srcPaths
-      .map((p) => walkLocal(p, this.opts, failures))
+      .map((p) => walkLocal(p, this.walkOptions(), failures))
       .filter((t): t is SourceTree => t !== null)
       .filter((t) => t.isDir || !isExcluded(t.name, this.opts.exclude));
     const info = localDestInfo(destPath);
@@ -318,6 +319,11 @@ class Job {
       );
     for (const [i, r] of results.entries()) this.report(plan.files[i].src, plan.files[i].dest, r);
     return this.outcome;
+  }
+
+  /** The walk's options: the copy's own, and special files said once each as skipped. */
+  private walkOptions(): WalkOptions {
+    return { ...this.opts, onSkip: (abs, kind) => this.rep.notice(`skipping ${abs}: ${kind}, not copied`) };
   }
 
   /**
@@ -472,6 +478,12 @@ class Job {
   }
 
   private report(source: string, dest: string, r: FileResult<unknown>): void {
+    // A remote FIFO, socket or device (listed like a file) that the server refused to read:
+    // skipped and said, as the local walk does, not a failure of the copy.
+    if (r.error instanceof RemoteError && /^io: not a regular file/.test(r.error.message)) {
+      this.rep.notice(`skipping ${source}: not a regular file, not copied`);
+      return;
+    }
     if (r.error) {
       this.fail(source, dest, r.error, r.ms, r.bytes);
       return;

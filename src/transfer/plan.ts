@@ -111,6 +111,17 @@ export interface WalkOptions {
   /** Follow symlinks (default) or keep them as links (`--no-deref`). */
   deref: boolean;
   exclude: readonly RegExp[];
+  /** Told of each entry left out because it is not a file, directory or link (a FIFO...). */
+  onSkip?: (abs: string, kind: string) => void;
+}
+
+/** What a special file is, for the skip notice. */
+function specialKind(st: fs.Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  return 'not a regular file';
 }
 
 /**
@@ -179,7 +190,9 @@ export function walkLocal(
         visit(abs, rel);
         stack.delete(id);
       } else if (s.isFile()) entries.push(fileEntry(rel, s));
-      // Sockets, FIFOs and devices are skipped, as cp -r without special-file flags.
+      // Sockets, FIFOs and devices are skipped, as cp -r without special-file flags, and said:
+      // reading a FIFO could block for ever, and a device could be endless.
+      else opts.onSkip?.(abs, specialKind(s));
     }
   };
   visit(root, '');

@@ -171,6 +171,26 @@ describe('fallback to plain ssh', () => {
     assert.match(fs.readFileSync(log, 'utf8'), /sync "\$t"/);
   });
 
+  test('an upload never writes through a symlink planted at its temp name', async () => {
+    const victim = path.join(dir, 'fb-victim.txt');
+    fs.writeFileSync(victim, 'keep me');
+    // A wrapper that, as a local attacker on the remote would, plants a link at the temp name
+    // the command is about to write (read off the command line) before ssh runs it.
+    const wrapper = path.join(dir, 'plantssh.sh');
+    fs.writeFileSync(
+      wrapper,
+      `#!/bin/sh\nt=$(printf '%s' "$*" | sed -n 's/.*t=\\([^;]*\\);.*/\\1/p')\n[ -n "$t" ] && ln -s '${victim}' "$t"\nexec ${sshd.rsh} "$@"\n`,
+      { mode: 0o755 },
+    );
+    const r = await bcmr(
+      ['copy', '--rsh', wrapper, ...missing, 'tree/a.txt', remote(`${dir}/fb-planted.txt`)],
+      { cwd: dir },
+    );
+    assert.equal(r.code, 1, r.stderr);
+    assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me');
+    assert.equal(fs.existsSync(path.join(dir, 'fb-planted.txt')), false);
+  });
+
   test('--no-fallback makes a missing remote bcmr an error', async () => {
     const r = await copy([...missing, '--no-fallback', 'tree/a.txt', remote(`${dir}/nfb.txt`)]);
     assert.equal(r.code, 1);

@@ -3,6 +3,7 @@
  * -P 4, and every option changing what it should.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -323,5 +324,50 @@ describe('options', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.equal(fs.readFileSync(path.join(dir, 'rsh.txt'), 'utf8'), 'hello\n');
+  });
+});
+
+describe('hardening (issue 11)', () => {
+  test('a key forced to `bcmr serve --root DIR` copies both ways; paths start at that root', async () => {
+    const src = path.join(dir, 'forced-src');
+    makeTree(src);
+    fs.mkdirSync(path.join(sshd.forcedRoot, 'backup'));
+    const up = await copy(['-r', 'forced-src', 'bcmr-forced:backup/']);
+    assert.equal(up.code, 0, up.stderr);
+    assert.deepEqual(snapshot(path.join(sshd.forcedRoot, 'backup/forced-src')), snapshot(src));
+    const down = await copy(['-r', 'bcmr-forced:backup/forced-src', 'forced-back']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'forced-back')), snapshot(src));
+    // Outside that root is refused by the server, whatever the client asks.
+    const out = await copy(['bcmr-forced:../x', 'nope.txt']);
+    assert.equal(out.code, 1);
+    assert.match(out.stderr, /escape/);
+  });
+
+  test('`..` in a remote path is resolved on the client, as scp does', async () => {
+    fs.mkdirSync(path.join(dir, 'dots/a'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'dots/b.txt'), 'b');
+    const r = await copy([remote(path.join(dir, 'dots/a/../b.txt')), 'dots-b.txt']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, 'dots-b.txt'), 'utf8'), 'b');
+  });
+
+  test('a FIFO in a tree is skipped and said, both ways; everything else is copied, exit 0', async () => {
+    const src = path.join(dir, 'fifo-src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'a.txt'), 'a');
+    fs.writeFileSync(path.join(src, 'sub/b.txt'), 'b');
+    execFileSync('mkfifo', [path.join(src, 'sub/pipe')]);
+    const t0 = Date.now();
+    const up = await copy(['-r', 'fifo-src', remote(path.join(dir, 'fifo-up'))]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.match(up.stderr, /skipping .*pipe: a FIFO/);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'fifo-up/sub')), ['b.txt']);
+    const down = await copy(['-r', remote(src), 'fifo-down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stderr, /skipping .*pipe: not a regular file/);
+    assert.deepEqual(fs.readdirSync(path.join(dir, 'fifo-down/sub')), ['b.txt']);
+    assert.equal(fs.readFileSync(path.join(dir, 'fifo-down/a.txt'), 'utf8'), 'a');
+    assert.ok(Date.now() - t0 < 30_000);
   });
 });

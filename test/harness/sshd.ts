@@ -5,6 +5,8 @@
  *   bcmr-test       the server, with a `bcmr` wrapper (this checkout, on Node 24) on its PATH
  *   bcmr-badkey     the same server, but known_hosts holds a different key (host key failure)
  *   bcmr-refused    a closed port (connection refused)
+ *   bcmr-forced     the server through a key whose authorized_keys line forces
+ *                   `command="bcmr serve --root <dir>/forced-root"` (a copy-only key)
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
@@ -37,6 +39,8 @@ export interface SshServer {
   binDir: string;
   /** Where every remote `bcmr serve` logs its session caps and requests (BCMR_SERVE_LOG). */
   serveLog: string;
+  /** The root the `bcmr-forced` key's forced command serves. */
+  forcedRoot: string;
   /** Adds `Host name` reaching this server through host:port (e.g. a delay proxy). */
   addAlias(name: string, host: string, port: number): void;
   stop(): Promise<void>;
@@ -71,9 +75,16 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   keygen(path.join(dir, 'host_key'));
   keygen(path.join(dir, 'other_host_key'));
   keygen(path.join(dir, 'user_key'));
-  writeFileSync(path.join(dir, 'authorized_keys'), readFileSync(path.join(dir, 'user_key.pub')));
+  keygen(path.join(dir, 'forced_key'));
   // The remote `bcmr`: this checkout on the Node that runs the tests (the system one may be older).
   const binDir = path.join(dir, 'bin');
+  const forcedRoot = path.join(dir, 'forced-root');
+  mkdirSync(forcedRoot);
+  writeFileSync(
+    path.join(dir, 'authorized_keys'),
+    `${readFileSync(path.join(dir, 'user_key.pub'), 'utf8').trim()}\n` +
+      `command="${path.join(binDir, 'bcmr')} serve --root ${forcedRoot}",no-pty ${readFileSync(path.join(dir, 'forced_key.pub'), 'utf8').trim()}\n`,
+  );
   mkdirSync(binDir);
   writeFileSync(path.join(binDir, 'bcmr'), `#!/bin/sh\nexec '${process.execPath}' '${BCMR_BIN}' "$@"\n`, {
     mode: 0o755,
@@ -141,6 +152,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       '  HostKeyAlias bcmr-badkey-alias',
       `  UserKnownHostsFile ${path.join(dir, 'bad_known_hosts')}`,
       ...common,
+      'Host bcmr-forced',
+      `  HostName ${listen}`,
+      `  Port ${port}`,
+      '  HostKeyAlias bcmr-test-key',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      ...common.map((l) => l.replace(path.join(dir, 'user_key'), path.join(dir, 'forced_key'))),
       'Host bcmr-refused',
       '  HostName 127.0.0.1',
       `  Port ${refusedPort}`,
@@ -166,6 +183,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     sshArgv: ['ssh', '-F', config],
     binDir,
     serveLog: path.join(dir, 'serve.log'),
+    forcedRoot,
     addAlias(name: string, host: string, aliasPort: number) {
       appendFileSync(
         config,

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { ServeClient } from '../../src/client/serve_client.js';
+import { blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { Cap, MAX_FRAME_LEN } from '../../src/protocol/constants.js';
@@ -340,5 +341,94 @@ describe('server limits', () => {
       await c.client.destroy();
     }
     assert.equal(fs.existsSync(path.join(root, 'amplified.bin')), false);
+  });
+});
+
+describe('server process', () => {
+  let base: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    ({ dir: base, cleanup } = await tempDir());
+  });
+  after(() => cleanup());
+
+  for (const sig of ['SIGTERM', 'SIGHUP'] as const) {
+    it(`${sig} during a Put removes its temp file before exiting`, async () => {
+      const root = path.join(base, sig);
+      fs.mkdirSync(root);
+      const { child } = rawServer(root);
+      child.stdin.write(encodeFrame({ type: 'Hello', version: 2, caps: 0 }));
+      child.stdin.write(
+        encodeFrame({ type: 'Put', path: 'big.bin', size: 64 << 20, offset: 0, overwrite: true }),
+      );
+      child.stdin.write(encodeFrame({ type: 'Data', data: Buffer.alloc(1 << 20) }));
+      const temps = () => fs.readdirSync(root).filter((n) => n.includes('.bcmr-tmp-'));
+      const deadline = Date.now() + 10_000;
+      while (temps().length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(temps().length, 1, 'the Put must have started');
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill(sig);
+      await exited;
+      assert.deepEqual(fs.readdirSync(root), []);
+    });
+  }
+
+  it('the dedup store is private, and one reached through a symlink is not used', async () => {
+    const cas = path.join(base, 'cas');
+    const root = path.join(base, 'dedup-root');
+    fs.mkdirSync(root);
+    const data = Buffer.alloc(5 << 20, 7);
+    const c = await connectInProcess(root, { caps: Cap.DEDUP }, cas);
+    try {
+      const blocks = [data.subarray(0, 4 << 20), data.subarray(4 << 20)];
+      const dedupHashes = Buffer.concat(blocks.map((b) => blake3Raw(b)));
+      const put = (p: string) =>
+        c.client.put(p, { size: data.length, overwrite: true, dedupHashes }, async (emit) => {
+          for (const b of blocks) await emit(b);
+        });
+      await put('one.bin');
+    } finally {
+      await c.client.close();
+    }
+    const modes: string[] = [];
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(d, { withFileTypes: true })) {
+        const p = path.join(d, e.name);
+        modes.push(`${e.isDirectory() ? 'd' : 'f'} ${(fs.statSync(p).mode & 0o777).toString(8)}`);
+        if (e.isDirectory()) walk(p);
+      }
+    };
+    walk(cas);
+    assert.ok(modes.length > 0, 'the store must have been written');
+    assert.equal((fs.statSync(cas).mode & 0o777).toString(8), '700');
+    for (const m of modes) assert.match(m, /^(d 700|f 600)$/);
+
+    // A store directory that is a symlink (to a directory someone else prepared) is not used:
+    // the upload still succeeds, sent whole, and nothing is written there.
+    const elsewhere = path.join(base, 'elsewhere');
+    fs.mkdirSync(elsewhere);
+    const linked = path.join(base, 'cas-link');
+    fs.symlinkSync(elsewhere, linked);
+    const c2 = await connectInProcess(root, { caps: Cap.DEDUP }, linked);
+    try {
+      const dedupHashes = Buffer.concat([
+        blake3Raw(data.subarray(0, 4 << 20)),
+        blake3Raw(data.subarray(4 << 20)),
+      ]);
+      const ticket = await c2.client.beginPut(
+        'two.bin',
+        { size: data.length, overwrite: true, dedupHashes },
+        async (emit) => {
+          await emit(data.subarray(0, 4 << 20));
+          await emit(data.subarray(4 << 20));
+        },
+      );
+      await ticket.done;
+      assert.equal(ticket.skippedBlocks, 0);
+    } finally {
+      await c2.client.close();
+    }
+    assert.deepEqual(fs.readdirSync(elsewhere), []);
+    assert.ok(fs.readFileSync(path.join(root, 'two.bin')).equals(data));
   });
 });

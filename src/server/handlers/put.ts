@@ -19,6 +19,7 @@ import { publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes } from '../cas.js';
 import { Cap, errorLine, hasCap, OpError, type SessionContext } from '../context.js';
+import { trackTemp, untrackTemp } from '../live_temps.js';
 import { CREATE, CREATE_NEW, clip, type JailDir, openForWrite, type WriteTarget } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
@@ -56,6 +57,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
         const tmpName = path.basename(tempNameFor(target.name));
         fh = openForWrite(ctx.guard, target.dir, tmpName, CREATE_NEW, m.path);
         tmp = target.dir.at(tmpName);
+        trackTemp(tmp);
       }
     } catch (err) {
       if (err instanceof ProtocolError) throw err;
@@ -89,6 +91,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     // Both names go through the same checked directory: a parent swapped meanwhile cannot
     // redirect the rename or the link.
     publishTemp(tmp as string, dir.at(name), m.overwrite, () => new OpError(`exists: ${clip(m.path)}`));
+    untrackTemp(tmp as string);
     tmp = null;
     if (ctx.sync) await dir.sync();
     if (fresh) await storeFresh(ctx, dir.realOf(name), fresh);
@@ -100,7 +103,10 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     throw err;
   } finally {
     fh?.close();
-    if (tmp) rmQuiet(tmp);
+    if (tmp) {
+      rmQuiet(tmp);
+      untrackTemp(tmp);
+    }
     target?.dir.close();
   }
 }
