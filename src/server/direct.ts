@@ -29,6 +29,8 @@ const AUTH_TIMEOUT_MS = 2000;
  */
 export const MAX_UNAUTHENTICATED_PER_LISTENER = 4;
 export const MAX_UNAUTHENTICATED = 64;
+/** How long a waiting listener outlives the ssh session that opened it (see closeAll). */
+const CLOSE_GRACE_MS = 2000;
 let unauthenticated = 0;
 
 export type DirectSessionRunner = (input: RecordOpener, output: RecordSealer) => Promise<void>;
@@ -50,7 +52,10 @@ export function formatAddr(host: string, port: number): string {
 
 export class Rendezvous {
   private pending = 0;
-  private readonly listeners = new Set<net.Server>();
+  /** Waiting listeners, each with the function that closes it. */
+  private readonly listeners = new Map<net.Server, () => void>();
+  /** Connections proving the key, and direct sessions running: the ssh session waits for them. */
+  private readonly inProgress = new Set<Promise<unknown>>();
 
   constructor(
     private readonly runSession: DirectSessionRunner,
@@ -76,13 +81,13 @@ export class Rendezvous {
       throw new OpError(`io: cannot listen on ${host}: ${err.message}`);
     });
     this.pending++;
-    this.listeners.add(server);
     const close = (): void => {
       if (!this.listeners.delete(server)) return;
       this.pending--;
       clearTimeout(timer);
       server.close();
     };
+    this.listeners.set(server, close);
     const timer = setTimeout(close, rendezvousTimeoutMs());
     server.on('error', close);
     let waiting = 0;
@@ -94,34 +99,60 @@ export class Rendezvous {
       waiting++;
       unauthenticated++;
       sock.on('error', () => {});
-      authenticate(sock, key).then((ok) => {
-        waiting--;
-        unauthenticated--;
-        if (!ok || won) {
-          sock.destroy();
-          return;
-        }
-        won = true;
-        close();
-        this.serve(sock, key);
-      });
+      this.track(
+        authenticate(sock, key).then((ok) => {
+          waiting--;
+          unauthenticated--;
+          if (!ok || won) {
+            sock.destroy();
+            return;
+          }
+          won = true;
+          close();
+          this.track(this.serve(sock, key));
+        }),
+      );
     });
     const a = server.address() as net.AddressInfo;
     return { addr: formatAddr(host, a.port), sessionKey: key };
   }
 
-  /** Closes listeners still waiting (the ssh session is over); running sessions go on. */
-  closeAll(): void {
-    for (const s of [...this.listeners]) s.emit('error', new Error('session ended'));
+  /**
+   * The ssh session ended (its stdin closed): listeners still waiting close after a short grace,
+   * not at once. A client may close that stdin right after its direct socket connected (the
+   * Rust client does), before we accepted it; closing the listener then would reset that
+   * connection in the kernel's backlog. Running sessions go on.
+   */
+  closeAll(graceMs = CLOSE_GRACE_MS): void {
+    for (const close of this.listeners.values()) setTimeout(close, graceMs).unref();
   }
 
-  private serve(sock: net.Socket, key: Uint8Array): void {
+  /**
+   * Resolves when no connection is proving its key and no direct session runs. The ssh session
+   * that opened them keeps its stdout open until then: a client may close the ssh session's
+   * stdin as soon as its direct socket is connected (the Rust client does), and an ended stdout
+   * would tell it the server is gone.
+   */
+  async settled(): Promise<void> {
+    for (;;) {
+      if (this.inProgress.size > 0) await Promise.allSettled([...this.inProgress]);
+      else if (this.listeners.size > 0) await new Promise((r) => setTimeout(r, 50));
+      else return;
+    }
+  }
+
+  private track(p: Promise<unknown>): void {
+    const t = p.catch(() => {}).finally(() => this.inProgress.delete(t));
+    this.inProgress.add(t);
+  }
+
+  private async serve(sock: net.Socket, key: Uint8Array): Promise<void> {
     sock.setKeepAlive(true, 15_000);
     const input = new RecordOpener(key, Direction.clientToServer, 1);
     const output = new RecordSealer(key, Direction.serverToClient, 1);
     pipeline(sock, input, () => {});
     pipeline(output, sock, () => {});
-    this.runSession(input, output).catch((err: Error) => {
+    await this.runSession(input, output).catch((err: Error) => {
       this.log(`bcmr serve: direct session: ${err.message}`);
       sock.destroy();
     });

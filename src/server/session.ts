@@ -146,8 +146,11 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
     await sink.flush();
   } finally {
     // Listeners nobody connected to close with the session; direct sessions already running
-    // go on until their client ends them.
-    (rendezvous as Rendezvous | null)?.closeAll();
+    // (or proving their key) go on until their client ends them, and this session's output
+    // stays open until then (see Rendezvous.settled).
+    const r = rendezvous as Rendezvous | null;
+    r?.closeAll();
+    await r?.settled();
     output.end();
   }
 }

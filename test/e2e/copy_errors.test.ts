@@ -189,6 +189,11 @@ describe('fallback to plain ssh', () => {
     assert.equal(r.code, 1, r.stderr);
     assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me');
     assert.equal(fs.existsSync(path.join(dir, 'fb-planted.txt')), false);
+    // The planted link is the attacker's, left alone by bcmr; the later tests count temp names.
+    const planted = leftovers(dir);
+    assert.equal(planted.length, 1, String(planted));
+    assert.ok(fs.lstatSync(path.join(dir, planted[0])).isSymbolicLink());
+    fs.rmSync(path.join(dir, planted[0]));
   });
 
   test('--no-fallback makes a missing remote bcmr an error', async () => {

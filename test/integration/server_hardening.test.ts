@@ -432,3 +432,36 @@ describe('server process', () => {
     assert.ok(fs.readFileSync(path.join(root, 'two.bin')).equals(data));
   });
 });
+
+describe('replies never wait in the server for the next request (issue 12)', () => {
+  it('Truncate, PutChunked, Data, Done: the Ok comes back with nothing sent after it', async () => {
+    const { dir, cleanup } = await tempDir();
+    const { child, reader } = rawServer(dir);
+    try {
+      // The Rust client's striped upload: a Done after a complete range (discarded, rule 17.9),
+      // then it waits for the Ok without sending anything else.
+      child.stdin.write(
+        Buffer.concat([
+          encodeFrame({ type: 'Hello', version: 2, caps: 0 }),
+          encodeFrame({ type: 'Truncate', path: 'f', size: 5 }),
+          encodeFrame({ type: 'PutChunked', path: 'f', offset: 0, length: 5 }),
+          encodeFrame({ type: 'Data', data: Buffer.from('hello') }),
+          encodeFrame({ type: 'Done' }),
+        ]),
+      );
+      const got: string[] = [];
+      const deadline = setTimeout(() => child.kill('SIGKILL'), 5000);
+      while (got.length < 3) {
+        const m = await reader.next();
+        if (m === null) break;
+        got.push(m.type);
+      }
+      clearTimeout(deadline);
+      assert.deepEqual(got, ['Welcome', 'Ok', 'Ok']);
+      assert.equal(fs.readFileSync(path.join(dir, 'f'), 'utf8'), 'hello');
+    } finally {
+      child.kill('SIGKILL');
+      await cleanup();
+    }
+  });
+});
