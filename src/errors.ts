@@ -10,6 +10,7 @@ export type ErrorCode =
   | 'BCMR_TIMEOUT'
   | 'BCMR_INTEGRITY'
   | 'BCMR_PATH'
+  | 'BCMR_EXISTS'
   | 'BCMR_IO'
   | 'BCMR_USAGE'
   | 'BCMR_SSH'
@@ -101,6 +102,13 @@ export class IntegrityError extends BcmrError {
 export class PathError extends BcmrError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('BCMR_PATH', message, options);
+  }
+}
+
+/** The destination exists and -f was not given (nothing was replaced). */
+export class ExistsError extends BcmrError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('BCMR_EXISTS', message, options);
   }
 }
 

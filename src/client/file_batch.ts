@@ -7,7 +7,7 @@
 import { constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher, blake3Hex, blake3Raw } from '../codec/hash.js';
-import { IntegrityError, isNotFound, PathError } from '../errors.js';
+import { ExistsError, IntegrityError, isNotFound } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
@@ -482,7 +482,7 @@ export async function putFiles(
 
 /** Moves a verified local temp file to its final name (see publishTemp). */
 export function publish(tmp: string, dest: string, overwrite: boolean): void {
-  publishTemp(tmp, dest, overwrite, (d) => new PathError(`${d}: already exists (use -f to overwrite)`));
+  publishTemp(tmp, dest, overwrite, (d) => new ExistsError(`${d}: already exists (use -f to overwrite)`));
 }
 
 /**

@@ -11,7 +11,15 @@
 import { ProtocolError } from '../errors.js';
 import { ByteReader } from './byte_reader.js';
 import { ByteWriter } from './byte_writer.js';
-import { Algo, type AlgoId, MAX_BLOCK, MAX_COUNT, MAX_FRAME_LEN, MsgType } from './constants.js';
+import {
+  Algo,
+  type AlgoId,
+  MAX_BLOCK,
+  MAX_COUNT,
+  MAX_FRAME_LEN,
+  MsgType,
+  type MsgTypeName,
+} from './constants.js';
 import type { ListEntry, Message } from './messages.js';
 
 const HASH_LEN = 32;
@@ -207,10 +215,28 @@ export function encodeMessage(w: ByteWriter, m: Message): void {
       w.raw(m.sessionKey);
       return;
     }
+    default:
+      // A message type added to `Message` and not encoded here fails to compile.
+      unhandled(m);
   }
 }
 
-const TYPE_NAMES = new Map<number, string>(Object.entries(MsgType).map(([k, v]) => [v, k]));
+/** The `default` of an exhaustive switch: reached only if a case is missing, which fails to compile. */
+function unhandled(x: never): never {
+  throw new RangeError(`unhandled message type ${JSON.stringify(x)}`);
+}
+
+/**
+ * Every message type has a wire code and every wire code a message type: a type added to one
+ * side only fails to compile here.
+ */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+const CODES_MATCH_MESSAGES: Same<MsgTypeName, Message['type']> = true;
+void CODES_MATCH_MESSAGES;
+
+/** Wire code -> message type name, indexed by the type byte. */
+const TYPE_NAMES: (MsgTypeName | undefined)[] = [];
+for (const [name, code] of Object.entries(MsgType)) TYPE_NAMES[code] = name as MsgTypeName;
 
 /** One message as a standalone frame (handshake frames written outside a FrameSink). */
 export function encodeFrame(m: Message): Buffer {
@@ -220,7 +246,7 @@ export function encodeFrame(m: Message): Buffer {
 }
 
 export function typeName(type: number): string {
-  return TYPE_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
+  return TYPE_NAMES[type] ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 
 /**
@@ -229,40 +255,42 @@ export function typeName(type: number): string {
  */
 export function decodeFrame(buf: Uint8Array, start: number, end: number): Message {
   const type = buf[start];
+  const name = TYPE_NAMES[type];
+  if (name === undefined) throw new ProtocolError(`Unknown message type ${typeName(type)}`);
   const r = new ByteReader(buf, start + 1, end);
   let m: Message;
-  switch (type) {
-    case MsgType.Hello:
-    case MsgType.Welcome: {
+  switch (name) {
+    case 'Hello':
+    case 'Welcome': {
       const version = r.u8('version');
       // The one tolerance of v2: the caps byte may be missing and then reads as 0.
       const caps = r.remaining > 0 ? r.u8('caps') : 0;
-      m = { type: type === MsgType.Hello ? 'Hello' : 'Welcome', version, caps };
+      m = { type: name, version, caps };
       break;
     }
-    case MsgType.List:
+    case 'List':
       m = { type: 'List', path: r.string('path') };
       break;
-    case MsgType.Stat:
+    case 'Stat':
       m = { type: 'Stat', path: r.string('path') };
       break;
-    case MsgType.Mkdir:
+    case 'Mkdir':
       m = { type: 'Mkdir', path: r.string('path') };
       break;
-    case MsgType.Resume:
+    case 'Resume':
       m = { type: 'Resume', path: r.string('path') };
       break;
-    case MsgType.Hash: {
+    case 'Hash': {
       const path = r.string('path');
       const offset = r.u64('offset');
       const limit = r.present('limit') ? r.u64('limit') : null;
       m = { type: 'Hash', path, offset, limit };
       break;
     }
-    case MsgType.Get:
+    case 'Get':
       m = { type: 'Get', path: r.string('path'), offset: r.u64('offset') };
       break;
-    case MsgType.Put:
+    case 'Put':
       m = {
         type: 'Put',
         path: r.string('path'),
@@ -271,50 +299,50 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Messag
         overwrite: r.bool('overwrite'),
       };
       break;
-    case MsgType.Done:
+    case 'Done':
       m = { type: 'Done' };
       break;
-    case MsgType.OpenDirectChannel:
+    case 'OpenDirectChannel':
       m = { type: 'OpenDirectChannel' };
       break;
-    case MsgType.HaveBlocks: {
+    case 'HaveBlocks': {
       const blockSize = r.u32('block_size');
       const count = r.u32('count');
       if (count > MAX_COUNT) throw new ProtocolError(`HaveBlocks count ${count} exceeds ${MAX_COUNT}`);
       m = { type: 'HaveBlocks', blockSize, hashes: r.span(count * HASH_LEN, 'hashes') };
       break;
     }
-    case MsgType.AuthHello:
+    case 'AuthHello':
       m = { type: 'AuthHello', mac: r.span(HASH_LEN, 'mac') };
       break;
-    case MsgType.AuthChallenge:
+    case 'AuthChallenge':
       m = { type: 'AuthChallenge', nonce: r.span(HASH_LEN, 'nonce') };
       break;
-    case MsgType.PutChunked:
-    case MsgType.GetChunked:
+    case 'PutChunked':
+    case 'GetChunked':
       m = {
-        type: type === MsgType.PutChunked ? 'PutChunked' : 'GetChunked',
+        type: name,
         path: r.string('path'),
         offset: r.u64('offset'),
         length: r.u64('length'),
       };
       break;
-    case MsgType.Truncate:
+    case 'Truncate':
       m = { type: 'Truncate', path: r.string('path'), size: r.u64('size') };
       break;
-    case MsgType.Ok:
+    case 'Ok':
       m = { type: 'Ok', hash: r.present('hash') ? r.string('hash') : null };
       break;
-    case MsgType.Error:
+    case 'Error':
       m = { type: 'Error', message: r.string('message') };
       break;
-    case MsgType.Data: {
+    case 'Data': {
       const n = r.u32('data length');
       if (n > MAX_BLOCK) throw new ProtocolError(`Data block of ${n} bytes exceeds 4 MiB`);
       m = { type: 'Data', data: r.span(n, 'data') };
       break;
     }
-    case MsgType.DataCompressed: {
+    case 'DataCompressed': {
       const algo = r.u8('algo');
       if (algo !== Algo.LZ4 && algo !== Algo.ZSTD)
         throw new ProtocolError(`Unknown compression algo ${algo}`);
@@ -325,13 +353,13 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Messag
       m = { type: 'DataCompressed', algo: algo as AlgoId, originalSize, payload: r.bytes('payload') };
       break;
     }
-    case MsgType.StatResponse:
+    case 'StatResponse':
       m = { type: 'StatResponse', size: r.u64('size'), mtime: r.i64('mtime'), isDir: r.bool('is_dir') };
       break;
-    case MsgType.HashResponse:
+    case 'HashResponse':
       m = { type: 'HashResponse', hash: r.string('hash') };
       break;
-    case MsgType.ListResponse: {
+    case 'ListResponse': {
       const count = r.u32('count');
       if (count > MAX_COUNT) throw new ProtocolError(`ListResponse count ${count} exceeds ${MAX_COUNT}`);
       // Each entry takes at least 21 bytes: refuse a count the body cannot hold before looping.
@@ -348,7 +376,7 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Messag
       m = { type: 'ListResponse', entries };
       break;
     }
-    case MsgType.ResumeResponse: {
+    case 'ResumeResponse': {
       const size = r.u64('size');
       m = {
         type: 'ResumeResponse',
@@ -357,14 +385,15 @@ export function decodeFrame(buf: Uint8Array, start: number, end: number): Messag
       };
       break;
     }
-    case MsgType.MissingBlocks:
+    case 'MissingBlocks':
       m = { type: 'MissingBlocks', bitmap: r.bytes('bitmap') };
       break;
-    case MsgType.DirectChannelReady:
+    case 'DirectChannelReady':
       m = { type: 'DirectChannelReady', addr: r.string('addr'), sessionKey: r.span(HASH_LEN, 'session_key') };
       break;
     default:
-      throw new ProtocolError(`Unknown message type ${typeName(type)}`);
+      // A message type without a decoder here fails to compile.
+      return unhandled(name);
   }
   r.expectEnd(typeName(type));
   return m;

@@ -9,7 +9,7 @@ import { codecFor } from '../codec/block.js';
 import { ProtocolError } from '../errors.js';
 import { Cap, PROTOCOL_VERSION } from '../protocol/constants.js';
 import { MessageReader } from '../protocol/message_reader.js';
-import type { ClientMessage, Message } from '../protocol/messages.js';
+import type { ClientMessage } from '../protocol/messages.js';
 import { FrameSink } from '../transport/frame_sink.js';
 import { BlockBuffers } from '../util/file_blocks.js';
 import { Cas, defaultCasDir } from './cas.js';
@@ -41,7 +41,17 @@ function h<T extends ClientMessage['type']>(
   return fn as Handler;
 }
 
-const HANDLERS: Partial<Record<Message['type'], Handler>> = {
+/**
+ * What answers each request. Every client message type has an entry, so a new one fails to
+ * compile until it is handled; `null` for those that are not requests on their own (the
+ * handshake, a Put's data and its end, the direct-plane frames the session handles itself).
+ */
+const HANDLERS: Record<ClientMessage['type'], Handler | null> = {
+  Hello: null,
+  Done: null,
+  HaveBlocks: null,
+  AuthHello: null,
+  OpenDirectChannel: null,
   Stat: h(handleStat),
   List: h(handleList),
   Hash: h(handleHash),
@@ -124,7 +134,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
         if (m.type === 'Done') continue;
       }
       trace?.(m.type);
-      const handler = HANDLERS[m.type];
+      const handler = m.type in HANDLERS ? HANDLERS[m.type as ClientMessage['type']] : null;
       if (m.type === 'OpenDirectChannel' && rendezvous) {
         try {
           const { addr, sessionKey } = await rendezvous.open();

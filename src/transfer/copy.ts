@@ -15,7 +15,14 @@ import {
 } from '../client/file_batch.js';
 import { STRIPE_MIN_BYTES } from '../client/stripe.js';
 import { fileHashHex } from '../codec/hash.js';
-import { IntegrityError, InterruptedError, PathError, RemoteError, UsageError } from '../errors.js';
+import {
+  ExistsError,
+  IntegrityError,
+  InterruptedError,
+  PathError,
+  RemoteError,
+  UsageError,
+} from '../errors.js';
 import { shellQuote } from '../util/shell.js';
 import { applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
 import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from './endpoint.js';
@@ -450,7 +457,7 @@ class Job {
     }
     const shown = clash.slice(0, 20).join('\n  ');
     const more = clash.length > 20 ? `\n  ... and ${clash.length - 20} more` : '';
-    throw new PathError(`${clash.length} file(s) already exist (use -f to overwrite):\n  ${shown}${more}`);
+    throw new ExistsError(`${clash.length} file(s) already exist (use -f to overwrite):\n  ${shown}${more}`);
   }
 
   /** `remote` is null for a local copy. */

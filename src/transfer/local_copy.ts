@@ -5,7 +5,7 @@
 import fs from 'node:fs';
 import { type FileResult, publish } from '../client/file_batch.js';
 import { fileHashHex } from '../codec/hash.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, InterruptedError } from '../errors.js';
 import { tempNameFor } from '../util/temp_file.js';
 import type { PlannedFile } from './plan.js';
 
@@ -26,7 +26,7 @@ export async function copyLocalFiles(
   for (const f of files) {
     const t0 = performance.now();
     if (opts.signal.aborted) {
-      results.push({ item: f, bytes: 0, hash: null, error: new IntegrityError('interrupted'), ms: 0 });
+      results.push({ item: f, bytes: 0, hash: null, error: new InterruptedError(), ms: 0 });
       continue;
     }
     const tmp = tempNameFor(f.dest);

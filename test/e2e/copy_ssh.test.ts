@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { blake3Hex } from '../../src/codec/hash.js';
 import { type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
@@ -87,20 +88,14 @@ describe('single files', () => {
     assert.equal(fs.readFileSync(path.join(dir, 'into/one.txt'), 'utf8'), 'one');
     assert.equal((await copy(['one.txt', remote(`${dir}/renamed.txt`)])).code, 0);
     assert.equal(fs.readFileSync(path.join(dir, 'renamed.txt'), 'utf8'), 'one');
-    // `host:` is the remote home; a relative remote path starts there.
-    const home = process.env.HOME ?? '/root';
-    const name = `bcmr-e2e-home-${process.pid}.txt`;
-    try {
-      assert.equal((await copy(['one.txt', 'bcmr-test:'])).code, 0);
-      assert.equal(fs.readFileSync(path.join(home, 'one.txt'), 'utf8'), 'one');
-      assert.equal((await copy(['-f', 'one.txt', `bcmr-test:${name}`])).code, 0);
-      assert.equal(fs.readFileSync(path.join(home, name), 'utf8'), 'one');
-      const back = await copy([`bcmr-test:${name}`, 'from-home.txt']);
-      assert.equal(back.code, 0, back.stderr);
-    } finally {
-      fs.rmSync(path.join(home, name), { force: true });
-      fs.rmSync(path.join(home, 'one.txt'), { force: true });
-    }
+    // `host:` is the remote home (the harness's temp HOME); a relative remote path starts there.
+    assert.equal((await copy(['one.txt', 'bcmr-test:'])).code, 0);
+    assert.equal(fs.readFileSync(path.join(sshd.home, 'one.txt'), 'utf8'), 'one');
+    assert.equal((await copy(['-f', 'one.txt', 'bcmr-test:sub-name.txt'])).code, 0);
+    assert.equal(fs.readFileSync(path.join(sshd.home, 'sub-name.txt'), 'utf8'), 'one');
+    const back = await copy(['bcmr-test:sub-name.txt', 'from-home.txt']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, 'from-home.txt'), 'utf8'), 'one');
   });
 });
 
@@ -309,14 +304,33 @@ describe('options', () => {
     const plainUp = await copy(['-r', 'tree', remote(`${dir}/unverified`)]);
     assert.equal(plainUp.code, 0);
     assert.equal(serveLog().match(/ Hash$/gm), null);
-    const down = await copy(['-V', '--json', '-r', remote(`${dir}/tree`), 'verified-down']);
+    // Downloads: with --fast nothing is hashed in transit, so -V must ask the server for each
+    // source's hash (one Hash per file) and compare it with the file written here.
+    resetLog();
+    const down = await copy(['-V', '--fast', '--json', '-r', remote(`${dir}/tree`), 'verified-down']);
     assert.equal(down.code, 0, down.stderr);
+    assert.equal(serveLog().match(/ Hash$/gm)?.length, 7, 'one Hash per downloaded file');
+    const files = jsonEvents(down.stdout).filter((e) => e.event === 'file');
+    assert.equal(files.length, 7);
+    for (const f of files) {
+      assert.equal(f.outcome, 'ok');
+      assert.equal(f.blake3, blake3Hex(fs.readFileSync(path.resolve(dir, String(f.path)))), String(f.path));
+    }
   });
 
   test('BCMR_RSH and --remote-path select the ssh command and the remote bcmr', async () => {
+    // The alternative bcmr leaves a mark when it runs: the copy must have gone through it,
+    // not through the `bcmr` on the remote PATH (which would copy just as well).
     const alt = path.join(sshd.dir, 'alt-bcmr');
-    fs.copyFileSync(path.join(sshd.binDir, 'bcmr'), alt);
-    fs.chmodSync(alt, 0o755);
+    const mark = path.join(dir, 'alt-bcmr-ran');
+    fs.writeFileSync(
+      alt,
+      `#!/bin/sh\necho "$*" >> '${mark}'\nexec '${path.join(sshd.binDir, 'bcmr')}' "$@"\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    fs.rmSync(mark, { force: true });
     const r = await bcmr(['copy', '--remote-path', alt, '-f', 'tree/plain.txt', remote(`${dir}/rsh.txt`)], {
       env: { BCMR_RSH: sshd.rsh },
       cwd: dir,
@@ -324,6 +338,7 @@ describe('options', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stderr, '');
     assert.equal(fs.readFileSync(path.join(dir, 'rsh.txt'), 'utf8'), 'hello\n');
+    assert.match(fs.readFileSync(mark, 'utf8'), /^serve --root \//);
   });
 });
 

@@ -36,7 +36,11 @@ const upload = async (name: string) => {
   return file;
 };
 
+/** Each test starts from an empty server store: no test depends on another's uploads. */
+const emptyStore = () => fs.rmSync(path.join(sshd.dir, 'cas'), { recursive: true, force: true });
+
 test('a repeat 64 MiB upload sends no block the server already has', async () => {
+  emptyStore();
   const first = await upload('one.bin');
   assert.equal(first.deduped, undefined);
   const second = await upload('two.bin');
@@ -45,11 +49,14 @@ test('a repeat 64 MiB upload sends no block the server already has', async () =>
 });
 
 test('a stale block in the server store is refused, and the file is resent whole and correct', async () => {
+  emptyStore();
+  const first = await upload('stale-one.bin');
+  assert.equal(first.deduped, undefined);
   const cas = path.join(sshd.dir, 'cas');
   const refs = (fs.readdirSync(cas, { recursive: true }) as string[]).filter((p) => p.endsWith('.ref'));
   assert.equal(refs.length, 16, 'one reference per block of the first upload, no copies');
-  // one.bin holds those blocks; its block 3 changes in place.
-  const fd = fs.openSync(path.join(dir, 'one.bin'), 'r+');
+  // stale-one.bin holds those blocks; its block 3 changes in place.
+  const fd = fs.openSync(path.join(dir, 'stale-one.bin'), 'r+');
   fs.writeSync(fd, Buffer.alloc(64, 0), 0, 64, 3 * 4 * MiB + 5);
   fs.closeSync(fd);
   const third = await upload('three.bin');

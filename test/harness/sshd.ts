@@ -41,6 +41,8 @@ export interface SshServer {
   serveLog: string;
   /** The root the `bcmr-forced` key's forced command serves. */
   forcedRoot: string;
+  /** $HOME of every session (a temp dir): where `host:` and relative remote paths land. */
+  home: string;
   /** Adds `Host name` reaching this server through host:port (e.g. a delay proxy). */
   addAlias(name: string, host: string, port: number): void;
   stop(): Promise<void>;
@@ -80,6 +82,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   const binDir = path.join(dir, 'bin');
   const forcedRoot = path.join(dir, 'forced-root');
   mkdirSync(forcedRoot);
+  const remoteHome = path.join(dir, 'home');
+  mkdirSync(remoteHome);
   writeFileSync(
     path.join(dir, 'authorized_keys'),
     `${readFileSync(path.join(dir, 'user_key.pub'), 'utf8').trim()}\n` +
@@ -113,7 +117,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       // scp in OpenSSH 9 speaks SFTP underneath (the benchmark compares against it): the
       // distribution's sftp-server, as the stock sshd_config runs it, else the built-in one.
       `Subsystem sftp ${SFTP_SERVERS.find((p) => existsSync(p)) ?? 'internal-sftp'}`,
-      `SetEnv PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
+      // HOME: a temp dir of the harness, so `host:` and relative remote paths never touch the
+      // real home of the account running the tests.
+      `SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
       '',
     ].join('\n'),
   );
@@ -184,6 +190,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     binDir,
     serveLog: path.join(dir, 'serve.log'),
     forcedRoot,
+    home: remoteHome,
     addAlias(name: string, host: string, aliasPort: number) {
       appendFileSync(
         config,

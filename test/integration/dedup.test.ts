@@ -12,14 +12,11 @@ import { connectInProcess, tempDir } from '../helpers/serve.js';
 
 const MiB = 1024 * 1024;
 let root: string;
-let cas: string;
 const cleanups: (() => Promise<void>)[] = [];
 before(async () => {
   const a = await tempDir();
-  const b = await tempDir('bcmr-cas-');
   root = a.dir;
-  cas = b.dir;
-  cleanups.push(a.cleanup, b.cleanup);
+  cleanups.push(a.cleanup);
 });
 after(async () => {
   for (const c of cleanups) await c();
@@ -31,14 +28,27 @@ for (let o = 0; o < data.length; o += 4 * MiB)
   blocks.push(data.subarray(o, Math.min(o + 4 * MiB, data.length)));
 const hashes = Buffer.concat(blocks.map((b) => blake3Raw(b)));
 
-async function upload(name: string): Promise<{ hash: string | null; sent: number; skipped: number }> {
-  const { client } = await connectInProcess(root, {}, cas);
+/** A store and a root of its own for each test: no test depends on another's uploads. */
+async function freshStore(): Promise<{ root: string; cas: string }> {
+  const a = await tempDir();
+  const b = await tempDir('bcmr-cas-');
+  cleanups.push(a.cleanup, b.cleanup);
+  return { root: a.dir, cas: b.dir };
+}
+
+/** Uploads `data` with dedup; `sent` counts the blocks that crossed the wire. */
+async function upload(
+  where: { root: string; cas: string },
+  name: string,
+): Promise<{ hash: string | null; sent: number; skipped: number }> {
+  const { client } = await connectInProcess(where.root, {}, where.cas);
   let sent = 0;
   try {
     const ticket = await client.beginPut(name, { size: data.length, dedupHashes: hashes }, async (emit) => {
       for (const b of blocks) {
-        const r = await emit(b);
-        if (r.released !== null || b.length < 256 * 1024) sent++;
+        // A skipped block is not sent (RELEASED at once); a sent raw block of this size is
+        // released only once written to the wire.
+        if ((await emit(b)).released !== null) sent++;
       }
     });
     const hash = await ticket.done;
@@ -49,17 +59,22 @@ async function upload(name: string): Promise<{ hash: string | null; sent: number
 }
 
 it('stores blocks on the first upload and skips all of them on a repeat', async () => {
-  const first = await upload('one.bin');
+  const where = await freshStore();
+  const first = await upload(where, 'one.bin');
   assert.equal(first.hash, blake3Hex(data));
   assert.equal(first.skipped, 0);
-  const second = await upload('two.bin');
+  assert.equal(first.sent, blocks.length);
+  const second = await upload(where, 'two.bin');
   assert.equal(second.hash, blake3Hex(data));
   assert.equal(second.skipped, blocks.length);
-  assert.ok((await readFile(path.join(root, 'two.bin'))).equals(data));
+  assert.equal(second.sent, 0);
+  assert.ok((await readFile(path.join(where.root, 'two.bin'))).equals(data));
 });
 
 it('keeps references to where blocks lie, not second copies of them', async () => {
-  const entries = ((await readdir(cas, { recursive: true })) as string[]).filter((p) =>
+  const where = await freshStore();
+  await upload(where, 'one.bin');
+  const entries = ((await readdir(where.cas, { recursive: true })) as string[]).filter((p) =>
     /\.(blk|ref)$/.test(p),
   );
   assert.equal(entries.filter((p) => p.endsWith('.ref')).length, blocks.length);
@@ -67,39 +82,44 @@ it('keeps references to where blocks lie, not second copies of them', async () =
 });
 
 it('a stale reference (the file changed since) is refused and nothing published', async () => {
+  const where = await freshStore();
+  await upload(where, 'one.bin');
   // one.bin holds the blocks the store refers to; someone edits its block 1 in place.
-  const victim = path.join(root, 'one.bin');
+  const victim = path.join(where.root, 'one.bin');
   const fd = await open(victim, 'r+');
   await fd.write(Buffer.alloc(16, 0xee), 0, 16, 4 * MiB + 10);
   await fd.close();
   await assert.rejects(
-    upload('three.bin'),
+    upload(where, 'three.bin'),
     (e: Error) => e instanceof RemoteError && /corrupt/.test(e.message),
   );
   assert.deepEqual(
-    (await readdir(root)).filter((n) => n.includes('three')),
+    (await readdir(where.root)).filter((n) => n.includes('three')),
     [],
   );
   // The stale reference was dropped, so the next upload sends that block again and succeeds.
-  const again = await upload('three.bin');
+  const again = await upload(where, 'three.bin');
   assert.equal(again.hash, blake3Hex(data));
   assert.equal(again.skipped, blocks.length - 1);
+  assert.equal(again.sent, 1);
 });
 
 it('a corrupt block file is re-hashed, dropped, and never written into a file', async () => {
-  const store = new Cas(cas);
+  const where = await freshStore();
+  await upload(where, 'one.bin');
+  const store = new Cas(where.cas);
   const h = blake3Hex(blocks[2]);
   // A block file (as the Rust server writes them) that lies about its content; no reference.
   await mkdir(path.dirname(store.blockPath(h)), { recursive: true });
   await writeFile(store.blockPath(h), Buffer.alloc(4 * MiB, 1));
   await rm(store.refPath(h), { force: true });
   await assert.rejects(
-    upload('four.bin'),
+    upload(where, 'four.bin'),
     (e: Error) => e instanceof RemoteError && /corrupt/.test(e.message),
   );
   assert.equal(await store.has(h), false);
   assert.deepEqual(
-    (await readdir(root)).filter((n) => n.includes('four')),
+    (await readdir(where.root)).filter((n) => n.includes('four')),
     [],
   );
 });
@@ -154,6 +174,7 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
     await writeFile(path.join(root, 'conc-b'), b);
     const open = () => connectInProcess(root, {}, store.dir);
     let [ca, cb] = await Promise.all([open(), open()]);
+    let published = 0;
     for (let round = 0; round < 3; round++) {
       // A refused Put ends its connection (PROTOCOL.md section 13): such a side reconnects.
       if (ca.client.failure) ca = await open();
@@ -168,10 +189,14 @@ it('concurrent uploads of overlapping files through two sessions stay correct', 
         [ra, a, `conc-a-${round}.bin`],
         [rb, b, `conc-b-${round}.bin`],
       ] as const) {
-        if (r.error === null) assert.ok((await readFile(path.join(root, name))).equals(want));
-        else assert.match(r.error.message, /without dedup|corrupt|Connection/);
+        if (r.error === null) {
+          assert.ok((await readFile(path.join(root, name))).equals(want));
+          published++;
+        } else assert.match(r.error.message, /without dedup|corrupt|Connection/);
       }
     }
+    // Refusals are allowed, but a run where every upload failed proves nothing.
+    assert.ok(published >= 2, `only ${published} of 6 uploads were published`);
     await Promise.all([ca.client.destroy(), cb.client.destroy()]);
   } finally {
     if (prev === undefined) delete process.env.BCMR_CAS_CAP_MB;
