@@ -38,6 +38,9 @@ function makeTree(root: string): void {
 before(async () => {
   sshd = await startSshd();
   ({ dir, cleanup } = await tempDir('bcmr-e2e-'));
+  // The source tree every test may copy from; made once here so that no test depends on
+  // another having run (any test can be run alone with --test-name-pattern).
+  makeTree(path.join(dir, 'tree'));
 });
 
 after(async () => {
@@ -101,7 +104,6 @@ describe('single files', () => {
 
 describe('trees', () => {
   test('-r up and down keeps every entry, names with quotes, newlines and unicode', async () => {
-    makeTree(path.join(dir, 'tree'));
     const up = await copy(['-r', 'tree', remote(`${dir}/tree-up`)]);
     assert.equal(up.code, 0, up.stderr);
     assert.deepEqual(snapshot(path.join(dir, 'tree-up')), snapshot(path.join(dir, 'tree')));
