@@ -7,67 +7,14 @@
 import { constants, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher, blake3Hex, blake3Raw } from '../codec/hash.js';
-import { ExistsError, IntegrityError, isNotFound } from '../errors.js';
+import type { BatchCallbacks, FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
+import { IntegrityError, isNotFound } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
-import { PART_SUFFIX, publishTemp, tempNameFor } from '../util/temp_file.js';
+import { PART_SUFFIX, publish, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
-
-export interface GetItem {
-  remote: string;
-  local: string;
-  /** Size announced by Stat or List; more or fewer bytes fail the file (rule 17.7). */
-  size: number;
-  /** Replace an existing file (default); otherwise publishing fails if one appeared. */
-  overwrite?: boolean;
-  /**
-   * -C: receive into `.NAME.bcmr-part` beside the destination, keep it on failure, and on a
-   * later run continue after its longest prefix that the server's block hashes confirm.
-   */
-  resume?: boolean;
-}
-
-export interface PutItem {
-  local: string;
-  remote: string;
-  /** Size when planned (the walk stat'ed it); decides striping. The size sent is read at open. */
-  size?: number;
-  overwrite?: boolean;
-  /** Never offer this file through dedup (set when a retry must send every block). */
-  noDedup?: boolean;
-  /**
-   * The file's block hashes computed ahead (while ssh connected); used when the size still
-   * matches. If the file changed since, the server's hash of what it got differs and it fails.
-   */
-  prehash?: Promise<Prehash | null>;
-  /**
-   * -C: write into `.NAME.bcmr-part` on the remote with PutChunked (bytes land as they arrive),
-   * continue after its verified prefix on a later run; the caller publishes the part file.
-   */
-  resume?: boolean;
-}
-
-export interface FileResult<T> {
-  item: T;
-  bytes: number;
-  /** BLAKE3 of the file's content, when known. */
-  hash: string | null;
-  error: Error | null;
-  ms: number;
-  /** Bytes the server already had (dedup) and that did not cross the wire. */
-  deduped?: number;
-  /** Verified bytes of an earlier partial transfer that were kept (-C). */
-  resumedFrom?: number;
-  /** For a resumed upload: the remote part file that holds the verified copy, to be renamed. */
-  publishFrom?: string;
-}
-
-export interface BatchCallbacks<T> {
-  onBytes?(n: number, item: T): void;
-  onFileDone?(r: FileResult<T>): void;
-}
 
 /** Files of a getFiles batch requested but not finished, at most. */
 const MAX_ACTIVE_GETS = 512;
@@ -352,12 +299,6 @@ async function putResumable(
 export const DEDUP_MIN_BYTES = 16 << 20;
 
 /** A file's dedup block hashes and its whole hash, computed ahead of its upload. */
-export interface Prehash {
-  size: number;
-  hashes: Uint8Array;
-  whole: Blake3Hasher;
-}
-
 /** Hashes a file's 4 MiB blocks (and the whole file) for a later dedup Put; null on failure. */
 export async function prehashFile(file: string): Promise<Prehash | null> {
   try {
@@ -478,11 +419,6 @@ export async function putFiles(
     await sent.catch(() => {});
   }
   return Promise.all(results);
-}
-
-/** Moves a verified local temp file to its final name (see publishTemp). */
-export function publish(tmp: string, dest: string, overwrite: boolean): void {
-  publishTemp(tmp, dest, overwrite, (d) => new ExistsError(`${d}: already exists (use -f to overwrite)`));
 }
 
 /**

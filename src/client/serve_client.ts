@@ -41,11 +41,9 @@ export interface ConnectOptions {
 
 export const DEFAULT_IDLE_MS = 60_000;
 
-export interface StatResult {
-  size: number;
-  mtime: number;
-  isDir: boolean;
-}
+import type { StatResult } from '../core/items.js';
+
+export type { StatResult };
 
 export interface PutOptions {
   size: number;

@@ -7,6 +7,10 @@
 
 import { constants, unlinkSync } from 'node:fs';
 import { fileHashHex } from '../codec/hash.js';
+import type { RemoteEndpoint } from '../core/endpoint.js';
+import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
+import type { RemoteFs } from '../core/remote_fs.js';
+import { WorkQueue } from '../core/work_queue.js';
 import {
   AeadError,
   ConnectionClosedError,
@@ -19,22 +23,11 @@ import {
 } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
-import type { RemoteEndpoint } from '../transfer/endpoint.js';
-import type { RemoteFs } from '../transfer/remote_fs.js';
-import { WorkQueue } from '../transfer/work_queue.js';
 import { FdFile } from '../util/fd_file.js';
 import { shellQuote } from '../util/shell.js';
 import { tempNameFor } from '../util/temp_file.js';
 import { openDirect } from './direct.js';
-import {
-  type BatchCallbacks,
-  type FileResult,
-  type GetItem,
-  getFiles,
-  type PutItem,
-  publishReceived,
-  putFiles,
-} from './file_batch.js';
+import { getFiles, publishReceived, putFiles } from './file_batch.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
 import { getRanges, planRanges, putRanges, type RangeItem, STRIPE_MIN_BYTES } from './stripe.js';

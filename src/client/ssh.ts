@@ -5,8 +5,8 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import type { RemoteEndpoint } from '../core/endpoint.js';
 import { DowngradeError, NoRemoteBcmrError, SshError, TimeoutError } from '../errors.js';
-import type { RemoteEndpoint } from '../transfer/endpoint.js';
 import { type ByteChannel, childChannel } from '../transport/channel.js';
 import { type ConnectOptions, ServeClient } from './serve_client.js';
 

@@ -8,12 +8,13 @@
  * gets the final name only when every range arrived and the BLAKE3 of the whole stored file
  * equals the source's; otherwise it is removed. A torn file never carries the final name.
  */
+
+import type { BatchCallbacks, FileResult } from '../core/items.js';
 import { IntegrityError } from '../errors.js';
 import { MAX_BLOCK } from '../protocol/constants.js';
 import type { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
 import { WriteBatch } from '../util/write_batch.js';
-import type { BatchCallbacks, FileResult } from './file_batch.js';
 import type { ServeClient } from './serve_client.js';
 
 /** Files at least this large are striped when there is more than one connection. */

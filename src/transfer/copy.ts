@@ -5,16 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  DEDUP_MIN_BYTES,
-  type FileResult,
-  type GetItem,
-  type Prehash,
-  type PutItem,
-  prehashFile,
-} from '../client/file_batch.js';
+import { DEDUP_MIN_BYTES, prehashFile } from '../client/file_batch.js';
 import { STRIPE_MIN_BYTES } from '../client/stripe.js';
 import { fileHashHex } from '../codec/hash.js';
+import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
+import type { FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
+import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
+import { WorkQueue } from '../core/work_queue.js';
 import {
   ExistsError,
   IntegrityError,
@@ -25,7 +22,6 @@ import {
 } from '../errors.js';
 import { shellQuote } from '../util/shell.js';
 import { applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
-import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from './endpoint.js';
 import { copyLocalFiles } from './local_copy.js';
 import { LocalTreeGuard } from './local_guard.js';
 import { openRemote, type RemoteOptions } from './open_remote.js';
@@ -41,8 +37,6 @@ import {
   walkLocal,
 } from './plan.js';
 import { publishOutcomes, publishScript } from './publish_script.js';
-import { absoluteRemote, type RemoteFs } from './remote_fs.js';
-import { WorkQueue } from './work_queue.js';
 
 export interface CopyOptions extends RemoteOptions {
   recursive: boolean;

@@ -3,10 +3,10 @@
  * kernel offers it) to a temp name beside the destination, then published.
  */
 import fs from 'node:fs';
-import { type FileResult, publish } from '../client/file_batch.js';
 import { fileHashHex } from '../codec/hash.js';
+import type { FileResult } from '../core/items.js';
 import { IntegrityError, InterruptedError } from '../errors.js';
-import { tempNameFor } from '../util/temp_file.js';
+import { publish, tempNameFor } from '../util/temp_file.js';
 import type { PlannedFile } from './plan.js';
 
 export interface LocalCopyOptions {

@@ -7,10 +7,10 @@ import { PlainSsh } from '../client/plain_ssh.js';
 import { DEFAULT_CLIENT_CAPS } from '../client/serve_client.js';
 import { ServePool } from '../client/serve_pool.js';
 import type { SshConfig } from '../client/ssh.js';
+import type { RemoteEndpoint } from '../core/endpoint.js';
+import type { RemoteFs } from '../core/remote_fs.js';
 import { NoRemoteBcmrError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
-import type { RemoteEndpoint } from './endpoint.js';
-import type { RemoteFs } from './remote_fs.js';
 
 export type Compress = 'auto' | 'zstd' | 'lz4' | 'none';
 

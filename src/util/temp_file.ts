@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
+import { ExistsError } from '../errors.js';
 
 export const TEMP_MARKER = '.bcmr-tmp-';
 /** Suffix of a resumable partial file (`.NAME.bcmr-part`), kept across runs with -C. */
@@ -45,4 +46,9 @@ export function publishTemp(
     return;
   }
   unlinkSync(tmp);
+}
+
+/** Moves a verified local temp file to its final name; an existing one without -f: ExistsError. */
+export function publish(tmp: string, dest: string, overwrite: boolean): void {
+  publishTemp(tmp, dest, overwrite, (d) => new ExistsError(`${d}: already exists (use -f to overwrite)`));
 }

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { parseEndpoint } from '../../src/core/endpoint.js';
 import { type CopyOptions, type CopyReporter, type FileEvent, runCopy } from '../../src/transfer/copy.js';
-import { parseEndpoint } from '../../src/transfer/endpoint.js';
 import { splitCommand } from '../../src/util/shell.js';
 import { tempDir } from '../helpers/serve.js';
 

@@ -3,8 +3,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { type GetItem, getFiles, type PutItem, putFiles } from '../../src/client/file_batch.js';
-import { WorkQueue } from '../../src/transfer/work_queue.js';
+import { getFiles, putFiles } from '../../src/client/file_batch.js';
+import type { GetItem, PutItem } from '../../src/core/items.js';
+import { WorkQueue } from '../../src/core/work_queue.js';
 import { connectInProcess, tempDir } from '../helpers/serve.js';
 
 test('WorkQueue: take in order, put back first, drain the rest', () => {

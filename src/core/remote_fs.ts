@@ -4,9 +4,8 @@
  * The copy engine is written once against this interface.
  */
 import path from 'node:path';
-import type { BatchCallbacks, GetItem, PutItem } from '../client/file_batch.js';
-import type { StatResult } from '../client/serve_client.js';
 import type { ListEntry } from '../protocol/messages.js';
+import type { BatchCallbacks, GetItem, PutItem, StatResult } from './items.js';
 import type { WorkQueue } from './work_queue.js';
 
 export interface RemoteFs {

@@ -1,0 +1,72 @@
+/**
+ * The vocabulary a copy is made of, shared by the transfer engine and the clients that carry it
+ * out: work items, per-file results, progress callbacks. Nothing here does I/O.
+ */
+import type { Blake3Hasher } from '../codec/hash.js';
+
+export interface StatResult {
+  size: number;
+  mtime: number;
+  isDir: boolean;
+}
+
+export interface GetItem {
+  remote: string;
+  local: string;
+  /** Size announced by Stat or List; more or fewer bytes fail the file (rule 17.7). */
+  size: number;
+  /** Replace an existing file (default); otherwise publishing fails if one appeared. */
+  overwrite?: boolean;
+  /**
+   * -C: receive into `.NAME.bcmr-part` beside the destination, keep it on failure, and on a
+   * later run continue after its longest prefix that the server's block hashes confirm.
+   */
+  resume?: boolean;
+}
+
+export interface PutItem {
+  local: string;
+  remote: string;
+  /** Size when planned (the walk stat'ed it); decides striping. The size sent is read at open. */
+  size?: number;
+  overwrite?: boolean;
+  /** Never offer this file through dedup (set when a retry must send every block). */
+  noDedup?: boolean;
+  /**
+   * The file's block hashes computed ahead (while ssh connected); used when the size still
+   * matches. If the file changed since, the server's hash of what it got differs and it fails.
+   */
+  prehash?: Promise<Prehash | null>;
+  /**
+   * -C: write into `.NAME.bcmr-part` on the remote with PutChunked (bytes land as they arrive),
+   * continue after its verified prefix on a later run; the caller publishes the part file.
+   */
+  resume?: boolean;
+}
+
+export interface FileResult<T> {
+  item: T;
+  bytes: number;
+  /** BLAKE3 of the file's content, when known. */
+  hash: string | null;
+  error: Error | null;
+  ms: number;
+  /** Bytes the server already had (dedup) and that did not cross the wire. */
+  deduped?: number;
+  /** Verified bytes of an earlier partial transfer that were kept (-C). */
+  resumedFrom?: number;
+  /** For a resumed upload: the remote part file that holds the verified copy, to be renamed. */
+  publishFrom?: string;
+}
+
+export interface BatchCallbacks<T> {
+  onBytes?(n: number, item: T): void;
+  onFileDone?(r: FileResult<T>): void;
+}
+
+/** Block hashes of a file computed ahead of its dedup Put (see PutItem.prehash). */
+export interface Prehash {
+  size: number;
+  hashes: Uint8Array;
+  whole: Blake3Hasher;
+}
