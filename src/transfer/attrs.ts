@@ -6,9 +6,8 @@
  */
 import fs from 'node:fs';
 import { shellQuote } from '../util/shell.js';
-import type { PlannedFile } from './plan.js';
 
-interface Attrs {
+export interface Attrs {
   dest: string;
   mtime: number;
   mode: number | null;
@@ -26,7 +25,7 @@ export function applyLocalAttrs(files: readonly Attrs[], dirs: readonly Attrs[])
 }
 
 /** A script that sets modes and mtimes on the remote; null when there is nothing to do. */
-export function remoteAttrScript(files: readonly PlannedFile[], dirs: readonly Attrs[]): string | null {
+export function remoteAttrScript(files: readonly Attrs[], dirs: readonly Attrs[]): string | null {
   const lines: string[] = [];
   for (const f of [...files, ...[...dirs].reverse()]) {
     const q = shellQuote(f.dest);

@@ -1,16 +1,23 @@
 /**
- * One `bcmr copy` job: local -> local, local -> remote or remote -> local. Plans first (cp/scp
- * destination rules, excludes, conflicts), then moves files, then applies -p and -V. Every
- * file ends in exactly one `file` event; the outcome counts them.
+ * One `bcmr copy` job: local -> local, local -> remote, remote -> local or remote -> remote,
+ * all through one pipeline (Job.run) over two `Side`s. Plans first (cp/scp destination rules,
+ * excludes, conflicts), then moves files, then applies -V and -p. Every file ends in exactly
+ * one `file` event; the outcome counts them.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { DEDUP_MIN_BYTES, prehashFile } from '../client/file_batch.js';
 import { STRIPE_MIN_BYTES } from '../client/stripe.js';
-import { fileHashHex } from '../codec/hash.js';
-import { describeEndpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
+import {
+  describeEndpoint,
+  type Endpoint,
+  hostLabel,
+  parseEndpoint,
+  type RemoteEndpoint,
+} from '../core/endpoint.js';
 import type { FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
-import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
+import type { RemoteFs } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
   ExistsError,
@@ -20,23 +27,18 @@ import {
   RemoteError,
   UsageError,
 } from '../errors.js';
-import { shellQuote } from '../util/shell.js';
-import { applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
 import { copyLocalFiles } from './local_copy.js';
-import { LocalTreeGuard } from './local_guard.js';
 import { openRemote, type RemoteOptions } from './open_remote.js';
 import {
-  baseName,
   type CopyPlan,
-  type DestInfo,
   isExcluded,
+  type PlannedFile,
   planCopy,
   type SourceTree,
-  safeRelative,
   type WalkOptions,
-  walkLocal,
 } from './plan.js';
 import { publishOutcomes, publishScript } from './publish_script.js';
+import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
 
 export interface CopyOptions extends RemoteOptions {
   recursive: boolean;
@@ -70,8 +72,13 @@ export interface FileEvent {
 }
 
 export interface StartEvent {
-  op: 'local' | 'upload' | 'download';
+  /** `relay`: remote -> remote through this machine. */
+  op: 'local' | 'upload' | 'download' | 'relay';
+  /** How the destination (or, for a download, the source) is reached. */
   via: 'local' | 'bcmr' | 'ssh';
+  /** For a relay: true, and how the source host is reached. */
+  relay?: boolean;
+  sourceVia?: 'bcmr' | 'ssh';
   /** What carries the file data (`--direct`). */
   plane: 'local' | 'ssh' | 'direct';
   files: number;
@@ -109,9 +116,6 @@ export async function runCopy(
   const sources = srcArgs.map(parseEndpoint);
   const dest = parseEndpoint(destArg);
   const remoteSources = sources.filter((s): s is RemoteEndpoint => s.kind === 'remote');
-  if (remoteSources.length > 0 && dest.kind === 'remote') {
-    throw new UsageError('copying between two remote hosts is not supported; copy through a local directory');
-  }
   if (remoteSources.length > 0 && remoteSources.length < sources.length) {
     throw new UsageError('sources must all be local or all on the same remote host');
   }
@@ -120,206 +124,232 @@ export async function runCopy(
   if (opts.resume && remoteSources.length === 0 && dest.kind === 'local') {
     throw new UsageError('-C/--resume applies to copies to or from a remote host, not local copies');
   }
-  const job = new Job(opts, rep, signal);
-  if (dest.kind === 'remote')
-    return job.upload(
-      sources.map((s) => s.path),
-      dest,
-    );
-  if (remoteSources.length > 0) return job.download(remoteSources, dest.path);
-  return job.local(
-    sources.map((s) => s.path),
-    dest.path,
-  );
+  return new Job(opts, rep, signal).run(sources, dest);
 }
+
+/** One file moved (or not): where from, where to, and how it went. */
+interface Moved {
+  src: string;
+  dest: string;
+  r: FileResult<unknown>;
+}
+
+/**
+ * Remote -> remote copies are relayed through this machine (as `scp -3`): each batch of files
+ * is downloaded from the source host into a private spool directory and uploaded from there,
+ * through the ordinary download and upload paths (so -P N, striping, dedup, -C on the upload
+ * leg and the fallback all apply). A batch holds at most this many bytes, or one file.
+ */
+const RELAY_BATCH_BYTES = 256 << 20;
 
 class Job {
   private readonly outcome: CopyOutcome = { files: 0, failed: 0, bytes: 0, dirs: 0 };
-  private remote: RemoteFs | null = null;
+  private readonly remotes: RemoteFs[] = [];
 
   constructor(
     private readonly opts: CopyOptions,
     private readonly rep: CopyReporter,
     private readonly signal: AbortSignal,
   ) {
-    signal.addEventListener('abort', () => void this.remote?.destroy(), { once: true });
+    signal.addEventListener('abort', () => void Promise.all(this.remotes.map((r) => r.destroy())), {
+      once: true,
+    });
   }
 
-  async upload(srcPaths: string[], dest: RemoteEndpoint): Promise<CopyOutcome> {
-    const prehash = this.prehashSources(srcPaths);
-    const remote = await this.connect(dest);
+  /**
+   * The one pipeline, whatever the sides: walk or list the sources, plan by cp rules, settle
+   * conflicts, report the start (or the dry run), make directories and links, move the bytes,
+   * publish resumed and striped uploads, verify (-V), preserve (-p), report every file.
+   */
+  async run(sources: Endpoint[], dest: Endpoint): Promise<CopyOutcome> {
+    const srcRemote = sources[0].kind === 'remote' ? sources[0] : null;
+    // A single large local file going through dedup: its block hashes are computed while ssh
+    // connects (see prehashSources).
+    const prehash =
+      !srcRemote && dest.kind === 'remote' ? this.prehashSources(sources.map((s) => s.path)) : new Map();
     try {
-      const destAbs = absoluteRemote(remote.home, dest.path);
-      const info = await remoteDestInfo(remote, destAbs, dest.path === '' || dest.path.endsWith('/'));
-      const failures: CopyPlan['failures'] = [];
-      const trees = srcPaths
-        .map((p) => walkLocal(p, this.walkOptions(), failures))
-        .filter((t): t is SourceTree => t !== null)
-        .filter((t) => t.isDir || !isExcluded(t.name, this.opts.exclude));
-      const plan = planCopy(trees, info, srcPaths.length > 1);
-      plan.failures.unshift(...failures);
-      if (!this.opts.force && plan.files.length > 0) {
-        await this.resolveConflicts(plan, await remoteExisting(remote, plan));
-      }
-      this.begin(plan, 'upload', remote, describeEndpoint(dest));
-      if (this.opts.dryRun) return this.outcome;
-      this.checkAbort();
-      await remote.mkdirs(plan.dirs.map((d) => d.dest));
-      this.outcome.dirs = plan.dirs.length;
-      if (plan.links.length > 0) await remote.script(remoteLinkScript(plan.links, this.opts.force));
-      const byDest = new Map(plan.files.map((f) => [f.dest, f]));
-      const items: PutItem[] = largestFirst(plan.files).map((f) => ({
-        local: f.src,
-        remote: f.dest,
-        size: f.size,
-        overwrite: this.opts.force,
-        resume: this.opts.resume,
-        prehash: prehash.get(path.resolve(f.src)),
-      }));
-      const done: FileResult<PutItem>[] = [];
-      await remote.upload(new WorkQueue(items), {
-        onBytes: (n) => this.rep.bytes(n),
-        onFileDone: (r) => (r.error ? this.report(r.item.local, r.item.remote, r) : done.push(r)),
-      });
-      this.checkAbort();
-      await this.publishResumed(remote, done);
-      if (this.opts.verify && done.length > 0) {
-        const hashes = await remote.hashFiles(done.map((r) => r.item.remote));
-        for (const [i, r] of done.entries()) verifyAgainst(r, hashes[i]);
-      }
-      if (this.opts.preserve) {
-        const ok = done
-          .filter((r) => !r.error)
-          .map((r) => byDest.get(r.item.remote))
-          .filter((f) => f !== undefined);
-        const script = remoteAttrScript(ok, plan.dirs);
-        if (script) await remote.script(script);
-      }
-      for (const r of done) this.report(r.item.local, r.item.remote, r);
-      return this.outcome;
-    } finally {
-      await this.closeRemote();
-    }
-  }
-
-  async download(srcs: RemoteEndpoint[], destPath: string): Promise<CopyOutcome> {
-    const remote = await this.connect(srcs[0]);
-    try {
-      const failures: CopyPlan['failures'] = [];
+      const from: Side = srcRemote ? new RemoteSide(await this.connect(srcRemote)) : new LocalSide(false);
+      const to: Side =
+        dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
+      const failures: Failures = [];
       const trees: SourceTree[] = [];
-      for (const s of srcs) {
-        const tree = await this.remoteTree(remote, absoluteRemote(remote.home, s.path), failures);
+      for (const s of sources) {
+        const tree = await from.tree(s.path, this.walkOptions(), failures);
         if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
       }
-      const info = localDestInfo(destPath);
-      const plan = planCopy(trees, info, srcs.length > 1);
+      const info = await to.destInfo(dest.path, dest.path === '' || dest.path.endsWith('/'));
+      const plan = planCopy(trees, info, sources.length > 1);
       plan.failures.unshift(...failures);
-      if (!this.opts.force) await this.resolveConflicts(plan, localExisting(plan));
-      this.begin(plan, 'download', remote, destPath);
+      if (!this.opts.force && plan.files.length > 0)
+        await this.resolveConflicts(plan, await to.existing(plan));
+      this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path);
       if (this.opts.dryRun) return this.outcome;
-      const guard = new LocalTreeGuard(info);
-      const items: GetItem[] = [];
-      for (const d of plan.dirs) {
-        // As on the upload side, a directory that cannot be made stops the job with one line.
-        const err = guard.mkdir(d.dest);
-        if (err) throw err;
-      }
+      this.checkAbort();
+      await to.makeDirs(plan, info);
       this.outcome.dirs = plan.dirs.length;
+      await to.makeLinks(plan, this.opts.force, (d, err) => this.fail('', d, err));
+      const files: PlannedFile[] = [];
       for (const f of largestFirst(plan.files)) {
-        const err = guard.checkParent(f.dest);
+        const err = to.checkTarget(f.dest);
         if (err) this.fail(f.src, f.dest, err);
-        else
-          items.push({
-            remote: f.src,
-            local: f.dest,
-            size: f.size,
-            overwrite: this.opts.force,
-            resume: this.opts.resume,
-          });
+        else files.push(f);
       }
-      const done: FileResult<GetItem>[] = [];
+      const done = await this.move(from, to, files, prehash);
       this.checkAbort();
-      await remote.download(new WorkQueue(items), {
-        onBytes: (n) => this.rep.bytes(n),
-        onFileDone: (r) => (r.error ? this.report(r.item.remote, r.item.local, r) : done.push(r)),
-      });
-      this.checkAbort();
-      if (this.opts.verify) {
-        // Under --fast nothing was hashed in transit: the source's hash comes from the server now.
-        const unhashed = done.filter((r) => r.hash === null);
-        const sourceHashes =
-          unhashed.length > 0 ? await remote.hashFiles(unhashed.map((r) => r.item.remote)) : [];
-        for (const [i, r] of unhashed.entries()) {
-          const h = sourceHashes[i];
-          if (h instanceof Error) r.error = new IntegrityError(`verify failed: ${h.message}`);
-          else r.hash = h;
-        }
-        for (const r of done)
-          if (!r.error) verifyAgainst(r, await fileHashHex(r.item.local).catch((e: Error) => e));
-      }
-      if (this.opts.preserve) {
-        const byDest = new Map(plan.files.map((f) => [f.dest, f]));
-        const ok = done
-          .filter((r) => !r.error)
-          .map((r) => byDest.get(r.item.local))
-          .filter((f) => f !== undefined);
-        const modes = await remoteModes(
-          remote,
-          ok.map((f) => f.src),
-        ).catch(() => null);
-        ok.forEach((f, i) => {
-          f.mode = modes?.[i] ?? null;
-        });
-        applyLocalAttrs(ok, plan.dirs);
-      }
-      for (const r of done) this.report(r.item.remote, r.item.local, r);
+      if (to.remote) await this.publishTemps(to.remote, done);
+      if (this.opts.verify && !(from instanceof LocalSide && to instanceof LocalSide))
+        await this.verify(from, to, done);
+      if (this.opts.preserve) await this.preserve(from, to, done, plan);
+      for (const m of done) this.report(m.src, m.dest, m.r);
       return this.outcome;
     } finally {
-      await this.closeRemote();
+      await this.closeRemotes();
     }
   }
 
-  async local(srcPaths: string[], destPath: string): Promise<CopyOutcome> {
-    const failures: CopyPlan['failures'] = [];
-    const trees = srcPaths
-      .map((p) => walkLocal(p, this.walkOptions(), failures))
-      .filter((t): t is SourceTree => t !== null)
-      .filter((t) => t.isDir || !isExcluded(t.name, this.opts.exclude));
-    const info = localDestInfo(destPath);
-    const plan = planCopy(trees, info, srcPaths.length > 1);
-    plan.failures.unshift(...failures);
-    if (!this.opts.force) await this.resolveConflicts(plan, localExisting(plan));
-    this.begin(plan, 'local', null, destPath);
-    if (this.opts.dryRun) return this.outcome;
-    for (const d of plan.dirs) {
-      try {
-        fs.mkdirSync(d.dest, { recursive: true });
-      } catch (err) {
-        this.fail('', d.dest, err as Error);
-      }
-    }
-    this.outcome.dirs = plan.dirs.length;
-    for (const l of plan.links) {
-      try {
-        if (this.opts.force) fs.rmSync(l.dest, { force: true });
-        fs.symlinkSync(l.target, l.dest);
-      } catch (err) {
-        this.fail('', l.dest, err as Error);
-      }
-    }
-    const results = await copyLocalFiles(
-      plan.files,
-      { overwrite: this.opts.force, verify: this.opts.verify, sync: this.opts.sync, signal: this.signal },
-      (n) => this.rep.bytes(n),
-    );
-    this.checkAbort();
-    if (this.opts.preserve)
-      applyLocalAttrs(
-        plan.files.filter((_, i) => !results[i].error),
-        plan.dirs,
+  /**
+   * Moves the planned files: the only step that depends on which sides are local. Failed
+   * files are reported at once; the rest come back for publishing, -V and -p.
+   */
+  private async move(
+    from: Side,
+    to: Side,
+    files: PlannedFile[],
+    prehash: Map<string, Promise<Prehash | null>>,
+  ): Promise<Moved[]> {
+    const done: Moved[] = [];
+    const settle = (src: string, dest: string, r: FileResult<unknown>) =>
+      r.error ? this.report(src, dest, r) : done.push({ src, dest, r });
+    const onBytes = (n: number) => this.rep.bytes(n);
+    if (!from.remote && !to.remote) {
+      const results = await copyLocalFiles(
+        files,
+        { overwrite: this.opts.force, verify: this.opts.verify, sync: this.opts.sync, signal: this.signal },
+        onBytes,
       );
-    for (const [i, r] of results.entries()) this.report(plan.files[i].src, plan.files[i].dest, r);
-    return this.outcome;
+      for (const [i, r] of results.entries()) settle(files[i].src, files[i].dest, r);
+    } else if (!from.remote && to.remote) {
+      await to.remote.upload(new WorkQueue(files.map((f) => this.putItem(f.src, f, prehash))), {
+        onBytes,
+        onFileDone: (r) => settle(r.item.local, r.item.remote, r),
+      });
+    } else if (from.remote && !to.remote) {
+      await from.remote.download(new WorkQueue(files.map((f) => this.getItem(f, f.dest))), {
+        onBytes,
+        onFileDone: (r) => settle(r.item.remote, r.item.local, r),
+      });
+    } else if (from.remote && to.remote) {
+      await this.relay(from.remote, to.remote, files, settle);
+    }
+    return done;
+  }
+
+  private putItem(local: string, f: PlannedFile, prehash?: Map<string, Promise<Prehash | null>>): PutItem {
+    return {
+      local,
+      remote: f.dest,
+      size: f.size,
+      overwrite: this.opts.force,
+      resume: this.opts.resume,
+      prehash: prehash?.get(path.resolve(f.src)),
+    };
+  }
+
+  private getItem(f: PlannedFile, local: string): GetItem {
+    return { remote: f.src, local, size: f.size, overwrite: this.opts.force, resume: this.opts.resume };
+  }
+
+  /**
+   * Remote -> remote through a spool directory of our own (see RELAY_BATCH_BYTES). Verified end
+   * to end: the source server's hash of what it sent must equal the destination server's hash
+   * of what it stored (under --fast the download leg carries none, and -V compares the two
+   * servers' Hash replies instead). Downloads of a batch go into the spool (-C does not apply
+   * to that leg: the spool is temporary); the spool is removed at the end, also on failure.
+   */
+  private async relay(
+    src: RemoteFs,
+    dst: RemoteFs,
+    files: PlannedFile[],
+    settle: (src: string, dest: string, r: FileResult<unknown>) => void,
+  ): Promise<void> {
+    const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'bcmr-relay-'));
+    try {
+      for (let i = 0; i < files.length && !this.signal.aborted; ) {
+        const batch: PlannedFile[] = [];
+        let bytes = 0;
+        for (; i < files.length && (batch.length === 0 || bytes + files[i].size <= RELAY_BATCH_BYTES); i++) {
+          batch.push(files[i]);
+          bytes += files[i].size;
+        }
+        const spooled = new Map<string, { f: PlannedFile; down: FileResult<GetItem> }>();
+        await src.download(
+          new WorkQueue(
+            batch.map((f, k) => ({
+              ...this.getItem(f, path.join(spool, String(k))),
+              overwrite: true,
+              resume: false,
+            })),
+          ),
+          {
+            onFileDone: (r) => {
+              const f = batch[Number(path.basename(r.item.local))];
+              if (r.error) settle(f.src, f.dest, r);
+              else spooled.set(r.item.local, { f, down: r });
+            },
+          },
+        );
+        this.checkAbort();
+        const puts = [...spooled.entries()].map(([local, { f }]) => this.putItem(local, f));
+        await dst.upload(new WorkQueue(puts), {
+          onBytes: (n) => this.rep.bytes(n),
+          onFileDone: (up) => {
+            const entry = spooled.get(up.item.local);
+            if (!entry) return;
+            const { f, down } = entry;
+            if (!up.error && down.hash !== null && up.hash !== null && down.hash !== up.hash) {
+              up.error = new IntegrityError(
+                `relay: source hashes to ${down.hash}, destination stored ${up.hash}`,
+              );
+            }
+            fs.rmSync(up.item.local, { force: true });
+            settle(f.src, f.dest, up);
+          },
+        });
+      }
+    } finally {
+      fs.rmSync(spool, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * -V: each destination file as stored must hash to what its source holds: the hash computed
+   * in transit when there is one, otherwise (--fast downloads) the source side's hash now.
+   */
+  private async verify(from: Side, to: Side, done: Moved[]): Promise<void> {
+    const unhashed = done.filter((m) => m.r.hash === null);
+    const sourceHashes = unhashed.length > 0 ? await from.hashes(unhashed.map((m) => m.src)) : [];
+    for (const [i, m] of unhashed.entries()) {
+      const h = sourceHashes[i];
+      if (h instanceof Error) m.r.error = new IntegrityError(`verify failed: ${h.message}`);
+      else m.r.hash = h;
+    }
+    const ok = done.filter((m) => !m.r.error);
+    const stored = await to.hashes(ok.map((m) => m.dest));
+    for (const [i, m] of ok.entries()) verifyAgainst(m.r, stored[i]);
+  }
+
+  /** -p: the sources' modes and times onto the destination files and directories. */
+  private async preserve(from: Side, to: Side, done: Moved[], plan: CopyPlan): Promise<void> {
+    const byDest = new Map(plan.files.map((f) => [f.dest, f]));
+    const ok = done
+      .filter((m) => !m.r.error)
+      .map((m) => byDest.get(m.dest))
+      .filter((f) => f !== undefined);
+    const modes = await from.modes(ok);
+    await to.applyAttrs(
+      ok.map((f, i) => ({ dest: f.dest, mtime: f.mtime, mode: modes[i] })),
+      plan.dirs,
+    );
   }
 
   /** The walk's options: the copy's own, and special files said once each as skipped. */
@@ -332,11 +362,11 @@ class Job {
    * them all and says per file whether it did (see publish_script.ts). A file whose line is not
    * `ok` failed; its temp file stays for another -C run.
    */
-  private async publishResumed(remote: RemoteFs, done: FileResult<PutItem>[]): Promise<void> {
-    const parts = done.filter((r) => r.publishFrom);
+  private async publishTemps(remote: RemoteFs, done: Moved[]): Promise<void> {
+    const parts = done.filter((m) => m.r.publishFrom);
     if (parts.length === 0) return;
     const script = publishScript(
-      parts.map((r) => ({ from: r.publishFrom ?? '', to: r.item.remote })),
+      parts.map((m) => ({ from: m.r.publishFrom ?? '', to: m.dest })),
       this.opts.force,
     );
     let outcomes: (string | null)[];
@@ -345,10 +375,10 @@ class Job {
     } catch (err) {
       outcomes = parts.map(() => (err as Error).message);
     }
-    for (const [i, r] of parts.entries()) {
+    for (const [i, m] of parts.entries()) {
       const why = outcomes[i];
       if (why !== null)
-        r.error = new PathError(`${r.item.remote}: could not rename the verified temp file: ${why}`);
+        m.r.error = new PathError(`${m.dest}: could not rename the verified temp file: ${why}`);
     }
   }
 
@@ -375,70 +405,17 @@ class Job {
   }
 
   private async connect(target: RemoteEndpoint): Promise<RemoteFs> {
-    this.remote = await openRemote(target, this.opts, (msg) => this.rep.notice(msg));
+    const remote = await openRemote(target, this.opts, (msg) => this.rep.notice(msg));
+    this.remotes.push(remote);
     if (this.signal.aborted) {
-      await this.remote.destroy();
+      await remote.destroy();
       throw new InterruptedError();
     }
-    return this.remote;
+    return remote;
   }
 
-  private async closeRemote(): Promise<void> {
-    if (this.signal.aborted) await this.remote?.destroy();
-    else await this.remote?.close();
-  }
-
-  private async remoteTree(
-    remote: RemoteFs,
-    abs: string,
-    failures: CopyPlan['failures'],
-  ): Promise<SourceTree | null> {
-    const st = await remote.stat(abs);
-    if (!st) {
-      failures.push({ path: abs, error: new PathError(`${abs}: No such file or directory`) });
-      return null;
-    }
-    const name = baseName(abs);
-    if (!st.isDir)
-      return {
-        root: abs,
-        name,
-        isDir: false,
-        entries: [{ rel: '', kind: 'file', size: st.size, mtime: st.mtime, mode: null }],
-      };
-    if (!this.opts.recursive) {
-      failures.push({ path: abs, error: new PathError(`${abs}: is a directory (use -r to copy trees)`) });
-      return null;
-    }
-    const listed = await remote.list(abs);
-    const tree: SourceTree = {
-      root: abs,
-      name,
-      isDir: true,
-      entries: [{ rel: '', kind: 'dir', size: 0, mtime: st.mtime, mode: null }],
-    };
-    const excludedDirs: string[] = [];
-    for (const e of listed) {
-      if (!safeRelative(e.path)) {
-        failures.push({
-          path: e.path,
-          error: new PathError(`refused unsafe name from the server: ${JSON.stringify(e.path)}`),
-        });
-        continue;
-      }
-      if (isExcluded(e.path, this.opts.exclude) || excludedDirs.some((d) => e.path.startsWith(d))) {
-        if (e.isDir) excludedDirs.push(`${e.path}/`);
-        continue;
-      }
-      tree.entries.push({
-        rel: e.path,
-        kind: e.isDir ? 'dir' : 'file',
-        size: e.size,
-        mtime: e.mtime,
-        mode: null,
-      });
-    }
-    return tree;
+  private async closeRemotes(): Promise<void> {
+    await Promise.all(this.remotes.map((r) => (this.signal.aborted ? r.destroy() : r.close())));
   }
 
   /** Without -f: ask on a TTY, otherwise refuse the whole job and list what would be replaced. */
@@ -454,14 +431,17 @@ class Job {
     throw new ExistsError(`${clash.length} file(s) already exist (use -f to overwrite):\n  ${shown}${more}`);
   }
 
-  /** `remote` is null for a local copy. */
-  private begin(plan: CopyPlan, op: StartEvent['op'], remote: RemoteFs | null, destLabel: string): void {
+  private begin(plan: CopyPlan, from: Side, to: Side, destLabel: string): void {
     for (const f of plan.failures) this.fail(f.path, '', f.error);
+    const remote = to.remote ?? from.remote;
+    const op: StartEvent['op'] =
+      from.remote && to.remote ? 'relay' : to.remote ? 'upload' : from.remote ? 'download' : 'local';
     const via = remote?.via ?? 'local';
     this.rep.start({
       op,
       via,
       plane: remote?.plane ?? 'local',
+      ...(op === 'relay' ? { relay: true, sourceVia: from.remote?.via } : {}),
       files: plan.files.length,
       bytes: plan.bytes,
       dirs: plan.dirs.length,
@@ -533,62 +513,4 @@ function verifyAgainst(r: FileResult<unknown>, stored: string | Error): void {
   else if (r.hash !== null && stored !== r.hash)
     r.error = new IntegrityError(`verify failed: stored copy hashes to ${stored}, sent ${r.hash}`);
   else r.hash = stored;
-}
-
-async function remoteDestInfo(remote: RemoteFs, abs: string, mustBeDir: boolean): Promise<DestInfo> {
-  const st = await remote.stat(abs);
-  if (st) return { path: abs, isDir: st.isDir, mustBeDir, parentExists: true };
-  const parent = await remote.stat(path.posix.dirname(abs));
-  return { path: abs, isDir: null, mustBeDir, parentExists: parent?.isDir === true };
-}
-
-function localDestInfo(p: string): DestInfo {
-  const mustBeDir = p.endsWith('/');
-  try {
-    return { path: p, isDir: fs.statSync(p).isDirectory(), mustBeDir, parentExists: true };
-  } catch {
-    const parent = path.dirname(path.resolve(p));
-    let parentExists = false;
-    try {
-      parentExists = fs.statSync(parent).isDirectory();
-    } catch {}
-    return { path: p, isDir: null, mustBeDir, parentExists };
-  }
-}
-
-function localExisting(plan: CopyPlan): Set<string> {
-  const s = new Set<string>();
-  for (const f of plan.files) {
-    try {
-      fs.lstatSync(f.dest);
-      s.add(f.dest);
-    } catch {}
-  }
-  return s;
-}
-
-/** Files of the plan that exist on the remote: one Stat or List per copied root. */
-async function remoteExisting(remote: RemoteFs, plan: CopyPlan): Promise<Set<string>> {
-  const s = new Set<string>();
-  const roots = new Set<string>();
-  for (const d of plan.dirs) if (!plan.dirs.some((p) => d.dest.startsWith(`${p.dest}/`))) roots.add(d.dest);
-  for (const root of roots) {
-    const st = await remote.stat(root);
-    if (st?.isDir) for (const e of await remote.list(root)) s.add(path.posix.join(root, e.path));
-  }
-  const loose = plan.files.filter((f) => ![...roots].some((r) => f.dest.startsWith(`${r}/`)));
-  for (const f of loose) if (await remote.stat(f.dest)) s.add(f.dest);
-  return s;
-}
-
-/** Permission bits of remote files, in order (for -p downloads; the protocol has no mode). */
-async function remoteModes(remote: RemoteFs, paths: string[]): Promise<(number | null)[]> {
-  if (paths.length === 0) return [];
-  // printf is a shell builtin, so the list is not bound by the kernel's argument limit.
-  const out = (
-    await remote.script(`printf '%s\\0' ${paths.map(shellQuote).join(' ')} | xargs -0 stat -c %a --\n`)
-  )
-    .trim()
-    .split('\n');
-  return paths.map((_, i) => (out[i] ? Number.parseInt(out[i], 8) : null));
 }

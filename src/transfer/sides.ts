@@ -1,0 +1,241 @@
+/**
+ * The two ends of a copy, behind one interface: a local directory tree, or a remote host
+ * reached through a `RemoteFs` (bcmr serve or the plain-ssh fallback). The pipeline in copy.ts
+ * walks, plans, checks conflicts, makes directories and links, verifies and preserves through
+ * this interface only; which side is which decides nothing but how bytes move (see copy.ts).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileHashHex } from '../codec/hash.js';
+import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
+import { PathError } from '../errors.js';
+import { shellQuote } from '../util/shell.js';
+import { type Attrs, applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
+import { LocalTreeGuard } from './local_guard.js';
+import {
+  baseName,
+  type CopyPlan,
+  type DestInfo,
+  isExcluded,
+  type PlannedFile,
+  type SourceTree,
+  safeRelative,
+  type WalkOptions,
+  walkLocal,
+} from './plan.js';
+
+export type Failures = CopyPlan['failures'];
+
+export interface Side {
+  /** The connection, for a remote side. */
+  readonly remote: RemoteFs | null;
+  /** A path as typed, made absolute the way this side names things. */
+  resolve(p: string): string;
+  /** One source as a tree (walked or listed), or null with the reason in `failures`. */
+  tree(p: string, opts: WalkOptions, failures: Failures): Promise<SourceTree | null>;
+  destInfo(p: string, mustBeDir: boolean): Promise<DestInfo>;
+  /** Planned destination files that exist already. */
+  existing(plan: CopyPlan): Promise<Set<string>>;
+  /** Creates the plan's directories; a directory that cannot be made stops the job. */
+  makeDirs(plan: CopyPlan, info: DestInfo): Promise<void>;
+  /** Recreates symlinks (`--no-deref`); failures are reported per link. */
+  makeLinks(plan: CopyPlan, force: boolean, fail: (dest: string, err: Error) => void): Promise<void>;
+  /** A refusal to write `file` (a parent leading out of the destination), or null. */
+  checkTarget(file: string): Error | null;
+  /** BLAKE3 of each file as stored now, or the error. */
+  hashes(paths: readonly string[]): Promise<(string | Error)[]>;
+  /** Permission bits of source files (-p), null where unknown. */
+  modes(files: readonly PlannedFile[]): Promise<(number | null)[]>;
+  applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void>;
+}
+
+export class LocalSide implements Side {
+  readonly remote = null;
+  private guard: LocalTreeGuard | null = null;
+
+  /**
+   * `guarded`: the names come from a remote listing (a possibly hostile server), so directories
+   * are made one at a time and no file is written where its parent leads out (CVE-2019-6111).
+   * A local-to-local copy follows the user's own links in the destination, as cp does.
+   */
+  constructor(private readonly guarded: boolean) {}
+
+  resolve(p: string): string {
+    return p;
+  }
+
+  async tree(p: string, opts: WalkOptions, failures: Failures): Promise<SourceTree | null> {
+    return walkLocal(p, opts, failures);
+  }
+
+  async destInfo(p: string, mustBeDir: boolean): Promise<DestInfo> {
+    try {
+      return { path: p, isDir: fs.statSync(p).isDirectory(), mustBeDir, parentExists: true };
+    } catch {
+      let parentExists = false;
+      try {
+        parentExists = fs.statSync(path.dirname(path.resolve(p))).isDirectory();
+      } catch {}
+      return { path: p, isDir: null, mustBeDir, parentExists };
+    }
+  }
+
+  async existing(plan: CopyPlan): Promise<Set<string>> {
+    const s = new Set<string>();
+    for (const f of plan.files) if (fs.lstatSync(f.dest, { throwIfNoEntry: false })) s.add(f.dest);
+    return s;
+  }
+
+  async makeDirs(plan: CopyPlan, info: DestInfo): Promise<void> {
+    if (this.guarded) this.guard = new LocalTreeGuard(info);
+    for (const d of plan.dirs) {
+      if (this.guard) {
+        const err = this.guard.mkdir(d.dest);
+        if (err) throw err;
+      } else fs.mkdirSync(d.dest, { recursive: true });
+    }
+  }
+
+  async makeLinks(plan: CopyPlan, force: boolean, fail: (dest: string, err: Error) => void): Promise<void> {
+    for (const l of plan.links) {
+      try {
+        if (force) fs.rmSync(l.dest, { force: true });
+        fs.symlinkSync(l.target, l.dest);
+      } catch (err) {
+        fail(l.dest, err as Error);
+      }
+    }
+  }
+
+  checkTarget(file: string): Error | null {
+    return this.guard?.checkParent(file) ?? null;
+  }
+
+  hashes(paths: readonly string[]): Promise<(string | Error)[]> {
+    return Promise.all(paths.map((p) => fileHashHex(p).catch((e: Error) => e)));
+  }
+
+  async modes(files: readonly PlannedFile[]): Promise<(number | null)[]> {
+    return files.map((f) => f.mode);
+  }
+
+  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void> {
+    applyLocalAttrs(files, dirs);
+  }
+}
+
+export class RemoteSide implements Side {
+  constructor(readonly remote: RemoteFs) {}
+
+  resolve(p: string): string {
+    return absoluteRemote(this.remote.home, p);
+  }
+
+  async tree(p: string, opts: WalkOptions, failures: Failures): Promise<SourceTree | null> {
+    const abs = this.resolve(p);
+    const st = await this.remote.stat(abs);
+    if (!st) {
+      failures.push({ path: abs, error: new PathError(`${abs}: No such file or directory`) });
+      return null;
+    }
+    const name = baseName(abs);
+    if (!st.isDir)
+      return {
+        root: abs,
+        name,
+        isDir: false,
+        entries: [{ rel: '', kind: 'file', size: st.size, mtime: st.mtime, mode: null }],
+      };
+    if (!opts.recursive) {
+      failures.push({ path: abs, error: new PathError(`${abs}: is a directory (use -r to copy trees)`) });
+      return null;
+    }
+    const listed = await this.remote.list(abs);
+    const tree: SourceTree = {
+      root: abs,
+      name,
+      isDir: true,
+      entries: [{ rel: '', kind: 'dir', size: 0, mtime: st.mtime, mode: null }],
+    };
+    const excludedDirs: string[] = [];
+    for (const e of listed) {
+      if (!safeRelative(e.path)) {
+        failures.push({
+          path: e.path,
+          error: new PathError(`refused unsafe name from the server: ${JSON.stringify(e.path)}`),
+        });
+        continue;
+      }
+      if (isExcluded(e.path, opts.exclude) || excludedDirs.some((d) => e.path.startsWith(d))) {
+        if (e.isDir) excludedDirs.push(`${e.path}/`);
+        continue;
+      }
+      tree.entries.push({
+        rel: e.path,
+        kind: e.isDir ? 'dir' : 'file',
+        size: e.size,
+        mtime: e.mtime,
+        mode: null,
+      });
+    }
+    return tree;
+  }
+
+  async destInfo(p: string, mustBeDir: boolean): Promise<DestInfo> {
+    const abs = this.resolve(p);
+    const st = await this.remote.stat(abs);
+    if (st) return { path: abs, isDir: st.isDir, mustBeDir, parentExists: true };
+    const parent = await this.remote.stat(path.posix.dirname(abs));
+    return { path: abs, isDir: null, mustBeDir, parentExists: parent?.isDir === true };
+  }
+
+  /** One Stat or List per copied root, a Stat per loose file. */
+  async existing(plan: CopyPlan): Promise<Set<string>> {
+    const s = new Set<string>();
+    const roots = new Set<string>();
+    for (const d of plan.dirs) if (!plan.dirs.some((p) => d.dest.startsWith(`${p.dest}/`))) roots.add(d.dest);
+    for (const root of roots) {
+      const st = await this.remote.stat(root);
+      if (st?.isDir) for (const e of await this.remote.list(root)) s.add(path.posix.join(root, e.path));
+    }
+    const loose = plan.files.filter((f) => ![...roots].some((r) => f.dest.startsWith(`${r}/`)));
+    for (const f of loose) if (await this.remote.stat(f.dest)) s.add(f.dest);
+    return s;
+  }
+
+  async makeDirs(plan: CopyPlan): Promise<void> {
+    await this.remote.mkdirs(plan.dirs.map((d) => d.dest));
+  }
+
+  async makeLinks(plan: CopyPlan, force: boolean): Promise<void> {
+    if (plan.links.length > 0) await this.remote.script(remoteLinkScript(plan.links, force));
+  }
+
+  checkTarget(): Error | null {
+    return null; // the server confines every path itself
+  }
+
+  hashes(paths: readonly string[]): Promise<(string | Error)[]> {
+    return this.remote.hashFiles(paths);
+  }
+
+  /** The protocol carries no modes: one `stat` over ssh for all of them. */
+  async modes(files: readonly PlannedFile[]): Promise<(number | null)[]> {
+    if (files.length === 0) return [];
+    const paths = files.map((f) => f.src);
+    // printf is a shell builtin, so the list is not bound by the kernel's argument limit.
+    const out = (
+      await this.remote
+        .script(`printf '%s\\0' ${paths.map(shellQuote).join(' ')} | xargs -0 stat -c %a --\n`)
+        .catch(() => '')
+    )
+      .trim()
+      .split('\n');
+    return paths.map((_, i) => (out[i] ? Number.parseInt(out[i], 8) : null));
+  }
+
+  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void> {
+    const script = remoteAttrScript(files, dirs);
+    if (script) await this.remote.script(script);
+  }
+}
