@@ -5,6 +5,7 @@
  *   bcmr-test       the server, with a `bcmr` wrapper (this checkout, on Node 24) on its PATH
  *   bcmr-badkey     the same server, but known_hosts holds a different key (host key failure)
  *   bcmr-refused    a closed port (connection refused)
+ *   bcmr-bare       the same server on a second port whose sessions have no bcmr on PATH
  *   bcmr-forced     the server through a key whose authorized_keys line forces
  *                   `command="bcmr serve --root <dir>/forced-root"` (a copy-only key)
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
@@ -97,11 +98,14 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
 
   const port = await freePort();
+  // A second port whose sessions have no bcmr on their PATH (a host that never had it).
+  const barePort = await freePort();
   const user = os.userInfo().username;
   writeFileSync(
     path.join(dir, 'sshd_config'),
     [
       `Port ${port}`,
+      `Port ${barePort}`,
       `ListenAddress ${listen}`,
       `HostKey ${path.join(dir, 'host_key')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
@@ -120,6 +124,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       // HOME: a temp dir of the harness, so `host:` and relative remote paths never touch the
       // real home of the account running the tests.
       `SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
+      `Match LocalPort ${barePort}`,
+      `  SetEnv HOME=${remoteHome} PATH=/usr/local/bin:/usr/bin:/bin`,
       '',
     ].join('\n'),
   );
@@ -157,6 +163,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `  Port ${port}`,
       '  HostKeyAlias bcmr-badkey-alias',
       `  UserKnownHostsFile ${path.join(dir, 'bad_known_hosts')}`,
+      ...common,
+      'Host bcmr-bare',
+      `  HostName ${listen}`,
+      `  Port ${barePort}`,
+      '  HostKeyAlias bcmr-test-key',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
       ...common,
       'Host bcmr-forced',
       `  HostName ${listen}`,

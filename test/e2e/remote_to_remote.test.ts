@@ -1,0 +1,119 @@
+/**
+ * `bcmr copy hostA:src hostB:dst`: relayed through the client (as scp -3), through the real
+ * sshd under two host aliases, with bcmr on both hosts and with the plain-ssh fallback on one.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { blake3Hex } from '../../src/codec/hash.js';
+import { type SshServer, startSshd } from '../harness/sshd.js';
+import { tempDir } from '../helpers/serve.js';
+import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
+
+let sshd: SshServer;
+let dir: string;
+let cleanup: () => Promise<void>;
+const copy = (args: string[]) => bcmr(['copy', '--rsh', sshd.rsh, ...args], { cwd: dir });
+const hashOf = (p: string) => blake3Hex(fs.readFileSync(p));
+
+before(async () => {
+  sshd = await startSshd();
+  // A second name for the same server: two "hosts" for the relay.
+  sshd.addAlias('bcmr-other', '127.0.0.1', sshd.port);
+  ({ dir, cleanup } = await tempDir('bcmr-e2e-r2r-'));
+  const t = path.join(dir, 'src/tree');
+  fs.mkdirSync(path.join(t, 'sub/deeper'), { recursive: true });
+  fs.mkdirSync(path.join(t, 'empty dir'));
+  fs.writeFileSync(path.join(t, 'plain.txt'), 'hello\n');
+  fs.writeFileSync(path.join(t, 'it\'s "quoted" $HOME `x`.txt'), 'quotes');
+  fs.writeFileSync(path.join(t, 'new\nline.txt'), 'newline');
+  fs.writeFileSync(path.join(t, '-leading dash.txt'), 'dash');
+  fs.writeFileSync(path.join(t, 'ünïcødé ✓.txt'), 'unicode');
+  fs.writeFileSync(path.join(t, 'sub/zero.bin'), '');
+  fs.writeFileSync(path.join(t, 'sub/deeper/rand.bin'), randomBytes(3 * 1024 * 1024 + 7));
+  const big = fs.openSync(path.join(dir, 'src/big.bin'), 'w');
+  for (let i = 0; i < 5; i++) fs.writeSync(big, randomBytes(16 << 20));
+  fs.closeSync(big);
+});
+
+after(async () => {
+  await sshd?.stop();
+  await cleanup?.();
+});
+
+describe('remote -> remote', () => {
+  test('bcmr on both hosts: a tree with odd names, relayed and verified; --json says so', async () => {
+    fs.mkdirSync(path.join(dir, 'dst1'));
+    const r = await copy(['--json', '-r', `bcmr-test:${dir}/src/tree`, `bcmr-other:${dir}/dst1/`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'dst1/tree')), snapshot(path.join(dir, 'src/tree')));
+    const events = jsonEvents(r.stdout);
+    assert.equal(events[0].op, 'relay');
+    assert.equal(events[0].relay, true);
+    assert.equal(events[0].via, 'bcmr');
+    assert.equal(events[0].sourceVia, 'bcmr');
+    for (const f of events.filter((e) => e.event === 'file')) {
+      assert.equal(f.outcome, 'ok');
+      assert.equal(f.blake3, hashOf(path.resolve(dir, String(f.path))));
+    }
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('the fallback on the destination host, then on the source host', async () => {
+    fs.mkdirSync(path.join(dir, 'dst2'));
+    const down = await copy(['-r', `bcmr-test:${dir}/src/tree`, `bcmr-bare:${dir}/dst2/`]);
+    assert.equal(down.code, 0, down.stderr);
+    assert.match(down.stderr, /plain ssh/);
+    assert.deepEqual(snapshot(path.join(dir, 'dst2/tree')), snapshot(path.join(dir, 'src/tree')));
+    fs.mkdirSync(path.join(dir, 'dst3'));
+    const up = await copy(['--json', '-r', `bcmr-bare:${dir}/dst2/tree`, `bcmr-test:${dir}/dst3/`]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(jsonEvents(up.stdout)[0].sourceVia, 'ssh');
+    assert.deepEqual(snapshot(path.join(dir, 'dst3/tree')), snapshot(path.join(dir, 'src/tree')));
+  });
+
+  test('-P 4: an 80 MiB file striped on both legs, and -p keeps modes and times', async () => {
+    fs.chmodSync(path.join(dir, 'src/big.bin'), 0o640);
+    fs.utimesSync(path.join(dir, 'src/big.bin'), 1_600_000_000, 1_600_000_000);
+    const r = await copy([
+      '-P',
+      '4',
+      '-p',
+      `bcmr-test:${dir}/src/big.bin`,
+      `bcmr-other:${dir}/big-relayed.bin`,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hashOf(path.join(dir, 'big-relayed.bin')), hashOf(path.join(dir, 'src/big.bin')));
+    const st = fs.statSync(path.join(dir, 'big-relayed.bin'));
+    assert.equal(st.mode & 0o777, 0o640);
+    assert.equal(Math.round(st.mtimeMs / 1000), 1_600_000_000);
+    const log = fs.readFileSync(sshd.serveLog, 'utf8');
+    assert.match(log, /GetChunked/);
+    assert.match(log, /PutChunked/);
+  });
+
+  test('same host, overlapping: a file onto itself and a tree into itself stay correct', async () => {
+    const f = path.join(dir, 'self.bin');
+    fs.writeFileSync(f, randomBytes(1 << 20));
+    const before = hashOf(f);
+    const r = await copy(['-f', `bcmr-test:${f}`, `bcmr-other:${f}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(hashOf(f), before);
+    fs.cpSync(path.join(dir, 'src/tree'), path.join(dir, 'ov'), { recursive: true });
+    const into = await copy(['-r', `bcmr-test:${dir}/ov`, `bcmr-test:${dir}/ov/sub/`]);
+    assert.equal(into.code, 0, into.stderr);
+    // The listing was taken before copying: one copy of the tree inside it, not a recursion.
+    assert.deepEqual(snapshot(path.join(dir, 'ov/sub/ov')), snapshot(path.join(dir, 'src/tree')));
+    assert.equal(fs.existsSync(path.join(dir, 'ov/sub/ov/sub/ov')), false);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('a missing source on the first host: one error, exit 1, nothing on the second', async () => {
+    const r = await copy([`bcmr-test:${dir}/no-such-file`, `bcmr-other:${dir}/never.txt`]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /No such file/);
+    assert.equal(fs.existsSync(path.join(dir, 'never.txt')), false);
+  });
+});
