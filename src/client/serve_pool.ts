@@ -26,11 +26,14 @@ import type { ListEntry } from '../protocol/messages.js';
 import { FdFile } from '../util/fd_file.js';
 import { shellQuote } from '../util/shell.js';
 import { tempNameFor } from '../util/temp_file.js';
+import { publishReceived } from './batch.js';
 import { openDirect } from './direct.js';
-import { getFiles, publishReceived, putFiles } from './file_batch.js';
+import { getFiles } from './get_files.js';
+import { stripes } from './policy.js';
+import { putFiles } from './put_files.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
-import { getRanges, planRanges, putRanges, type RangeItem, STRIPE_MIN_BYTES } from './stripe.js';
+import { getRanges, planRanges, putRanges, type RangeItem } from './stripe.js';
 
 /** Reconnections per worker after its connection was poisoned. */
 const MAX_RECONNECTS = 3;
@@ -189,7 +192,7 @@ export class ServePool implements RemoteFs {
 
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
     if (this.opts.connections > 1) {
-      const big = queue.extract((it) => !it.resume && (it.size ?? 0) >= STRIPE_MIN_BYTES);
+      const big = queue.extract((it) => stripes(it.size ?? 0, this.opts.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await this.putStriped(item, cb));
     }
     // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
@@ -202,7 +205,7 @@ export class ServePool implements RemoteFs {
 
   async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
     if (this.opts.connections > 1) {
-      const big = queue.extract((it) => !it.resume && it.size >= STRIPE_MIN_BYTES);
+      const big = queue.extract((it) => stripes(it.size, this.opts.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await this.getStriped(item, cb));
     }
     await this.runWorkers(queue, cb, getFiles);

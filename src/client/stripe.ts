@@ -17,8 +17,6 @@ import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
 import { WriteBatch } from '../util/write_batch.js';
 import type { ServeClient } from './serve_client.js';
 
-/** Files at least this large are striped when there is more than one connection. */
-export const STRIPE_MIN_BYTES = 64 << 20;
 const RANGE_MIN = 16 << 20;
 const RANGE_MAX = 128 << 20;
 /** Ranges in flight per connection: the next one is on the wire while the last is answered. */

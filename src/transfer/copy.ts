@@ -7,8 +7,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { DEDUP_MIN_BYTES, prehashFile } from '../client/file_batch.js';
-import { STRIPE_MIN_BYTES } from '../client/stripe.js';
+import { prehashFile } from '../client/dedup.js';
+import { dedups } from '../client/policy.js';
 import {
   describeEndpoint,
   type Endpoint,
@@ -397,8 +397,9 @@ class Job {
       } catch {
         continue;
       }
-      if (!st.isFile() || st.size < DEDUP_MIN_BYTES) continue;
-      if (this.opts.parallel > 1 && st.size >= STRIPE_MIN_BYTES) continue;
+      // Whether the server offers dedup is not known yet: hashing ahead is a guess that costs
+      // nothing when wrong (ssh is still connecting).
+      if (!st.isFile() || !dedups(st.size, { offered: true, connections: this.opts.parallel })) continue;
       out.set(path.resolve(p), prehashFile(p));
     }
     return out;

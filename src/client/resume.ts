@@ -1,0 +1,179 @@
+/** -C: resumable downloads and uploads through `.NAME.bcmr-part` files (PROTOCOL.md 17.2). */
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { Blake3Hasher, blake3Hex } from '../codec/hash.js';
+import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
+import { IntegrityError, isNotFound } from '../errors.js';
+import { MAX_BLOCK } from '../protocol/constants.js';
+import { FdFile } from '../util/fd_file.js';
+import { type BlockBuffers, readBlocks } from '../util/file_blocks.js';
+import { PART_SUFFIX } from '../util/temp_file.js';
+import { WriteBatch } from '../util/write_batch.js';
+import { publishReceived } from './batch.js';
+import type { ServeClient } from './serve_client.js';
+
+/** Where a resumable download collects its bytes (PROTOCOL.md 17.2), found again by a rerun. */
+export function partNameFor(dest: string): string {
+  return path.join(path.dirname(dest), `.${path.basename(dest)}${PART_SUFFIX}`);
+}
+
+/**
+ * Bytes of the longest prefix of `local`'s first `have` bytes whose 4 MiB blocks hash as the
+ * same range of `remotePath` on the server (Hash with offset and limit, pipelined). Stops at
+ * the first bad block: nothing after it is trusted. The kept bytes are fed to `whole`.
+ */
+async function verifiedPrefix(
+  client: ServeClient,
+  remotePath: string,
+  local: FdFile,
+  have: number,
+  buf: Buffer,
+  whole: Blake3Hasher,
+): Promise<number> {
+  const blocks: [number, number][] = [];
+  for (let off = 0; off < have; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, have - off)]);
+  const remote = await Promise.all(blocks.map(([o, l]) => client.hash(remotePath, o, l)));
+  let keep = 0;
+  for (const [i, [o, l]] of blocks.entries()) {
+    const view = buf.subarray(0, l);
+    if ((await local.read(buf, l, o)) !== l || blake3Hex(view) !== remote[i]) break;
+    whole.update(view);
+    keep = o + l;
+  }
+  return keep;
+}
+
+/**
+ * A -C download: keeps the partial file's longest prefix whose 4 MiB blocks hash as the
+ * server's (checked block by block, pipelined; the first bad block and all after it are
+ * dropped, never trusted), fetches the rest with Get at that offset, and publishes only when
+ * the whole file is there and the received part matches the server's hash. On failure the
+ * partial file stays for the next run.
+ */
+export async function getResumable(
+  client: ServeClient,
+  item: GetItem,
+  cb: BatchCallbacks<GetItem>,
+  fast: boolean,
+  sync: boolean,
+): Promise<FileResult<GetItem>> {
+  const t0 = performance.now();
+  const part = partNameFor(item.local);
+  let got = 0;
+  let keep = 0;
+  let fh: FdFile | null = null;
+  try {
+    fh = FdFile.open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW);
+    const file = fh;
+    const have = Math.min(file.stat().size, item.size);
+    const whole = new Blake3Hasher();
+    keep = await verifiedPrefix(client, item.remote, file, have, Buffer.allocUnsafe(MAX_BLOCK), whole);
+    file.truncate(keep);
+    cb.onBytes?.(keep, item);
+    const rest = new Blake3Hasher();
+    // Run: a failed attempt's last write ends before a retry reads the part file again.
+    const remoteHash = await WriteBatch.run(file, keep, (batch) =>
+      client.get(item.remote, keep, async (block) => {
+        if (keep + got + block.length > item.size) {
+          throw new IntegrityError(`${item.remote}: server sent more than the ${item.size} bytes announced`);
+        }
+        got += block.length;
+        whole.update(block);
+        rest.update(block);
+        cb.onBytes?.(block.length, item);
+        await batch.add(block);
+      }),
+    );
+    if (keep + got !== item.size) {
+      throw new IntegrityError(`${item.remote}: received ${keep + got} of ${item.size} bytes`);
+    }
+    if (!fast && remoteHash !== rest.digest('hex')) {
+      throw new IntegrityError(`${item.remote}: hash mismatch after offset ${keep}`);
+    }
+    fh = null;
+    await publishReceived(file, item.local, item.overwrite ?? true, sync);
+    return {
+      item,
+      bytes: got,
+      hash: whole.digest('hex'),
+      error: null,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  } catch (err) {
+    (fh as FdFile | null)?.close();
+    return {
+      item,
+      bytes: got,
+      hash: null,
+      error: err as Error,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  }
+}
+
+/**
+ * A -C upload into the remote part file: its existing prefix is checked block by block against
+ * the local file (Hash with offset and limit, pipelined) and kept up to the first bad block; the
+ * rest goes with PutChunked, which writes as bytes arrive, so an interruption keeps what was
+ * sent. The finished part file must hash as the local file; renaming it is the caller's job
+ * (the protocol has no rename: PROTOCOL.md 17.2).
+ */
+export async function putResumable(
+  client: ServeClient,
+  item: PutItem,
+  buffers: BlockBuffers,
+  cb: BatchCallbacks<PutItem>,
+): Promise<FileResult<PutItem>> {
+  const t0 = performance.now();
+  const part = partNameFor(item.remote);
+  let keep = 0;
+  let sent = 0;
+  const fh = FdFile.open(item.local, 'r');
+  try {
+    const size = fh.stat().size;
+    const st = await client.stat(part).catch((err: unknown) => {
+      if (isNotFound(err)) return null;
+      throw err;
+    });
+    const have = st && !st.isDir ? st.size : 0;
+    const whole = new Blake3Hasher();
+    if (have > size) await client.truncate(part, 0);
+    else keep = await verifiedPrefix(client, part, fh, have, buffers.bufs[0], whole);
+    cb.onBytes?.(keep, item);
+    await client.putChunked(part, keep, size - keep, (emit) =>
+      readBlocks(fh, keep, size - keep, buffers, (block) => {
+        whole.update(block);
+        sent += block.length;
+        cb.onBytes?.(block.length, item);
+        return emit(block);
+      }),
+    );
+    if (keep + sent !== size) throw new IntegrityError(`${item.local}: file changed size while being sent`);
+    const local = whole.digest('hex');
+    const stored = await client.hash(part);
+    if (stored !== local)
+      throw new IntegrityError(`${item.remote}: partial file hashes to ${stored}, sent ${local}`);
+    return {
+      item,
+      bytes: sent,
+      hash: local,
+      error: null,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+      publishFrom: part,
+    };
+  } catch (err) {
+    return {
+      item,
+      bytes: sent,
+      hash: null,
+      error: err as Error,
+      ms: performance.now() - t0,
+      resumedFrom: keep,
+    };
+  } finally {
+    fh.close();
+  }
+}
