@@ -1,5 +1,9 @@
+/**
+ * What every batch of file transfers over one ServeClient shares: taking work while the
+ * connection is healthy, and publishing a received file.
+ */
 import path from 'node:path';
-import type { FileResult } from '../core/items.js';
+import { type FileResult, fileResult } from '../core/items.js';
 import { FdFile } from '../util/fd_file.js';
 import { publish } from '../util/temp_file.js';
 import type { ServeClient } from './serve_client.js';
@@ -31,8 +35,8 @@ export async function publishReceived(
 }
 
 /**
- * The one place a file's result is built: the hash `done` resolves with, or its error (after
- * `cleanup`). Bytes and extras are filled in by the caller.
+ * A pipelined file's result once its reply settles: the hash `done` resolves with, or its
+ * error (after `cleanup`). Bytes and extras are filled in by the caller.
  */
 export async function settle<T>(
   item: T,
@@ -42,9 +46,9 @@ export async function settle<T>(
 ): Promise<FileResult<T>> {
   try {
     const hash = await done;
-    return { item, bytes: 0, hash, error: null, ms: performance.now() - t0 };
+    return fileResult(item, t0, { hash });
   } catch (err) {
     await cleanup();
-    return { item, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 };
+    return fileResult(item, t0, { error: err as Error });
   }
 }

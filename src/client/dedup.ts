@@ -1,3 +1,4 @@
+/** Dedup uploads (PROTOCOL.md section 9): block hashes of a file, computed once. */
 import { Blake3Hasher, blake3Raw } from '../codec/hash.js';
 import type { Prehash } from '../core/items.js';
 import { IntegrityError } from '../errors.js';

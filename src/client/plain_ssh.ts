@@ -11,7 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Blake3Hasher } from '../codec/hash.js';
 import type { RemoteEndpoint } from '../core/endpoint.js';
-import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
+import {
+  type BatchCallbacks,
+  type FileResult,
+  fileResult,
+  type GetItem,
+  type PutItem,
+} from '../core/items.js';
 import type { RemoteFs } from '../core/remote_fs.js';
 import type { WorkQueue } from '../core/work_queue.js';
 import { ConnectionClosedError, IntegrityError, RemoteError, SshError } from '../errors.js';
@@ -177,9 +183,9 @@ export class PlainSsh implements RemoteFs {
         try {
           if (this.destroyed) throw new ConnectionClosedError('Interrupted');
           const { bytes, hash } = await one(item);
-          r = { item, bytes, hash, error: null, ms: performance.now() - t0 };
+          r = fileResult(item, t0, { bytes, hash });
         } catch (err) {
-          r = { item, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 };
+          r = fileResult(item, t0, { error: err as Error });
         }
         cb.onFileDone?.(r);
       }

@@ -1,3 +1,7 @@
+/**
+ * Pipelined uploads of many files over one ServeClient; the server's Ok hash must equal the
+ * source's. Fresh large files go through dedup (dedup.ts); -C uploads are resume.ts's.
+ */
 import { Blake3Hasher } from '../codec/hash.js';
 import type { BatchCallbacks, FileResult, PutItem } from '../core/items.js';
 import { IntegrityError } from '../errors.js';

@@ -5,8 +5,6 @@
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
 
-import { constants, unlinkSync } from 'node:fs';
-import { fileHashHex } from '../codec/hash.js';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
 import type { RemoteFs } from '../core/remote_fs.js';
@@ -15,25 +13,20 @@ import {
   AeadError,
   ConnectionClosedError,
   DirectUnavailableError,
-  IntegrityError,
   isNotFound,
   RemoteError,
   SshError,
   TimeoutError,
 } from '../errors.js';
-import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
-import { FdFile } from '../util/fd_file.js';
 import { shellQuote } from '../util/shell.js';
-import { tempNameFor } from '../util/temp_file.js';
-import { publishReceived } from './batch.js';
 import { openDirect } from './direct.js';
 import { getFiles } from './get_files.js';
 import { stripes } from './policy.js';
 import { putFiles } from './put_files.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
-import { getRanges, planRanges, putRanges, type RangeItem } from './stripe.js';
+import { getStriped, putStriped, type RangeItem, type StripeHost } from './stripe.js';
 
 /** Reconnections per worker after its connection was poisoned. */
 const MAX_RECONNECTS = 3;
@@ -193,7 +186,7 @@ export class ServePool implements RemoteFs {
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
     if (this.opts.connections > 1) {
       const big = queue.extract((it) => stripes(it.size ?? 0, this.opts.connections, it.resume));
-      for (const item of big) cb.onFileDone?.(await this.putStriped(item, cb));
+      for (const item of big) cb.onFileDone?.(await putStriped(this.stripeHost(), item, cb));
     }
     // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
     const resend = (r: FileResult<PutItem>): PutItem | null =>
@@ -206,90 +199,22 @@ export class ServePool implements RemoteFs {
   async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
     if (this.opts.connections > 1) {
       const big = queue.extract((it) => stripes(it.size, this.opts.connections, it.resume));
-      for (const item of big) cb.onFileDone?.(await this.getStriped(item, cb));
+      for (const item of big) cb.onFileDone?.(await getStriped(this.stripeHost(), item, cb));
     }
     await this.runWorkers(queue, cb, getFiles);
   }
 
-  /**
-   * One large upload over every connection: Truncate the remote temp file, PutChunked its
-   * ranges from all connections, then compare the stored file's BLAKE3 with the source's
-   * (both computed at once). The caller renames the temp file (`publishFrom`), as for -C.
-   */
-  private async putStriped(item: PutItem, cb: BatchCallbacks<PutItem>): Promise<FileResult<PutItem>> {
-    const t0 = performance.now();
-    const remoteTemp = tempNameFor(item.remote);
-    let bytes = 0;
-    let fh: FdFile | null = null;
-    try {
-      fh = FdFile.open(item.local, 'r');
-      const size = fh.stat().size;
-      await (await this.controlClient()).truncate(remoteTemp, size);
-      await this.runRanges(planRanges({ fh, remoteTemp }, size, this.opts.connections), putRanges, (n) => {
-        bytes += n;
-        cb.onBytes?.(n, item);
-      });
-      const [stored, local] = await Promise.all([
-        this.controlClient().then((c) => c.hash(remoteTemp)),
-        fileHashHex(item.local),
-      ]);
-      if (stored !== local) {
-        throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
-      }
-      return { item, bytes, hash: local, error: null, ms: performance.now() - t0, publishFrom: remoteTemp };
-    } catch (err) {
-      // Also after Ctrl-C: the protocol has no delete, so nothing else would remove it. Bounded,
-      // so an unreachable host cannot hold up the exit.
-      await within(REMOVE_TEMP_MS, this.script(`rm -f -- ${shellQuote(remoteTemp)}\n`)).catch(() => {});
-      return { item, bytes, hash: null, error: err as Error, ms: performance.now() - t0 };
-    } finally {
-      (fh as FdFile | null)?.close();
-    }
-  }
-
-  /**
-   * One large download over every connection: GetChunked ranges into a local temp file at
-   * their offsets; unless FAST, the whole temp file must hash as the server's file before it
-   * gets the final name.
-   */
-  private async getStriped(item: GetItem, cb: BatchCallbacks<GetItem>): Promise<FileResult<GetItem>> {
-    const t0 = performance.now();
-    const tmp = tempNameFor(item.local);
-    let bytes = 0;
-    let fh: FdFile | null = null;
-    try {
-      fh = FdFile.open(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
-      fh.truncate(item.size);
-      await this.runRanges(
-        planRanges({ remote: item.remote, fh }, item.size, this.opts.connections),
-        getRanges,
-        (n) => {
-          bytes += n;
-          cb.onBytes?.(n, item);
-        },
-      );
-      let hash: string | null = null;
-      if ((this.caps & Cap.FAST) === 0) {
-        const [remoteHash, local] = await Promise.all([
-          this.controlClient().then((c) => c.hash(item.remote)),
-          fileHashHex(tmp),
-        ]);
-        if (remoteHash !== local) {
-          throw new IntegrityError(`${item.remote}: striped copy hashes to ${local}, server ${remoteHash}`);
-        }
-        hash = local;
-      }
-      await publishReceived(fh, item.local, item.overwrite ?? true, (this.caps & Cap.SYNC) !== 0);
-      return { item, bytes, hash, error: null, ms: performance.now() - t0 };
-    } catch (err) {
-      (fh as FdFile | null)?.close();
-      try {
-        unlinkSync(tmp);
-      } catch {
-        // Never created.
-      }
-      return { item, bytes, hash: null, error: err as Error, ms: performance.now() - t0 };
-    }
+  /** What the striping flow (stripe.ts) needs from the pool. */
+  private stripeHost(): StripeHost {
+    return {
+      connections: this.opts.connections,
+      caps: this.caps,
+      control: () => this.controlClient(),
+      runRanges: (ranges, batch, onBytes) => this.runRanges(ranges, batch, onBytes),
+      removeRemote: async (p) => {
+        await within(REMOVE_TEMP_MS, this.script(`rm -f -- ${shellQuote(p)}\n`)).catch(() => {});
+      },
+    };
   }
 
   /** Runs the ranges of one striped file on all connections; throws the first range failure. */

@@ -9,12 +9,22 @@
  * equals the source's; otherwise it is removed. A torn file never carries the final name.
  */
 
-import type { BatchCallbacks, FileResult } from '../core/items.js';
+import { constants, unlinkSync } from 'node:fs';
+import { fileHashHex } from '../codec/hash.js';
+import {
+  type BatchCallbacks,
+  type FileResult,
+  fileResult,
+  type GetItem,
+  type PutItem,
+} from '../core/items.js';
 import { IntegrityError } from '../errors.js';
-import { MAX_BLOCK } from '../protocol/constants.js';
-import type { FdFile } from '../util/fd_file.js';
+import { Cap, MAX_BLOCK } from '../protocol/constants.js';
+import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
+import { tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
+import { publishReceived } from './batch.js';
 import type { ServeClient } from './serve_client.js';
 
 const RANGE_MIN = 16 << 20;
@@ -86,7 +96,7 @@ async function rangeLanes<F>(
       } catch (err) {
         error = err as Error;
       }
-      const res = { item: r, bytes, hash: null, error, ms: performance.now() - t0 };
+      const res = fileResult(r, t0, { bytes, error });
       results.push(res);
       cb.onFileDone?.(res);
     }
@@ -142,4 +152,114 @@ export function getRanges(
     if (got !== r.length)
       throw new IntegrityError(`${r.file.remote}: received ${got} of ${r.length} bytes of a range`);
   });
+}
+
+/** What the striping flow needs from the pool that runs it. */
+export interface StripeHost {
+  readonly connections: number;
+  /** Effective caps (FAST skips the whole-file hash of downloads; SYNC fsyncs them). */
+  readonly caps: number;
+  /** The connection for single requests (Truncate, Hash). */
+  control(): Promise<ServeClient>;
+  /** Runs the ranges on all connections, retrying a lost connection's ranges; throws the first failure. */
+  runRanges<F>(
+    ranges: RangeItem<F>[],
+    batch: (
+      c: ServeClient,
+      items: Iterable<RangeItem<F>>,
+      cb: BatchCallbacks<RangeItem<F>>,
+    ) => Promise<FileResult<RangeItem<F>>[]>,
+    onBytes: (n: number) => void,
+  ): Promise<void>;
+  /** Removes a remote temp file (the protocol has no delete), bounded in time. */
+  removeRemote(path: string): Promise<void>;
+}
+
+/**
+ * One large upload over every connection: Truncate the remote temp file, PutChunked its
+ * ranges from all connections, then compare the stored file's BLAKE3 with the source's
+ * (both computed at once). The caller renames the temp file (`publishFrom`), as for -C.
+ */
+export async function putStriped(
+  host: StripeHost,
+  item: PutItem,
+  cb: BatchCallbacks<PutItem>,
+): Promise<FileResult<PutItem>> {
+  const t0 = performance.now();
+  const remoteTemp = tempNameFor(item.remote);
+  let bytes = 0;
+  let fh: FdFile | null = null;
+  try {
+    fh = FdFile.open(item.local, 'r');
+    const size = fh.stat().size;
+    await (await host.control()).truncate(remoteTemp, size);
+    await host.runRanges(planRanges({ fh, remoteTemp }, size, host.connections), putRanges, (n) => {
+      bytes += n;
+      cb.onBytes?.(n, item);
+    });
+    const [stored, local] = await Promise.all([
+      host.control().then((c) => c.hash(remoteTemp)),
+      fileHashHex(item.local),
+    ]);
+    if (stored !== local) {
+      throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
+    }
+    return fileResult(item, t0, { bytes, hash: local }, { publishFrom: remoteTemp });
+  } catch (err) {
+    // Also after Ctrl-C: the protocol has no delete, so nothing else would remove it. Bounded,
+    // so an unreachable host cannot hold up the exit.
+    await host.removeRemote(remoteTemp);
+    return fileResult(item, t0, { bytes, error: err as Error });
+  } finally {
+    (fh as FdFile | null)?.close();
+  }
+}
+
+/**
+ * One large download over every connection: GetChunked ranges into a local temp file at
+ * their offsets; unless FAST, the whole temp file must hash as the server's file before it
+ * gets the final name.
+ */
+export async function getStriped(
+  host: StripeHost,
+  item: GetItem,
+  cb: BatchCallbacks<GetItem>,
+): Promise<FileResult<GetItem>> {
+  const t0 = performance.now();
+  const tmp = tempNameFor(item.local);
+  let bytes = 0;
+  let fh: FdFile | null = null;
+  try {
+    fh = FdFile.open(tmp, constants.O_RDWR | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW);
+    fh.truncate(item.size);
+    await host.runRanges(
+      planRanges({ remote: item.remote, fh }, item.size, host.connections),
+      getRanges,
+      (n) => {
+        bytes += n;
+        cb.onBytes?.(n, item);
+      },
+    );
+    let hash: string | null = null;
+    if ((host.caps & Cap.FAST) === 0) {
+      const [remoteHash, local] = await Promise.all([
+        host.control().then((c) => c.hash(item.remote)),
+        fileHashHex(tmp),
+      ]);
+      if (remoteHash !== local) {
+        throw new IntegrityError(`${item.remote}: striped copy hashes to ${local}, server ${remoteHash}`);
+      }
+      hash = local;
+    }
+    await publishReceived(fh, item.local, item.overwrite ?? true, (host.caps & Cap.SYNC) !== 0);
+    return fileResult(item, t0, { bytes, hash });
+  } catch (err) {
+    (fh as FdFile | null)?.close();
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // Never created.
+    }
+    return fileResult(item, t0, { bytes, error: err as Error });
+  }
 }

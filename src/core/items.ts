@@ -70,3 +70,25 @@ export interface Prehash {
   hashes: Uint8Array;
   whole: Blake3Hasher;
 }
+
+/**
+ * The one way a file's result is built: its duration from `t0`, its bytes, and either its
+ * hash or its error (an error always clears the hash). Extras (dedup, resume, publishing) go
+ * in `more`.
+ */
+export function fileResult<T>(
+  item: T,
+  t0: number,
+  o: { bytes?: number; hash?: string | null; error?: Error | null },
+  more: Pick<FileResult<T>, 'deduped' | 'resumedFrom' | 'publishFrom'> = {},
+): FileResult<T> {
+  const error = o.error ?? null;
+  return {
+    item,
+    bytes: o.bytes ?? 0,
+    hash: error ? null : (o.hash ?? null),
+    error,
+    ms: t0 < 0 ? 0 : performance.now() - t0,
+    ...more,
+  };
+}

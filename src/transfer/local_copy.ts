@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { fileHashHex } from '../codec/hash.js';
-import type { FileResult } from '../core/items.js';
+import { type FileResult, fileResult } from '../core/items.js';
 import { IntegrityError, InterruptedError } from '../errors.js';
 import { publish, tempNameFor } from '../util/temp_file.js';
 import type { PlannedFile } from './plan.js';
@@ -26,7 +26,7 @@ export async function copyLocalFiles(
   for (const f of files) {
     const t0 = performance.now();
     if (opts.signal.aborted) {
-      results.push({ item: f, bytes: 0, hash: null, error: new InterruptedError(), ms: 0 });
+      results.push(fileResult(f, -1, { error: new InterruptedError() }));
       continue;
     }
     const tmp = tempNameFor(f.dest);
@@ -49,10 +49,10 @@ export async function copyLocalFiles(
       }
       publish(tmp, f.dest, opts.overwrite);
       onBytes(size);
-      results.push({ item: f, bytes: size, hash, error: null, ms: performance.now() - t0 });
+      results.push(fileResult(f, t0, { bytes: size, hash }));
     } catch (err) {
       fs.rmSync(tmp, { force: true });
-      results.push({ item: f, bytes: 0, hash: null, error: err as Error, ms: performance.now() - t0 });
+      results.push(fileResult(f, t0, { error: err as Error }));
     }
   }
   return results;
