@@ -24,7 +24,18 @@ const SIZE = 64 * MiB;
  * reads up to 16 MiB ahead of its disk writes, and a kill after the last byte reached it
  * interrupts nothing (the copy then rightly succeeds in one go).
  */
-const randomPoint = (max = 48) => (8 + Math.floor(Math.random() * (max - 7))) * MiB;
+const SEED = Number(process.env.BCMR_TEST_SEED ?? Math.floor(Math.random() * 2 ** 31));
+/** mulberry32: the kill points replay exactly with BCMR_TEST_SEED. */
+let state = SEED;
+function random(): number {
+  state = (state + 0x6d2b79f5) | 0;
+  let t = Math.imul(state ^ (state >>> 15), 1 | state);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+// Printed with the test output, so a failing run can be replayed.
+process.stderr.write(`resume tests: kill points from BCMR_TEST_SEED=${SEED}\n`);
+const randomPoint = (max = 48) => (8 + Math.floor(random() * (max - 7))) * MiB;
 const pointFor = (who: string) => randomPoint(who === 'client' ? 48 : 32);
 
 before(async () => {
