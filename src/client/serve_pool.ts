@@ -26,7 +26,7 @@ import { stripes } from './policy.js';
 import { putFiles } from './put_files.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type SshConfig } from './ssh.js';
-import { getStriped, putStriped, type RangeItem, type StripeHost } from './stripe.js';
+import { getStriped, putStriped, type RangeBatch, type RangeItem, type StripeHost } from './stripe.js';
 
 /** Reconnections per worker after its connection was poisoned. */
 const MAX_RECONNECTS = 3;
@@ -220,11 +220,7 @@ export class ServePool implements RemoteFs {
   /** Runs the ranges of one striped file on all connections; throws the first range failure. */
   private async runRanges<F>(
     ranges: RangeItem<F>[],
-    batch: (
-      c: ServeClient,
-      items: Iterable<RangeItem<F>>,
-      cb: BatchCallbacks<RangeItem<F>>,
-    ) => Promise<FileResult<RangeItem<F>>[]>,
+    batch: RangeBatch<F>,
     onBytes: (n: number) => void,
   ): Promise<void> {
     const queue = new WorkQueue(ranges);

@@ -154,6 +154,13 @@ export function getRanges(
   });
 }
 
+/** Moves a connection's share of ranges (putRanges, getRanges). */
+export type RangeBatch<F> = (
+  c: ServeClient,
+  items: Iterable<RangeItem<F>>,
+  cb: BatchCallbacks<RangeItem<F>>,
+) => Promise<FileResult<RangeItem<F>>[]>;
+
 /** What the striping flow needs from the pool that runs it. */
 export interface StripeHost {
   readonly connections: number;
@@ -162,15 +169,7 @@ export interface StripeHost {
   /** The connection for single requests (Truncate, Hash). */
   control(): Promise<ServeClient>;
   /** Runs the ranges on all connections, retrying a lost connection's ranges; throws the first failure. */
-  runRanges<F>(
-    ranges: RangeItem<F>[],
-    batch: (
-      c: ServeClient,
-      items: Iterable<RangeItem<F>>,
-      cb: BatchCallbacks<RangeItem<F>>,
-    ) => Promise<FileResult<RangeItem<F>>[]>,
-    onBytes: (n: number) => void,
-  ): Promise<void>;
+  runRanges<F>(ranges: RangeItem<F>[], batch: RangeBatch<F>, onBytes: (n: number) => void): Promise<void>;
   /** Removes a remote temp file (the protocol has no delete), bounded in time. */
   removeRemote(path: string): Promise<void>;
 }

@@ -11,7 +11,7 @@ import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
-import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
+import { bcmr, jsonEvents, leftovers, makeOddTree, snapshot } from './run.js';
 
 let sshd: SshServer;
 let dir: string;
@@ -22,25 +22,12 @@ const copy = (args: string[], env: NodeJS.ProcessEnv = {}) =>
 const serveLog = () => (fs.existsSync(sshd.serveLog) ? fs.readFileSync(sshd.serveLog, 'utf8') : '');
 const resetLog = () => fs.rmSync(sshd.serveLog, { force: true });
 
-/** A tree with awkward names, an empty dir, nesting, and a few sizes. */
-function makeTree(root: string): void {
-  fs.mkdirSync(path.join(root, 'nested/deeper/deepest'), { recursive: true });
-  fs.mkdirSync(path.join(root, 'empty dir'));
-  fs.writeFileSync(path.join(root, 'plain.txt'), 'hello\n');
-  fs.writeFileSync(path.join(root, 'it\'s "quoted" $HOME `x`.txt'), 'quotes');
-  fs.writeFileSync(path.join(root, 'new\nline.txt'), 'newline');
-  fs.writeFileSync(path.join(root, 'ünïcødé ✓.txt'), 'unicode');
-  fs.writeFileSync(path.join(root, 'nested/zero.bin'), '');
-  fs.writeFileSync(path.join(root, 'nested/deeper/text.log'), 'log line\n'.repeat(100_000));
-  fs.writeFileSync(path.join(root, 'nested/deeper/deepest/rand.bin'), randomBytes(5 * 1024 * 1024 + 17));
-}
-
 before(async () => {
   sshd = await startSshd();
   ({ dir, cleanup } = await tempDir('bcmr-e2e-'));
   // The source tree every test may copy from; made once here so that no test depends on
   // another having run (any test can be run alone with --test-name-pattern).
-  makeTree(path.join(dir, 'tree'));
+  makeOddTree(path.join(dir, 'tree'));
 });
 
 after(async () => {
@@ -347,7 +334,7 @@ describe('options', () => {
 describe('hardening (issue 11)', () => {
   test('a key forced to `bcmr serve --root DIR` copies both ways; paths start at that root', async () => {
     const src = path.join(dir, 'forced-src');
-    makeTree(src);
+    makeOddTree(src);
     fs.mkdirSync(path.join(sshd.forcedRoot, 'backup'));
     const up = await copy(['-r', 'forced-src', 'bcmr-forced:backup/']);
     assert.equal(up.code, 0, up.stderr);

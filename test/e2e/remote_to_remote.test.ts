@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
-import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
+import { bcmr, jsonEvents, leftovers, makeOddTree, snapshot } from './run.js';
 
 let sshd: SshServer;
 let dir: string;
@@ -23,16 +23,8 @@ before(async () => {
   // A second name for the same server: two "hosts" for the relay.
   sshd.addAlias('bcmr-other', '127.0.0.1', sshd.port);
   ({ dir, cleanup } = await tempDir('bcmr-e2e-r2r-'));
-  const t = path.join(dir, 'src/tree');
-  fs.mkdirSync(path.join(t, 'sub/deeper'), { recursive: true });
-  fs.mkdirSync(path.join(t, 'empty dir'));
-  fs.writeFileSync(path.join(t, 'plain.txt'), 'hello\n');
-  fs.writeFileSync(path.join(t, 'it\'s "quoted" $HOME `x`.txt'), 'quotes');
-  fs.writeFileSync(path.join(t, 'new\nline.txt'), 'newline');
-  fs.writeFileSync(path.join(t, '-leading dash.txt'), 'dash');
-  fs.writeFileSync(path.join(t, 'ünïcødé ✓.txt'), 'unicode');
-  fs.writeFileSync(path.join(t, 'sub/zero.bin'), '');
-  fs.writeFileSync(path.join(t, 'sub/deeper/rand.bin'), randomBytes(3 * 1024 * 1024 + 7));
+  makeOddTree(path.join(dir, 'src/tree'));
+  fs.writeFileSync(path.join(dir, 'src/tree/-leading dash.txt'), 'dash');
   const big = fs.openSync(path.join(dir, 'src/big.bin'), 'w');
   for (let i = 0; i < 5; i++) fs.writeSync(big, randomBytes(16 << 20));
   fs.closeSync(big);

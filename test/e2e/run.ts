@@ -1,6 +1,6 @@
 /** Running the real CLI in a child process, and comparing trees, for end-to-end tests. */
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { BCMR_BIN } from '../harness/sshd.js';
@@ -62,4 +62,17 @@ export function jsonEvents(stdout: string): Record<string, unknown>[] {
     .split('\n')
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/** A tree with awkward names (quotes, $, backticks, a newline, unicode), an empty dir, nesting, 7 files of a few sizes. */
+export function makeOddTree(root: string): void {
+  fs.mkdirSync(path.join(root, 'nested/deeper/deepest'), { recursive: true });
+  fs.mkdirSync(path.join(root, 'empty dir'));
+  fs.writeFileSync(path.join(root, 'plain.txt'), 'hello\n');
+  fs.writeFileSync(path.join(root, 'it\'s "quoted" $HOME `x`.txt'), 'quotes');
+  fs.writeFileSync(path.join(root, 'new\nline.txt'), 'newline');
+  fs.writeFileSync(path.join(root, 'ünïcødé ✓.txt'), 'unicode');
+  fs.writeFileSync(path.join(root, 'nested/zero.bin'), '');
+  fs.writeFileSync(path.join(root, 'nested/deeper/text.log'), 'log line\n'.repeat(100_000));
+  fs.writeFileSync(path.join(root, 'nested/deeper/deepest/rand.bin'), randomBytes(5 * 1024 * 1024 + 17));
 }

@@ -63,3 +63,29 @@ export async function connectSpawned(
   const client = await ServeClient.connect(childChannel(child), opts);
   return { client, serverDone: exitCode, exitCode, pid: child.pid ?? -1 };
 }
+
+/** A Get collected into one buffer, with the server's Ok hash. */
+export async function getBuffer(
+  client: ServeClient,
+  p: string,
+  offset = 0,
+): Promise<{ data: Buffer; hash: string | null }> {
+  const parts: Buffer[] = [];
+  const hash = await client.get(p, offset, (b) => {
+    parts.push(Buffer.from(b));
+  });
+  return { data: Buffer.concat(parts), hash };
+}
+
+/** A Put of `data` in 4 MiB blocks; resolves with the server's Ok hash. */
+export function putBuffer(
+  client: ServeClient,
+  p: string,
+  data: Buffer,
+  overwrite = true,
+): Promise<string | null> {
+  return client.put(p, { size: data.length, overwrite }, async (emit) => {
+    for (let o = 0; o < data.length; o += 4 << 20)
+      await emit(data.subarray(o, Math.min(o + (4 << 20), data.length)));
+  });
+}

@@ -9,11 +9,17 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { getFiles } from '../../src/client/get_files.js';
 import { putFiles } from '../../src/client/put_files.js';
-import type { ServeClient } from '../../src/client/serve_client.js';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { Cap } from '../../src/protocol/constants.js';
-import { type Connected, connectInProcess, connectSpawned, tempDir } from '../helpers/serve.js';
+import {
+  type Connected,
+  connectInProcess,
+  connectSpawned,
+  getBuffer,
+  putBuffer,
+  tempDir,
+} from '../helpers/serve.js';
 
 const MiB = 1024 * 1024;
 const SIZES = [0, 1, 4 * MiB, 4 * MiB + 1];
@@ -23,30 +29,6 @@ function text(n: number): Buffer {
   const b = Buffer.allocUnsafe(n);
   for (let i = 0; i < n; i += line.length) line.copy(b, i, 0, Math.min(line.length, n - i));
   return b;
-}
-
-async function getBuffer(
-  client: ServeClient,
-  p: string,
-  offset = 0,
-): Promise<{ data: Buffer; hash: string | null }> {
-  const parts: Buffer[] = [];
-  const hash = await client.get(p, offset, (b) => {
-    parts.push(Buffer.from(b));
-  });
-  return { data: Buffer.concat(parts), hash };
-}
-
-async function putBuffer(
-  client: ServeClient,
-  p: string,
-  data: Buffer,
-  overwrite = true,
-): Promise<string | null> {
-  return client.put(p, { size: data.length, overwrite }, async (emit) => {
-    for (let o = 0; o < data.length; o += 4 * MiB)
-      await emit(data.subarray(o, Math.min(o + 4 * MiB, data.length)));
-  });
 }
 
 for (const mode of ['in-process', 'spawned'] as const) {

@@ -7,6 +7,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
+import { Cap } from '../../src/protocol/constants.js';
 import { BCMR_BIN } from '../helpers/serve.js';
 
 const repo = path.resolve(path.dirname(BCMR_BIN), '..');
@@ -70,3 +71,12 @@ export function rustClient(args: string[], ms = 60_000, env: NodeJS.ProcessEnv =
     });
   });
 }
+
+/** Every codec and integrity mode, as client caps: each interop suite runs put and get in each. */
+export const CODEC_MODES = [
+  ['raw', Cap.PUT_OFFSET],
+  ['LZ4', Cap.LZ4],
+  ['zstd', Cap.ZSTD],
+  ['FAST', Cap.ZSTD | Cap.FAST],
+  ['SYNC', Cap.LZ4 | Cap.SYNC],
+] as const;

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { Cap } from '../../src/protocol/constants.js';
 import { tempDir } from '../helpers/serve.js';
-import { ourServer, RUST_MISSING, rustClient } from './rust.js';
+import { CODEC_MODES, ourServer, RUST_MISSING, rustClient } from './rust.js';
 
 const MiB = 1 << 20;
 const hashOf = (p: string) => blake3Hex(fs.readFileSync(p));
@@ -71,13 +71,7 @@ describe('Rust client -> our bcmr serve', { skip: RUST_MISSING ?? false }, () =>
     assert.equal(r.caps_effective, 0xff & ~Cap.AEAD);
   });
 
-  for (const [name, caps] of [
-    ['raw', Cap.PUT_OFFSET],
-    ['LZ4', Cap.LZ4],
-    ['zstd', Cap.ZSTD],
-    ['FAST', Cap.ZSTD | Cap.FAST],
-    ['SYNC', Cap.LZ4 | Cap.SYNC],
-  ] as const) {
+  for (const [name, caps] of CODEC_MODES) {
     it(`put and get, ${name} (caps 0x${caps.toString(16)}), text and random, hashes agree`, async () => {
       for (const f of ['empty.bin', 'text.txt', 'rand.bin']) {
         const dest = `${name}/${f}`;

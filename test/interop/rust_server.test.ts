@@ -19,8 +19,8 @@ import { Cap } from '../../src/protocol/constants.js';
 import { childChannel } from '../../src/transport/channel.js';
 import { bcmr, snapshot } from '../e2e/run.js';
 import { type SshServer, startSshd } from '../harness/sshd.js';
-import { tempDir } from '../helpers/serve.js';
-import { RS_SERVE, RUST_MISSING } from './rust.js';
+import { getBuffer, putBuffer, tempDir } from '../helpers/serve.js';
+import { CODEC_MODES, RS_SERVE, RUST_MISSING } from './rust.js';
 
 const MiB = 1 << 20;
 const hashOf = (p: string) => blake3Hex(fs.readFileSync(p));
@@ -32,24 +32,6 @@ async function rustServe(root: string, caps: number, env: NodeJS.ProcessEnv = {}
   });
   return ServeClient.connect(childChannel(child), { caps });
 }
-
-async function getBuffer(
-  c: ServeClient,
-  p: string,
-  offset = 0,
-): Promise<{ data: Buffer; hash: string | null }> {
-  const parts: Buffer[] = [];
-  const hash = await c.get(p, offset, (b) => {
-    parts.push(Buffer.from(b));
-  });
-  return { data: Buffer.concat(parts), hash };
-}
-
-const putBuffer = (c: ServeClient, p: string, data: Buffer, overwrite = true) =>
-  c.put(p, { size: data.length, overwrite }, async (emit) => {
-    for (let o = 0; o < data.length; o += 4 * MiB)
-      await emit(data.subarray(o, Math.min(o + 4 * MiB, data.length)));
-  });
 
 describe('our client -> Rust bcmr serve', { skip: RUST_MISSING ?? false }, () => {
   let base: string;
@@ -64,13 +46,7 @@ describe('our client -> Rust bcmr serve', { skip: RUST_MISSING ?? false }, () =>
   });
   after(() => cleanup());
 
-  for (const [name, caps] of [
-    ['raw', Cap.PUT_OFFSET],
-    ['LZ4', Cap.LZ4],
-    ['zstd', Cap.ZSTD],
-    ['FAST', Cap.ZSTD | Cap.FAST],
-    ['SYNC', Cap.LZ4 | Cap.SYNC],
-  ] as const) {
+  for (const [name, caps] of CODEC_MODES) {
     it(`put and get, ${name}: hashes agree both ways`, async () => {
       const c = await rustServe(root, caps);
       try {
