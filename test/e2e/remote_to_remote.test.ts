@@ -94,11 +94,11 @@ describe('remote -> remote', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(hashOf(f), before);
     fs.cpSync(path.join(dir, 'src/tree'), path.join(dir, 'ov'), { recursive: true });
-    const into = await copy(['-r', `bcmr-test:${dir}/ov`, `bcmr-test:${dir}/ov/sub/`]);
+    const into = await copy(['-r', `bcmr-test:${dir}/ov`, `bcmr-test:${dir}/ov/nested/`]);
     assert.equal(into.code, 0, into.stderr);
     // The listing was taken before copying: one copy of the tree inside it, not a recursion.
-    assert.deepEqual(snapshot(path.join(dir, 'ov/sub/ov')), snapshot(path.join(dir, 'src/tree')));
-    assert.equal(fs.existsSync(path.join(dir, 'ov/sub/ov/sub/ov')), false);
+    assert.deepEqual(snapshot(path.join(dir, 'ov/nested/ov')), snapshot(path.join(dir, 'src/tree')));
+    assert.equal(fs.existsSync(path.join(dir, 'ov/nested/ov/nested/ov')), false);
     assert.deepEqual(leftovers(dir), []);
   });
 
