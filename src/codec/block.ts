@@ -17,7 +17,18 @@ export function codecFor(effectiveCaps: number): Codec {
   return 'none';
 }
 
-const ZSTD_OPTS: zlib.ZstdOptions = { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } };
+/**
+ * zstd is in node:zlib from Node 22.15 (and 23.8); on an older runtime this process neither
+ * offers nor asks for it, and peers settle on LZ4 or raw (PROTOCOL.md section 4).
+ */
+export const HAS_ZSTD = typeof zlib.zstdCompressSync === 'function';
+
+/** The capability bits this runtime can serve: every bit but ZSTD where zstd is missing. */
+export const RUNTIME_CAPS = HAS_ZSTD ? 0xff : 0xff & ~Cap.ZSTD;
+
+const ZSTD_OPTS: zlib.ZstdOptions = HAS_ZSTD
+  ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }
+  : {};
 
 /** True when `compressed` bytes are worth sending instead of `original` bytes. */
 export function worthIt(compressed: number, original: number): boolean {

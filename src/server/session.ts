@@ -5,7 +5,7 @@
  */
 import { appendFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
-import { codecFor } from '../codec/block.js';
+import { codecFor, RUNTIME_CAPS } from '../codec/block.js';
 import { ProtocolError } from '../errors.js';
 import { Cap, PROTOCOL_VERSION } from '../protocol/constants.js';
 import { MessageReader } from '../protocol/message_reader.js';
@@ -21,10 +21,13 @@ import { handlePut, handlePutChunked } from './handlers/put.js';
 import { handleHash, handleList, handleResume, handleStat } from './handlers/query.js';
 import { PathGuard } from './path_guard.js';
 
-/** What this server offers over ssh or stdio: every bit but AEAD (no direct key there). */
-export const SERVER_OFFER = 0xff & ~Cap.AEAD;
+/**
+ * What this server offers over ssh or stdio: every bit its runtime can serve (RUNTIME_CAPS)
+ * but AEAD (no direct key there).
+ */
+export const SERVER_OFFER = RUNTIME_CAPS & ~Cap.AEAD;
 /** On a direct session: AEAD, and no further rendezvous from there. */
-export const DIRECT_OFFER = 0xff & ~Cap.DIRECT_TCP;
+export const DIRECT_OFFER = RUNTIME_CAPS & ~Cap.DIRECT_TCP;
 
 export interface ServeOptions {
   root: string;

@@ -7,6 +7,7 @@ import { PlainSsh } from '../client/plain_ssh.js';
 import { DEFAULT_CLIENT_CAPS } from '../client/serve_client.js';
 import { ServePool } from '../client/serve_pool.js';
 import type { SshConfig } from '../client/ssh.js';
+import { RUNTIME_CAPS } from '../codec/block.js';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import type { RemoteFs } from '../core/remote_fs.js';
 import { NoRemoteBcmrError } from '../errors.js';
@@ -35,7 +36,8 @@ export function clientCaps(o: Pick<RemoteOptions, 'compress' | 'fast' | 'sync' |
   if (o.fast) caps |= Cap.FAST;
   if (o.sync) caps |= Cap.SYNC;
   if (o.direct) caps |= Cap.DIRECT_TCP;
-  return caps;
+  // Only what this runtime can serve (no zstd before Node 22.15): the server then picks LZ4.
+  return caps & RUNTIME_CAPS;
 }
 
 export async function openRemote(

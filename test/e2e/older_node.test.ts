@@ -1,0 +1,88 @@
+/**
+ * bcmr on an older Node (the system's /usr/bin/node, 20 on these machines): the CLI and the
+ * remote server run with what their runtime has (no zstd before Node 22.15), through the real
+ * sshd, and the copy is bit-identical. Skipped, with one line saying so, where no Node older
+ * than the one running the tests is installed.
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { blake3Hex } from '../../src/codec/hash.js';
+import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
+import { tempDir } from '../helpers/serve.js';
+import { type RunResult, snapshot } from './run.js';
+
+const OLD_NODE = process.env.BCMR_OLD_NODE ?? '/usr/bin/node';
+
+function olderNode(): string | null {
+  try {
+    const v = execFileSync(OLD_NODE, ['--version'], { encoding: 'utf8' }).trim();
+    const major = Number(v.replace(/^v/, '').split('.')[0]);
+    return major >= 20 && major < Number(process.versions.node.split('.')[0]) ? v : null;
+  } catch {
+    return null;
+  }
+}
+
+const oldVersion = olderNode();
+const skip = oldVersion
+  ? false
+  : `no Node 20+ older than ${process.version} at ${OLD_NODE} (BCMR_OLD_NODE): bcmr on an older Node NOT tested`;
+if (skip) process.stderr.write(`${skip}\n`);
+
+/** The CLI on the older Node. */
+function oldBcmr(args: string[], cwd: string): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(OLD_NODE, [BCMR_BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
+    child.stderr.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+    child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+}
+
+describe(`bcmr on ${oldVersion ?? 'an older Node'}`, { skip }, () => {
+  let sshd: SshServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    sshd = await startSshd();
+    ({ dir, cleanup } = await tempDir('bcmr-e2e-oldnode-'));
+    fs.mkdirSync(path.join(dir, 'tree/sub'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tree/text.txt'), 'compressible line of text\n'.repeat(200_000));
+    fs.writeFileSync(path.join(dir, 'tree/sub/rand.bin'), randomBytes(3 << 20));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await cleanup?.();
+  });
+
+  test('client and remote server on the older Node: a tree up and down, no zstd asked or offered', async () => {
+    const remotePath = `'${OLD_NODE}' '${BCMR_BIN}'`;
+    const base = ['copy', '--rsh', sshd.rsh, '--remote-path', remotePath, '--no-fallback', '-r'];
+    const up = await oldBcmr([...base, 'tree', `bcmr-test:${dir}/up`], dir);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(up.stderr, '');
+    assert.deepEqual(snapshot(path.join(dir, 'up')), snapshot(path.join(dir, 'tree')));
+    const down = await oldBcmr([...base, `bcmr-test:${dir}/up`, 'down'], dir);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'down')), snapshot(path.join(dir, 'tree')));
+    assert.equal(
+      blake3Hex(fs.readFileSync(path.join(dir, 'down/sub/rand.bin'))),
+      blake3Hex(fs.readFileSync(path.join(dir, 'tree/sub/rand.bin'))),
+    );
+    // Every session settled without ZSTD (0x02), with LZ4 (0x01) for the text.
+    const caps = [...fs.readFileSync(sshd.serveLog, 'utf8').matchAll(/session caps=0x([0-9a-f]+)/g)].map(
+      (m) => Number.parseInt(m[1], 16),
+    );
+    assert.ok(caps.length >= 2);
+    for (const c of caps) {
+      assert.equal(c & 0x02, 0, `caps 0x${c.toString(16)}`);
+      assert.equal(c & 0x01, 0x01, `caps 0x${c.toString(16)}`);
+    }
+  });
+});
