@@ -4,6 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { codecsDescription } from '../codec/block.js';
+import { blake3Impl } from '../codec/hash.js';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { addCopyCommand } from './copy_command.js';
 import { runServe } from './serve.js';
@@ -16,7 +18,11 @@ const program = new Command();
 program
   .name('bcmr')
   .description('Fast file copy, locally and over SSH')
-  .version(version, '--version', 'print the version and exit')
+  .version(
+    `${version}\nblake3: ${blake3Impl.name}\ncodecs: ${codecsDescription()}\nnode: ${process.version}`,
+    '--version',
+    'print the version, the BLAKE3 implementation and the codecs, and exit',
+  )
   .option('--json', 'machine-readable NDJSON events on stdout')
   .exitOverride();
 

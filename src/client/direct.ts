@@ -64,7 +64,7 @@ export async function openDirect(control: ServeClient, caps: number): Promise<Se
       `${ready.addr}: ${typeof challenge === 'string' ? why[challenge] : why.malformed}`,
     );
   }
-  sock.write(encodeFrame({ type: 'AuthHello', mac: directMac(ready.sessionKey, challenge.nonce) }));
+  sock.write(encodeFrame({ type: 'AuthHello', mac: await directMac(ready.sessionKey, challenge.nonce) }));
   const link = { ownsControl: false };
   const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
     caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,

@@ -3,7 +3,6 @@
  * raw Data. A block whose compressed form is over 95 % of the original travels raw.
  */
 import zlib from 'node:zlib';
-import * as lz4 from 'lz4-napi';
 import { ProtocolError } from '../errors.js';
 import { Algo, Cap, ZSTD_LEVEL } from '../protocol/constants.js';
 import type { DataMessage } from '../protocol/messages.js';
@@ -23,8 +22,27 @@ export function codecFor(effectiveCaps: number): Codec {
  */
 export const HAS_ZSTD = typeof zlib.zstdCompressSync === 'function';
 
-/** The capability bits this runtime can serve: every bit but ZSTD where zstd is missing. */
-export const RUNTIME_CAPS = HAS_ZSTD ? 0xff : 0xff & ~Cap.ZSTD;
+type Lz4 = typeof import('lz4-napi');
+/**
+ * LZ4 is a native addon (lz4-napi, one package per platform): where it does not load, or with
+ * BCMR_PORTABLE=1 (no native code at all), LZ4 is left out of the caps.
+ */
+const lz4: Lz4 | null =
+  process.env.BCMR_PORTABLE === '1'
+    ? null
+    : await import('lz4-napi').then(
+        (m) => m as Lz4,
+        () => null,
+      );
+export const HAS_LZ4 = lz4 !== null;
+
+/** The capability bits this runtime can serve: every bit but a codec it lacks. */
+export const RUNTIME_CAPS = 0xff & ~(HAS_ZSTD ? 0 : Cap.ZSTD) & ~(HAS_LZ4 ? 0 : Cap.LZ4);
+
+/** What `bcmr --version` says about the codecs. */
+export function codecsDescription(): string {
+  return `zstd ${HAS_ZSTD ? 'node:zlib' : 'missing (Node < 22.15)'}, lz4 ${HAS_LZ4 ? 'native' : 'missing'}`;
+}
 
 const ZSTD_OPTS: zlib.ZstdOptions = HAS_ZSTD
   ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }
@@ -53,6 +71,7 @@ function looksCompressible(block: Uint8Array): boolean {
   if (block.length <= PROBE_ABOVE) return true;
   const sample = block.subarray(0, Math.min(SAMPLE_BYTES, Math.max(4096, block.length >> 4)));
   if (entropyBits(sample) < ENTROPY_LIMIT) return true;
+  if (!lz4) return true; // no LZ4 to probe with: let the codec try
   try {
     const l = lz4.compressSync(Buffer.from(sample.buffer, sample.byteOffset, sample.length));
     return worthIt(l.length - 4, sample.length);
@@ -93,7 +112,7 @@ export function encodeBlock(block: Uint8Array, codec: Codec): DataMessage {
       }
     } else {
       // lz4-napi prepends the block's size as u32 LE; the wire carries the bare block.
-      const l = lz4.compressSync(Buffer.from(block.buffer, block.byteOffset, block.length));
+      const l = (lz4 as Lz4).compressSync(Buffer.from(block.buffer, block.byteOffset, block.length));
       if (worthIt(l.length - 4, block.length)) {
         return { type: 'DataCompressed', algo: Algo.LZ4, originalSize: block.length, payload: l.subarray(4) };
       }
@@ -112,7 +131,7 @@ export function decodeBlock(m: DataMessage): Uint8Array {
     if (m.algo === Algo.ZSTD) {
       out = zlib.zstdDecompressSync(m.payload, { maxOutputLength: m.originalSize });
     } else {
-      out = lz4.uncompressSync(withSizePrefix(m.payload, m.originalSize));
+      out = (lz4 as Lz4).uncompressSync(withSizePrefix(m.payload, m.originalSize));
     }
   } catch (err) {
     throw new ProtocolError(`Corrupt compressed block: ${(err as Error).message}`);

@@ -170,6 +170,6 @@ async function authenticate(sock: net.Socket, key: Uint8Array): Promise<boolean>
   return (
     typeof hello === 'object' &&
     hello.type === 'AuthHello' &&
-    timingSafeEqual(hello.mac, directMac(key, nonce))
+    timingSafeEqual(hello.mac, await directMac(key, nonce))
   );
 }

@@ -5,12 +5,21 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { BCMR_BIN } from '../helpers/serve.js';
 
-test('--version prints the package version', () => {
+test('--version prints the package version and which BLAKE3 and codecs run', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
     version: string;
   };
-  const out = execFileSync(process.execPath, [BCMR_BIN, '--version'], { encoding: 'utf8' });
-  assert.equal(out.trim(), pkg.version);
+  const out = execFileSync(process.execPath, [BCMR_BIN, '--version'], { encoding: 'utf8' }).split('\n');
+  assert.equal(out[0], pkg.version);
+  assert.match(out[1], /^blake3: native \S+$/);
+  assert.match(out[2], /^codecs: zstd node:zlib, lz4 native$/);
+  // BCMR_PORTABLE=1: no native code, BLAKE3 from WebAssembly, LZ4 left out.
+  const portable = execFileSync(process.execPath, [BCMR_BIN, '--version'], {
+    encoding: 'utf8',
+    env: { ...process.env, BCMR_PORTABLE: '1' },
+  }).split('\n');
+  assert.equal(portable[1], 'blake3: portable wasm');
+  assert.match(portable[2], /lz4 missing/);
 });
 
 test('copy --help lists --direct', () => {

@@ -24,7 +24,7 @@ const CAPS = DEFAULT_CLIENT_CAPS | Cap.DIRECT_TCP;
  */
 function talk(
   addr: string,
-  send: (challenge: Buffer) => Buffer | null,
+  send: (challenge: Buffer) => Buffer | null | Promise<Buffer | null>,
   ms = 3000,
 ): Promise<Buffer & { closedByServer?: boolean }> {
   const { host, port } = parseDirectAddr(addr);
@@ -42,8 +42,9 @@ function talk(
       const all = Buffer.concat(got);
       if (!answered && all.length >= 37) {
         answered = true;
-        const reply = send(all.subarray(0, 37));
-        if (reply) sock.write(reply);
+        void Promise.resolve(send(all.subarray(0, 37))).then((reply) => {
+          if (reply) sock.write(reply);
+        });
       }
     });
     sock.on('error', reject);
@@ -72,8 +73,8 @@ async function refusedWithin(host: string, port: number, ms: number): Promise<bo
   return false;
 }
 
-function authHello(key: Uint8Array, challenge: Buffer, wrong = false): Buffer {
-  const mac = directMac(key, challenge.subarray(5));
+async function authHello(key: Uint8Array, challenge: Buffer, wrong = false): Promise<Buffer> {
+  const mac = await directMac(key, challenge.subarray(5));
   if (wrong) mac[0] ^= 1;
   return Buffer.concat([Buffer.from([33, 0, 0, 0, MsgType.AuthHello]), mac]);
 }
@@ -114,9 +115,9 @@ describe('direct rendezvous of bcmr serve', () => {
     const { addr, sessionKey } = await control.openDirectChannel();
     const { host, port } = parseDirectAddr(addr);
     // Authenticate, then say Hello with AEAD: a plain Welcome offering AEAD comes back.
-    const first = talk(addr, (ch) =>
+    const first = talk(addr, async (ch) =>
       Buffer.concat([
-        authHello(sessionKey, ch),
+        await authHello(sessionKey, ch),
         Buffer.from([3, 0, 0, 0, MsgType.Hello, 2, Cap.AEAD | Cap.ZSTD]),
       ]),
     );
@@ -128,8 +129,8 @@ describe('direct rendezvous of bcmr serve', () => {
 
   it('refuses a Hello without AEAD on the direct socket', async () => {
     const { addr, sessionKey } = await control.openDirectChannel();
-    const got = await talk(addr, (ch) =>
-      Buffer.concat([authHello(sessionKey, ch), Buffer.from([3, 0, 0, 0, MsgType.Hello, 2, Cap.ZSTD])]),
+    const got = await talk(addr, async (ch) =>
+      Buffer.concat([await authHello(sessionKey, ch), Buffer.from([3, 0, 0, 0, MsgType.Hello, 2, Cap.ZSTD])]),
     );
     const reply = got.subarray(37);
     assert.equal(reply[4], MsgType.Error);

@@ -1,8 +1,8 @@
 /**
- * bcmr on an older Node (the system's /usr/bin/node, 20 on these machines): the CLI and the
- * remote server run with what their runtime has (no zstd before Node 22.15), through the real
- * sshd, and the copy is bit-identical. Skipped, with one line saying so, where no Node older
- * than the one running the tests is installed.
+ * bcmr where the runtime has less: with BCMR_PORTABLE=1 on both ends (BLAKE3 from WebAssembly,
+ * no LZ4), and on an older Node (the system's /usr/bin/node, 20 on these machines; no zstd
+ * before Node 22.15), through the real sshd, each copy bit-identical. The older-Node case is
+ * skipped, with one line saying so, where no Node older than the test runner is installed.
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
-import { type RunResult, snapshot } from './run.js';
+import { bcmr, type RunResult, snapshot } from './run.js';
 
 const OLD_NODE = process.env.BCMR_OLD_NODE ?? '/usr/bin/node';
 
@@ -84,5 +84,44 @@ describe(`bcmr on ${oldVersion ?? 'an older Node'}`, { skip }, () => {
       assert.equal(c & 0x02, 0, `caps 0x${c.toString(16)}`);
       assert.equal(c & 0x01, 0x01, `caps 0x${c.toString(16)}`);
     }
+  });
+});
+
+describe('BCMR_PORTABLE=1 on both ends', () => {
+  let sshd: SshServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    sshd = await startSshd();
+    ({ dir, cleanup } = await tempDir('bcmr-e2e-portable-'));
+    fs.mkdirSync(path.join(dir, 'tree/sub'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tree/text.txt'), 'compressible line of text\n'.repeat(200_000));
+    fs.writeFileSync(path.join(dir, 'tree/sub/rand.bin'), randomBytes(20 << 20)); // dedup-sized
+  });
+  after(async () => {
+    await sshd?.stop();
+    await cleanup?.();
+  });
+
+  test('a tree up (dedup included) and down, hashes agree, no LZ4 negotiated', async () => {
+    const remotePath = `env BCMR_PORTABLE=1 '${path.join(sshd.binDir, 'bcmr')}'`;
+    const env = { BCMR_PORTABLE: '1' };
+    const base = ['copy', '--rsh', sshd.rsh, '--remote-path', remotePath, '--no-fallback', '--json', '-r'];
+    const up = await bcmr([...base, 'tree', `bcmr-test:${dir}/up`], { cwd: dir, env });
+    assert.equal(up.code, 0, up.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'up')), snapshot(path.join(dir, 'tree')));
+    const down = await bcmr([...base, `bcmr-test:${dir}/up`, 'down'], { cwd: dir, env });
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'down')), snapshot(path.join(dir, 'tree')));
+    for (const line of down.stdout.trim().split('\n')) {
+      const e = JSON.parse(line) as { event: string; path?: string; blake3?: string };
+      if (e.event === 'file')
+        assert.equal(e.blake3, blake3Hex(fs.readFileSync(path.resolve(dir, String(e.path)))));
+    }
+    const caps = [...fs.readFileSync(sshd.serveLog, 'utf8').matchAll(/session caps=0x([0-9a-f]+)/g)].map(
+      (m) => Number.parseInt(m[1], 16),
+    );
+    assert.ok(caps.length >= 2);
+    for (const c of caps) assert.equal(c & 0x01, 0, `caps 0x${c.toString(16)}: LZ4 without a native codec`);
   });
 });
