@@ -22,7 +22,7 @@ interface RawOptions {
   parallel: string;
   deref: boolean;
   rsh?: string;
-  remotePath: string;
+  remotePath?: string;
   compress: Compress;
   fast?: boolean;
   sync?: boolean;
@@ -55,7 +55,10 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('-P, --parallel <n>', 'ssh connections to use for the files', '1')
     .option('--no-deref', 'copy symlinks as links instead of following them')
     .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
-    .option('--remote-path <cmd>', 'bcmr command on the remote', 'bcmr')
+    .option(
+      '--remote-path <cmd>',
+      'bcmr command on the remote (default: bcmr on its PATH, else the server bundle on its Node 20+)',
+    )
     .addOption(
       new Option('--compress <mode>', 'block compression')
         .choices(['auto', 'zstd', 'lz4', 'none'])

@@ -35,6 +35,7 @@ const CONCURRENCY = 4;
 export class PlainSsh implements RemoteFs {
   readonly via = 'ssh';
   readonly plane = 'ssh';
+  readonly server = 'fallback';
   private readonly children = new Set<import('node:child_process').ChildProcess>();
   private destroyed = false;
 

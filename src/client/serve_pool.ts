@@ -25,7 +25,7 @@ import { getFiles } from './get_files.js';
 import { stripes } from './policy.js';
 import { putFiles } from './put_files.js';
 import type { ServeClient, StatResult } from './serve_client.js';
-import { connectServe, runRemote, type SshConfig } from './ssh.js';
+import { connectServe, runRemote, type ServeConnection, type ServerKind, type SshConfig } from './ssh.js';
 import { getStriped, putStriped, type RangeBatch, type RangeItem, type StripeHost } from './stripe.js';
 
 /** Reconnections per worker after its connection was poisoned. */
@@ -58,11 +58,12 @@ class Connector {
     private readonly opts: PoolOptions,
   ) {}
 
-  async connect(): Promise<{ client: ServeClient; home: string }> {
-    const { client, home } = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
-    if (!this.opts.direct || this.directDown) return { client, home };
+  async connect(): Promise<ServeConnection> {
+    const conn = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
+    const { client } = conn;
+    if (!this.opts.direct || this.directDown) return conn;
     try {
-      return { client: await openDirect(client, this.opts.caps), home };
+      return { ...conn, client: await openDirect(client, this.opts.caps) };
     } catch (err) {
       if (err instanceof DirectUnavailableError && this.opts.directFallback) {
         if (!this.directDown) {
@@ -71,7 +72,7 @@ class Connector {
             `direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`,
           );
         }
-        return { client, home };
+        return conn;
       }
       await client.destroy();
       throw err;
@@ -82,6 +83,12 @@ class Connector {
 export class ServePool implements RemoteFs {
   readonly via = 'bcmr';
   private readonly open = new Set<ServeClient>();
+  private control: ServeClient;
+  readonly home: string;
+  /** Which server answered the first connection (installed bcmr, the bundle, --remote-path's). */
+  readonly server: ServerKind;
+  /** The remote Node running the bundle, when it is the bundle. */
+  readonly remoteNode: string | undefined;
   private destroyed = false;
   /** Extra connections, started as soon as the first one proved the remote has bcmr. */
   private readonly spare: Promise<ServeClient>[] = [];
@@ -93,11 +100,14 @@ export class ServePool implements RemoteFs {
     private readonly target: RemoteEndpoint,
     private readonly opts: PoolOptions,
     private readonly connector: Connector,
-    private control: ServeClient,
-    readonly home: string,
+    first: ServeConnection,
     spare: Promise<ServeClient>[],
   ) {
-    this.open.add(control);
+    this.control = first.client;
+    this.home = first.home;
+    this.server = first.server;
+    this.remoteNode = first.nodeVersion;
+    this.open.add(this.control);
     for (const p of spare) {
       const adopted = p.then(async (c) => {
         if (this.destroyed) {
@@ -127,8 +137,8 @@ export class ServePool implements RemoteFs {
     );
     for (const p of spare) p.catch(() => {});
     try {
-      const { client, home } = await first;
-      return new ServePool(cfg, target, opts, connector, client, home, spare);
+      const conn = await first;
+      return new ServePool(cfg, target, opts, connector, conn, spare);
     } catch (err) {
       await Promise.all(
         spare.map((p) =>

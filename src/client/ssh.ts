@@ -7,14 +7,21 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import { DowngradeError, NoRemoteBcmrError, SshError, TimeoutError } from '../errors.js';
+import { encodeFrame } from '../protocol/codec.js';
+import { PROTOCOL_VERSION } from '../protocol/constants.js';
 import { type ByteChannel, childChannel } from '../transport/channel.js';
-import { type ConnectOptions, ServeClient } from './serve_client.js';
+import { shellQuote } from '../util/shell.js';
+import { type Bundle, bundleBoot, serverBundle } from './bundle.js';
+import { type ConnectOptions, DEFAULT_CLIENT_CAPS, ServeClient } from './serve_client.js';
 
 export interface SshConfig {
   /** argv of the ssh command (`--rsh` / `BCMR_RSH`, default `ssh`). */
   rsh: string[];
-  /** Shell text that starts bcmr on the remote (`--remote-path`, default `bcmr`). */
-  remotePath: string;
+  /**
+   * Shell text that starts bcmr on the remote (`--remote-path`). Unset: `bcmr` on the remote
+   * PATH, else the server bundle on the remote's Node 20+ (zero-install), else none.
+   */
+  remotePath?: string;
   /** Idle timeout of every session (`--timeout`; see ConnectOptions.idleMs). */
   idleMs?: number;
 }
@@ -83,11 +90,26 @@ const HOME_TAG = 'bcmr-home:';
 
 /**
  * The remote command: print the remote home (relative paths start there, as with scp, while
- * the server runs with `--root /`), then become `bcmr serve`. Works in sh, bash, zsh, fish.
+ * the server runs with `--root /`), then become the server. With `--remote-path`, exactly that
+ * (works in sh, bash, zsh, fish). Otherwise, under `sh -c` (any login shell): `bcmr` on the
+ * PATH, else the bundle on the remote's `node` (bundle.ts), else a line saying there is none.
  */
-export function serveCommand(remotePath: string): string {
-  return `printf '${HOME_TAG}%s\\n' "$HOME"; exec ${remotePath} serve --root /`;
+export function serveCommand(remotePath: string | undefined, bundle: Bundle | null = serverBundle()): string {
+  const home = `printf '${HOME_TAG}%s\\n' "$HOME"`;
+  if (remotePath !== undefined) return `${home}; exec ${remotePath} serve --root /`;
+  const node = bundle
+    ? `if command -v node >/dev/null 2>&1; then ${bundleBoot(bundle, shellQuote)}; fi; `
+    : '';
+  const script =
+    `${home}; if command -v bcmr >/dev/null 2>&1; then printf '${SERVER_TAG}installed\\n'; exec bcmr serve --root /; fi; ` +
+    `${node}printf '${SERVER_TAG}none\\n'; exit 127`;
+  return `exec sh -c ${shellQuote(script)}`;
 }
+
+const SERVER_TAG = 'bcmr-server:';
+
+/** Which server answered: an installed bcmr, the shipped bundle, or `--remote-path`'s. */
+export type ServerKind = 'installed' | 'bundle' | 'custom';
 
 export interface ServeConnection {
   client: ServeClient;
@@ -97,6 +119,11 @@ export interface ServeConnection {
    * home line comes, and paths are sent relative to that server's root as they are.
    */
   home: string;
+  server: ServerKind;
+  /** The remote Node running the bundle (`server: 'bundle'`). */
+  nodeVersion?: string;
+  /** Whether the bundle had to be sent (not yet cached on the remote). */
+  bundleSent?: boolean;
 }
 
 /**
@@ -110,7 +137,8 @@ export async function connectServe(
   target: RemoteEndpoint,
   opts: ConnectOptions = {},
 ): Promise<ServeConnection> {
-  const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath), SERVE_OPTIONS);
+  const bundle = cfg.remotePath === undefined ? serverBundle() : null;
+  const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath, bundle), SERVE_OPTIONS);
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let spawnError: Error | null = null;
   child.once('error', (e) => {
@@ -118,11 +146,30 @@ export async function connectServe(
   });
   const base = childChannel(child);
   const exitCode = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const start = { home: null as string | null, sawOutput: false };
+  const start: StartLines = {
+    home: null,
+    sawOutput: false,
+    server: cfg.remotePath === undefined ? null : 'custom',
+    why: null,
+    // The remote needs the bundle: send it, then Hello again once it runs (bundle.ts).
+    onNeed: () => {
+      if (bundle) base.writable.write(bundle.bytes);
+    },
+    onBundleRunning: () => {
+      base.writable.write(
+        encodeFrame({ type: 'Hello', version: PROTOCOL_VERSION, caps: opts.caps ?? DEFAULT_CLIENT_CAPS }),
+      );
+    },
+  };
   const channel: ByteChannel = { ...base, readable: afterHomeLine(base.readable, start) };
   try {
     const client = await ServeClient.connect(channel, { idleMs: cfg.idleMs, ...opts });
-    return { client, home: start.home ?? '' };
+    return {
+      client,
+      home: start.home ?? '',
+      server: start.server ?? 'custom',
+      ...(start.nodeVersion ? { nodeVersion: start.nodeVersion, bundleSent: start.bundleSent } : {}),
+    };
   } catch (err) {
     if (spawnError) throw new SshError(`cannot run ${file}: ${(spawnError as Error).message}`);
     if (err instanceof TimeoutError || err instanceof DowngradeError) throw err;
@@ -136,9 +183,9 @@ export async function connectServe(
       exitCode,
       new Promise<null>((r) => setTimeout(() => r(null), 2000).unref()),
     ]);
-    const why = base.diagnostics().split('\n').filter(Boolean).pop() ?? (err as Error).message;
+    const why = start.why ?? base.diagnostics().split('\n').filter(Boolean).pop() ?? (err as Error).message;
     throw new NoRemoteBcmrError(
-      `no usable bcmr on ${target.host} (${cfg.remotePath}: ${why || `exit ${code}`})`,
+      `no usable bcmr on ${target.host} (${cfg.remotePath ?? 'bcmr'}: ${why || `exit ${code}`})`,
       { cause: err },
     );
   }
@@ -158,38 +205,76 @@ function sshFailure(stderr: string, target: RemoteEndpoint): string {
 /** First bytes of a Welcome frame (length 3, type 0x81): a server speaking without a home line. */
 const WELCOME_HEAD = Buffer.from([0x03, 0x00, 0x00, 0x00, 0x81]);
 
+interface StartLines {
+  home: string | null;
+  sawOutput: boolean;
+  server: ServerKind | null;
+  nodeVersion?: string;
+  bundleSent?: boolean;
+  /** Why no server runs, from the remote's own line. */
+  why: string | null;
+  onNeed(): void;
+  onBundleRunning(): void;
+}
+
 /**
- * The session's bytes with our command's home line taken off the front (recorded in `start`),
- * or untouched when they begin with a frame (a forced command's server).
+ * The session's bytes with our command's lines taken off the front (recorded in `start`): the
+ * home line, then which server runs (bundle.ts's exchange included), or untouched when they
+ * begin with a frame (a forced-command server).
  */
 async function* afterHomeLine(
   source: AsyncIterable<Uint8Array>,
-  start: { home: string | null; sawOutput: boolean },
+  start: StartLines,
 ): AsyncGenerator<Uint8Array> {
   const it = source[Symbol.asyncIterator]();
   let acc = Buffer.alloc(0);
-  for (;;) {
+  let inLines = true;
+  while (inLines) {
     const { value, done } = await it.next();
     if (done) return;
     start.sawOutput = true;
     acc = Buffer.concat([acc, value]);
-    const head = acc.subarray(0, Math.min(acc.length, WELCOME_HEAD.length));
-    if (head.equals(WELCOME_HEAD.subarray(0, head.length))) {
-      if (head.length < WELCOME_HEAD.length) continue;
-      yield acc;
-      break;
+    if (start.home === null) {
+      const head = acc.subarray(0, Math.min(acc.length, WELCOME_HEAD.length));
+      if (head.equals(WELCOME_HEAD.subarray(0, head.length))) {
+        if (head.length < WELCOME_HEAD.length) continue;
+        break;
+      }
     }
-    const nl = acc.indexOf(10);
-    if (nl >= 0) {
+    for (let nl = acc.indexOf(10); nl >= 0 && inLines; nl = acc.indexOf(10)) {
       const line = acc.subarray(0, nl).toString('utf8');
-      const at = line.lastIndexOf(HOME_TAG);
-      if (at < 0) throw new Error(`unexpected output before the session: ${line.slice(0, 200)}`);
-      start.home = line.slice(at + HOME_TAG.length);
-      if (acc.length > nl + 1) yield acc.subarray(nl + 1);
-      break;
+      acc = acc.subarray(nl + 1);
+      if (start.home === null) {
+        const at = line.lastIndexOf(HOME_TAG);
+        if (at < 0) throw new Error(`unexpected output before the session: ${line.slice(0, 200)}`);
+        start.home = line.slice(at + HOME_TAG.length);
+        // With --remote-path the server's frames follow the home line directly.
+        if (start.server === 'custom') inLines = false;
+      } else if (line === 'bcmr-bundle:need') {
+        start.onNeed();
+      } else if (line.startsWith(SERVER_TAG)) {
+        const [what, version, sent] = line.slice(SERVER_TAG.length).split(' ');
+        if (what === 'installed') start.server = 'installed';
+        else if (what === 'bundle') {
+          start.server = 'bundle';
+          start.nodeVersion = version;
+          start.bundleSent = sent === 'sent';
+          if (start.bundleSent) start.onBundleRunning();
+        } else {
+          start.why =
+            what === 'old-node'
+              ? `the remote node ${version} is older than 20`
+              : what === 'bad-bundle'
+                ? 'the server bundle arrived damaged'
+                : 'neither bcmr nor node 20+ on the remote PATH';
+          return;
+        }
+        inLines = false;
+      } else throw new Error(`unexpected output before the session: ${line.slice(0, 200)}`);
     }
     if (acc.length > 64 * 1024) throw new Error('no home line from the remote shell');
   }
+  if (acc.length > 0) yield acc;
   for (;;) {
     const { value, done } = await it.next();
     if (done) return;

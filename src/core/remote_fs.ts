@@ -13,6 +13,13 @@ export interface RemoteFs {
   readonly via: 'bcmr' | 'ssh';
   /** What carries the file data: the ssh channels, or direct AES-256-GCM TCP connections. */
   readonly plane: 'ssh' | 'direct';
+  /**
+   * Which server runs there: `installed` bcmr, the shipped `bundle` on the remote's Node,
+   * `custom` (--remote-path), or none (`fallback`: plain ssh commands).
+   */
+  readonly server: 'installed' | 'bundle' | 'custom' | 'fallback';
+  /** The remote Node version running the bundle. */
+  readonly remoteNode?: string;
   /** The remote account's home: relative paths start there. */
   readonly home: string;
   /** null when the path does not exist. */

@@ -76,6 +76,9 @@ export interface StartEvent {
   op: 'local' | 'upload' | 'download' | 'relay';
   /** How the destination (or, for a download, the source) is reached. */
   via: 'local' | 'bcmr' | 'ssh';
+  /** Which server runs on the remote (see RemoteFs.server), and its Node for a bundle. */
+  server?: 'installed' | 'bundle' | 'custom' | 'fallback';
+  remoteNode?: string;
   /** For a relay: true, and how the source host is reached. */
   relay?: boolean;
   sourceVia?: 'bcmr' | 'ssh';
@@ -442,6 +445,8 @@ class Job {
       op,
       via,
       plane: remote?.plane ?? 'local',
+      ...(remote ? { server: remote.server } : {}),
+      ...(remote?.remoteNode ? { remoteNode: remote.remoteNode } : {}),
       ...(op === 'relay' ? { relay: true, sourceVia: from.remote?.via } : {}),
       files: plan.files.length,
       bytes: plan.bytes,

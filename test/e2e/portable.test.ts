@@ -125,3 +125,53 @@ describe('BCMR_PORTABLE=1 on both ends', () => {
     for (const c of caps) assert.equal(c & 0x01, 0, `caps 0x${c.toString(16)}: LZ4 without a native codec`);
   });
 });
+
+describe('zero-install: a remote with Node 20+ and no bcmr gets the server bundle', () => {
+  let sshd: SshServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    sshd = await startSshd();
+    ({ dir, cleanup } = await tempDir('bcmr-e2e-bundle-'));
+    fs.mkdirSync(path.join(dir, 'tree/sub'), { recursive: true });
+    fs.writeFileSync(path.join(dir, 'tree/a.txt'), 'a\n'.repeat(10_000));
+    fs.writeFileSync(path.join(dir, 'tree/sub/r.bin'), randomBytes(1 << 20));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await cleanup?.();
+  });
+
+  const cacheDir = () => path.join(sshd.home, '.cache/bcmr');
+  const cached = () => (fs.existsSync(cacheDir()) ? fs.readdirSync(cacheDir()) : []);
+  /** bcmr-bare: a second sshd port whose PATH has the system node but no bcmr. */
+  const copyBare = (args: string[]) =>
+    bcmr(['--json', 'copy', '--rsh', sshd.rsh, '--no-fallback', ...args], { cwd: dir });
+
+  test('sent once, then used from the cache; a tampered cache is replaced', async () => {
+    const first = await copyBare(['-r', 'tree', `bcmr-bare:${dir}/up1`]);
+    assert.equal(first.code, 0, first.stderr);
+    const start = JSON.parse(first.stdout.split('\n')[0]) as { server: string; remoteNode?: string };
+    assert.equal(start.server, 'bundle');
+    assert.match(String(start.remoteNode), /^v\d+\./);
+    assert.deepEqual(snapshot(path.join(dir, 'up1')), snapshot(path.join(dir, 'tree')));
+    const files = cached();
+    assert.equal(files.length, 1, String(files));
+    const file = path.join(cacheDir(), files[0]);
+    assert.equal((fs.statSync(cacheDir()).mode & 0o777).toString(8), '700');
+    assert.equal((fs.statSync(file).mode & 0o777).toString(8), '600');
+    const good = fs.readFileSync(file);
+    // Second copy: the cached bundle is used as is (not rewritten).
+    const mtime = fs.statSync(file).mtimeMs;
+    const again = await copyBare(['-r', `bcmr-bare:${dir}/up1`, 'down1']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'down1')), snapshot(path.join(dir, 'tree')));
+    assert.equal(fs.statSync(file).mtimeMs, mtime);
+    // A tampered cache does not hash right: it is sent again and replaced.
+    fs.appendFileSync(file, '\n// tampered\n');
+    const third = await copyBare(['tree/a.txt', `bcmr-bare:${dir}/a3.txt`]);
+    assert.equal(third.code, 0, third.stderr);
+    assert.ok(fs.readFileSync(file).equals(good));
+    assert.equal(fs.readFileSync(path.join(dir, 'a3.txt'), 'utf8'), 'a\n'.repeat(10_000));
+  });
+});

@@ -54,13 +54,27 @@ describe('remote -> remote', () => {
   });
 
   test('the fallback on the destination host, then on the source host', async () => {
+    // `--remote-path bcmr`: exactly that, no zero-install bundle, so bcmr-bare falls back.
     fs.mkdirSync(path.join(dir, 'dst2'));
-    const down = await copy(['-r', `bcmr-test:${dir}/src/tree`, `bcmr-bare:${dir}/dst2/`]);
+    const down = await copy([
+      '--remote-path',
+      'bcmr',
+      '-r',
+      `bcmr-test:${dir}/src/tree`,
+      `bcmr-bare:${dir}/dst2/`,
+    ]);
     assert.equal(down.code, 0, down.stderr);
     assert.match(down.stderr, /plain ssh/);
     assert.deepEqual(snapshot(path.join(dir, 'dst2/tree')), snapshot(path.join(dir, 'src/tree')));
     fs.mkdirSync(path.join(dir, 'dst3'));
-    const up = await copy(['--json', '-r', `bcmr-bare:${dir}/dst2/tree`, `bcmr-test:${dir}/dst3/`]);
+    const up = await copy([
+      '--remote-path',
+      'bcmr',
+      '--json',
+      '-r',
+      `bcmr-bare:${dir}/dst2/tree`,
+      `bcmr-test:${dir}/dst3/`,
+    ]);
     assert.equal(up.code, 0, up.stderr);
     assert.equal(jsonEvents(up.stdout)[0].sourceVia, 'ssh');
     assert.deepEqual(snapshot(path.join(dir, 'dst3/tree')), snapshot(path.join(dir, 'src/tree')));
