@@ -8,6 +8,7 @@ import { codecsDescription } from '../codec/block.js';
 import { blake3Impl } from '../codec/hash.js';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { addCopyCommand } from './copy_command.js';
+import { addDeployCommand } from './deploy_command.js';
 import { runServe } from './serve.js';
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -31,6 +32,7 @@ let commandExit: number = ExitCode.ok;
 addCopyCommand(program, (code) => {
   commandExit = code;
 });
+addDeployCommand(program);
 
 program
   .command('serve')

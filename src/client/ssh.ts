@@ -102,6 +102,8 @@ export function serveCommand(remotePath: string | undefined, bundle: Bundle | nu
     : '';
   const script =
     `${home}; if command -v bcmr >/dev/null 2>&1; then printf '${SERVER_TAG}installed\\n'; exec bcmr serve --root /; fi; ` +
+    // `bcmr deploy`'s launcher, found even where ~/.local/bin is not on a non-interactive PATH.
+    `if [ -x "$HOME/.local/bin/bcmr" ]; then printf '${SERVER_TAG}installed\\n'; exec "$HOME/.local/bin/bcmr" serve --root /; fi; ` +
     `${node}printf '${SERVER_TAG}none\\n'; exit 127`;
   return `exec sh -c ${shellQuote(script)}`;
 }

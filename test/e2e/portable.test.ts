@@ -175,3 +175,61 @@ describe('zero-install: a remote with Node 20+ and no bcmr gets the server bundl
     assert.equal(fs.readFileSync(path.join(dir, 'a3.txt'), 'utf8'), 'a\n'.repeat(10_000));
   });
 });
+
+describe('bcmr deploy', () => {
+  let sshd: SshServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    sshd = await startSshd();
+    ({ dir, cleanup } = await tempDir('bcmr-e2e-deploy-'));
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'deployed\n');
+  });
+  after(async () => {
+    await sshd?.stop();
+    await cleanup?.();
+  });
+
+  const run = (args: string[]) => bcmr(args, { cwd: dir, env: { BCMR_RSH: sshd.rsh } });
+  const startOf = (r: RunResult) => JSON.parse(r.stdout.split('\n')[0]) as { server: string };
+
+  test('installs, is idempotent, is used by copy, is reported by --check, and --remove undoes it', async () => {
+    const launcher = path.join(sshd.home, '.local/bin/bcmr');
+    const bundle = path.join(sshd.home, '.local/share/bcmr/bcmr-server.mjs');
+    for (let i = 0; i < 2; i++) {
+      const r = await run(['deploy', 'bcmr-bare']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^deployed [0-9a-f]{64} with node v\d+/);
+    }
+    assert.equal((fs.statSync(launcher).mode & 0o777).toString(8), '755');
+    assert.equal((fs.statSync(bundle).mode & 0o777).toString(8), '600');
+    assert.deepEqual(
+      fs.readdirSync(path.dirname(bundle)).filter((n) => n.includes('tmp')),
+      [],
+    );
+    // bcmr-bare has no bcmr on its PATH: the deployed launcher is found and used.
+    const copy = await run(['--json', 'copy', '--no-fallback', 'a.txt', `bcmr-bare:${dir}/b.txt`]);
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.equal(startOf(copy).server, 'installed');
+    assert.equal(fs.readFileSync(path.join(dir, 'b.txt'), 'utf8'), 'deployed\n');
+    const check = await run(['deploy', '--check', 'bcmr-bare']);
+    assert.equal(check.code, 0, check.stderr);
+    assert.match(check.stdout, /deployed bundle: .*sha256 [0-9a-f]{64}/);
+    assert.match(check.stdout, /launcher: .*\.local\/bin\/bcmr/);
+    assert.match(check.stdout, /node: .* v\d+/);
+    const removed = await run(['deploy', '--remove', 'bcmr-bare']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(fs.existsSync(launcher), false);
+    assert.equal(fs.existsSync(bundle), false);
+    // Without the deploy, the zero-install bundle takes over again.
+    const after = await run(['--json', 'copy', '--no-fallback', '-f', 'a.txt', `bcmr-bare:${dir}/b.txt`]);
+    assert.equal(after.code, 0, after.stderr);
+    assert.equal(startOf(after).server, 'bundle');
+  });
+
+  test('--with-node is refused with one line (not available yet)', async () => {
+    const r = await run(['deploy', '--with-node', 'bcmr-bare']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--with-node is not available yet/);
+  });
+});
