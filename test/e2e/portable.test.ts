@@ -148,6 +148,18 @@ describe('zero-install: a remote with Node 20+ and no bcmr gets the server bundl
   const copyBare = (args: string[]) =>
     bcmr(['--json', 'copy', '--rsh', sshd.rsh, '--no-fallback', ...args], { cwd: dir });
 
+  test('a remote Node older than 20: one notice, then the plain-ssh fallback', async () => {
+    const r = await bcmr(['--json', 'copy', '--rsh', sshd.rsh, 'tree/a.txt', `bcmr-oldnode:${dir}/old.txt`], {
+      cwd: dir,
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, r.stderr);
+    assert.match(lines[0], /remote node v18\.20\.0 is older than 20.*plain ssh/);
+    assert.equal((JSON.parse(r.stdout.split('\n')[0]) as { server: string }).server, 'fallback');
+    assert.equal(fs.readFileSync(path.join(dir, 'old.txt'), 'utf8'), 'a\n'.repeat(10_000));
+  });
+
   test('sent once, then used from the cache; a tampered cache is replaced', async () => {
     const first = await copyBare(['-r', 'tree', `bcmr-bare:${dir}/up1`]);
     assert.equal(first.code, 0, first.stderr);

@@ -6,6 +6,7 @@
  *   bcmr-badkey     the same server, but known_hosts holds a different key (host key failure)
  *   bcmr-refused    a closed port (connection refused)
  *   bcmr-bare       the same server on a second port whose sessions have no bcmr on PATH
+ *   bcmr-oldnode    a third port: no bcmr, and the first `node` on PATH says it is 18
  *   bcmr-forced     the server through a key whose authorized_keys line forces
  *                   `command="bcmr serve --root <dir>/forced-root"` (a copy-only key)
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
@@ -100,12 +101,26 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   const port = await freePort();
   // A second port whose sessions have no bcmr on their PATH (a host that never had it).
   const barePort = await freePort();
+  // A third port whose PATH has only a Node that says it is 18 (too old for the bundle).
+  const oldNodePort = await freePort();
+  const oldNodeBin = path.join(dir, 'oldnode-bin');
+  mkdirSync(oldNodeBin);
+  writeFileSync(
+    path.join(dir, 'fake18.cjs'),
+    "Object.defineProperty(process.versions, 'node', { value: '18.20.0' });\nObject.defineProperty(process, 'version', { value: 'v18.20.0' });\n",
+  );
+  writeFileSync(
+    path.join(oldNodeBin, 'node'),
+    `#!/bin/sh\nexec '${process.execPath}' --require '${path.join(dir, 'fake18.cjs')}' "$@"\n`,
+    { mode: 0o755 },
+  );
   const user = os.userInfo().username;
   writeFileSync(
     path.join(dir, 'sshd_config'),
     [
       `Port ${port}`,
       `Port ${barePort}`,
+      `Port ${oldNodePort}`,
       `ListenAddress ${listen}`,
       `HostKey ${path.join(dir, 'host_key')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
@@ -126,6 +141,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
       `Match LocalPort ${barePort}`,
       `  SetEnv HOME=${remoteHome} PATH=/usr/local/bin:/usr/bin:/bin`,
+      `Match LocalPort ${oldNodePort}`,
+      `  SetEnv HOME=${remoteHome} PATH=${oldNodeBin}:/usr/local/bin:/usr/bin:/bin`,
       '',
     ].join('\n'),
   );
@@ -167,6 +184,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       'Host bcmr-bare',
       `  HostName ${listen}`,
       `  Port ${barePort}`,
+      '  HostKeyAlias bcmr-test-key',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      ...common,
+      'Host bcmr-oldnode',
+      `  HostName ${listen}`,
+      `  Port ${oldNodePort}`,
       '  HostKeyAlias bcmr-test-key',
       `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
       ...common,
