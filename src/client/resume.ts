@@ -2,7 +2,13 @@
 import { constants } from 'node:fs';
 import path from 'node:path';
 import { Blake3Hasher, blake3Hex } from '../codec/hash.js';
-import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
+import {
+  type BatchCallbacks,
+  type FileResult,
+  fileResult,
+  type GetItem,
+  type PutItem,
+} from '../core/items.js';
 import { IntegrityError, isNotFound } from '../errors.js';
 import { MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
@@ -92,24 +98,10 @@ export async function getResumable(
     }
     fh = null;
     await publishReceived(file, item.local, item.overwrite ?? true, sync);
-    return {
-      item,
-      bytes: got,
-      hash: whole.digest('hex'),
-      error: null,
-      ms: performance.now() - t0,
-      resumedFrom: keep,
-    };
+    return fileResult(item, t0, { bytes: got, hash: whole.digest('hex') }, { resumedFrom: keep });
   } catch (err) {
     (fh as FdFile | null)?.close();
-    return {
-      item,
-      bytes: got,
-      hash: null,
-      error: err as Error,
-      ms: performance.now() - t0,
-      resumedFrom: keep,
-    };
+    return fileResult(item, t0, { bytes: got, error: err as Error }, { resumedFrom: keep });
   }
 }
 
@@ -155,24 +147,9 @@ export async function putResumable(
     const stored = await client.hash(part);
     if (stored !== local)
       throw new IntegrityError(`${item.remote}: partial file hashes to ${stored}, sent ${local}`);
-    return {
-      item,
-      bytes: sent,
-      hash: local,
-      error: null,
-      ms: performance.now() - t0,
-      resumedFrom: keep,
-      publishFrom: part,
-    };
+    return fileResult(item, t0, { bytes: sent, hash: local }, { resumedFrom: keep, publishFrom: part });
   } catch (err) {
-    return {
-      item,
-      bytes: sent,
-      hash: null,
-      error: err as Error,
-      ms: performance.now() - t0,
-      resumedFrom: keep,
-    };
+    return fileResult(item, t0, { bytes: sent, error: err as Error }, { resumedFrom: keep });
   } finally {
     fh.close();
   }

@@ -6,7 +6,13 @@
  */
 
 import type { RemoteEndpoint } from '../core/endpoint.js';
-import type { BatchCallbacks, FileResult, GetItem, PutItem } from '../core/items.js';
+import {
+  type BatchCallbacks,
+  type FileResult,
+  fileResult,
+  type GetItem,
+  type PutItem,
+} from '../core/items.js';
 import type { RemoteFs } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
@@ -352,13 +358,11 @@ export class ServePool implements RemoteFs {
     await Promise.all(Array.from({ length: Math.max(1, this.opts.connections) }, (_, i) => worker(i)));
     const left = queue.drain();
     for (const item of left) {
-      cb.onFileDone?.({
-        item,
-        bytes: 0,
-        hash: null,
-        error: lastError ?? new ConnectionClosedError('No connection left to send this file'),
-        ms: 0,
-      });
+      cb.onFileDone?.(
+        fileResult(item, -1, {
+          error: lastError ?? new ConnectionClosedError('No connection left to send this file'),
+        }),
+      );
     }
   }
 }

@@ -6,6 +6,7 @@ import zlib from 'node:zlib';
 import { ProtocolError } from '../errors.js';
 import { Algo, Cap, ZSTD_LEVEL } from '../protocol/constants.js';
 import type { DataMessage } from '../protocol/messages.js';
+import { PORTABLE_FORCED } from './hash.js';
 
 export type Codec = 'zstd' | 'lz4' | 'none';
 
@@ -27,13 +28,12 @@ type Lz4 = typeof import('lz4-napi');
  * LZ4 is a native addon (lz4-napi, one package per platform): where it does not load, or with
  * BCMR_PORTABLE=1 (no native code at all), LZ4 is left out of the caps.
  */
-const lz4: Lz4 | null =
-  process.env.BCMR_PORTABLE === '1'
-    ? null
-    : await import('lz4-napi').then(
-        (m) => m as Lz4,
-        () => null,
-      );
+const lz4: Lz4 | null = PORTABLE_FORCED
+  ? null
+  : await import('lz4-napi').then(
+      (m) => m as Lz4,
+      () => null,
+    );
 export const HAS_LZ4 = lz4 !== null;
 
 /** The capability bits this runtime can serve: every bit but a codec it lacks. */
