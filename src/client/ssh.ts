@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import { DowngradeError, NoRemoteBcmrError, SshError, TimeoutError } from '../errors.js';
 import { encodeFrame } from '../protocol/codec.js';
@@ -298,7 +299,11 @@ export function runRemote(
   cfg: SshConfig,
   target: RemoteEndpoint,
   command: string,
-  opts: { input?: Uint8Array | string; extra?: readonly string[]; onChild?: (c: ChildProcess) => void } = {},
+  opts: {
+    input?: Uint8Array | string | Readable;
+    extra?: readonly string[];
+    onChild?: (c: ChildProcess) => void;
+  } = {},
 ): Promise<RunResult> {
   const { file, args } = sshArgv(cfg, target, command, ['-o', 'BatchMode=yes', ...(opts.extra ?? [])]);
   return new Promise((resolve, reject) => {
@@ -313,7 +318,14 @@ export function runRemote(
     });
     child.once('error', (e) => reject(new SshError(`cannot run ${file}: ${e.message}`)));
     child.stdin.on('error', () => {});
-    child.stdin.end(opts.input ?? '');
+    const input = opts.input ?? '';
+    if (input instanceof Readable) {
+      input.once('error', (e) => {
+        child.kill();
+        reject(e);
+      });
+      input.pipe(child.stdin);
+    } else child.stdin.end(input);
     child.once('close', (code) => resolve({ code, stdout: Buffer.concat(out), stderr: err }));
   });
 }

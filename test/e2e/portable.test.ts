@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
@@ -239,9 +240,51 @@ describe('bcmr deploy', () => {
     assert.equal(startOf(after).server, 'bundle');
   });
 
-  test('--with-node is refused with one line (not available yet)', async () => {
-    const r = await run(['deploy', '--with-node', 'bcmr-bare']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /--with-node is not available yet/);
+  test('--with-node ships this Node to a remote with none, which then serves copies; --remove takes it away', async () => {
+    const runtime = path.join(sshd.home, '.local/share/bcmr/node');
+    // bcmr-nonode: the system's tools on PATH, no node, no bcmr.
+    const before = await run(['--json', 'copy', '--no-fallback', 'a.txt', `bcmr-nonode:${dir}/n.txt`]);
+    assert.notEqual(before.code, 0, 'no server should be reachable before the deploy');
+    const r = await run(['deploy', '--with-node', 'bcmr-nonode']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^node runtime ${process.version} installed`, 'm'));
+    assert.match(r.stdout, new RegExp(`^deployed [0-9a-f]{64} with node ${process.version}`, 'm'));
+    assert.ok(
+      fs.readFileSync(runtime).equals(fs.readFileSync(process.execPath)),
+      'the runtime arrived whole',
+    );
+    const copy = await run(['--json', 'copy', '--no-fallback', 'a.txt', `bcmr-nonode:${dir}/n.txt`]);
+    assert.equal(copy.code, 0, copy.stderr);
+    assert.equal(startOf(copy).server, 'installed');
+    assert.equal(fs.readFileSync(path.join(dir, 'n.txt'), 'utf8'), 'deployed\n');
+    const again = await run(['deploy', '--with-node', 'bcmr-nonode']);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /deployed node 24: kept/);
+    const check = await run(['deploy', '--check', 'bcmr-nonode']);
+    assert.match(check.stdout, /^node: none$/m);
+    assert.match(check.stdout, new RegExp(`^deployed node: .*/node ${process.version}$`, 'm'));
+    const removed = await run(['deploy', '--remove', 'bcmr-nonode']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(fs.existsSync(runtime), false);
+    assert.equal(fs.existsSync(path.join(sshd.home, '.local/bin/bcmr')), false);
+  });
+
+  test('--with-node refuses a remote of another OS or CPU with one line, shipping nothing', async () => {
+    // The remote's uname says it is a Mac: a wrapper in front of the real one on its PATH.
+    const uname = path.join(sshd.dir, 'nonode-bin', 'uname');
+    fs.rmSync(uname);
+    fs.writeFileSync(uname, '#!/bin/sh\necho Darwin arm64\n', { mode: 0o755 });
+    try {
+      const r = await run(['deploy', '--with-node', 'bcmr-nonode']);
+      assert.equal(r.code, 2, r.stderr);
+      assert.ok(
+        r.stderr.includes(`the remote is 'Darwin arm64' and this runtime is '${os.type()} ${os.machine()}'`),
+        r.stderr,
+      );
+      assert.equal(fs.existsSync(path.join(sshd.home, '.local/share/bcmr/node')), false);
+    } finally {
+      fs.rmSync(uname);
+      fs.symlinkSync(execFileSync('sh', ['-c', 'command -v uname'], { encoding: 'utf8' }).trim(), uname);
+    }
   });
 });

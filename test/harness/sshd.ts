@@ -7,12 +7,21 @@
  *   bcmr-refused    a closed port (connection refused)
  *   bcmr-bare       the same server on a second port whose sessions have no bcmr on PATH
  *   bcmr-oldnode    a third port: no bcmr, and the first `node` on PATH says it is 18
+ *   bcmr-nonode     a fourth port: the usual tools on PATH, but neither bcmr nor node
  *   bcmr-forced     the server through a key whose authorized_keys line forces
  *                   `command="bcmr serve --root <dir>/forced-root"` (a copy-only key)
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -114,6 +123,10 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     `#!/bin/sh\nexec '${process.execPath}' --require '${path.join(dir, 'fake18.cjs')}' "$@"\n`,
     { mode: 0o755 },
   );
+  // A fourth port whose PATH has every tool of the system but node (a host with only a shell).
+  const noNodePort = await freePort();
+  const noNodeBin = path.join(dir, 'nonode-bin');
+  toolsWithout(noNodeBin, new Set(['node', 'nodejs', 'bcmr']));
   const user = os.userInfo().username;
   writeFileSync(
     path.join(dir, 'sshd_config'),
@@ -121,6 +134,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `Port ${port}`,
       `Port ${barePort}`,
       `Port ${oldNodePort}`,
+      `Port ${noNodePort}`,
       `ListenAddress ${listen}`,
       `HostKey ${path.join(dir, 'host_key')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
@@ -143,6 +157,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `  SetEnv HOME=${remoteHome} PATH=/usr/local/bin:/usr/bin:/bin`,
       `Match LocalPort ${oldNodePort}`,
       `  SetEnv HOME=${remoteHome} PATH=${oldNodeBin}:/usr/local/bin:/usr/bin:/bin`,
+      `Match LocalPort ${noNodePort}`,
+      `  SetEnv HOME=${remoteHome} PATH=${noNodeBin}`,
       '',
     ].join('\n'),
   );
@@ -190,6 +206,12 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       'Host bcmr-oldnode',
       `  HostName ${listen}`,
       `  Port ${oldNodePort}`,
+      '  HostKeyAlias bcmr-test-key',
+      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+      ...common,
+      'Host bcmr-nonode',
+      `  HostName ${listen}`,
+      `  Port ${noNodePort}`,
       '  HostKeyAlias bcmr-test-key',
       `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
       ...common,
@@ -272,4 +294,25 @@ async function waitListening(child: ChildProcess, host: string, port: number): P
   }
   child.kill();
   throw new Error(`sshd did not start listening: ${log}`);
+}
+
+/** Fills `bin` with links to every command of the system's PATH directories except `without`. */
+function toolsWithout(bin: string, without: ReadonlySet<string>): void {
+  mkdirSync(bin);
+  for (const d of ['/usr/local/bin', '/usr/bin', '/bin', '/usr/sbin', '/sbin']) {
+    let names: string[];
+    try {
+      names = readdirSync(d);
+    } catch {
+      continue;
+    }
+    for (const n of names) {
+      if (without.has(n) || existsSync(path.join(bin, n))) continue;
+      try {
+        symlinkSync(path.join(d, n), path.join(bin, n));
+      } catch {
+        // a name seen twice through a linked directory
+      }
+    }
+  }
 }
