@@ -19,6 +19,8 @@ export interface Measurement {
   peer: boolean;
   /** Seconds of the runs that succeeded and were verified. */
   times: number[];
+  /** Whole-machine busy CPU seconds of the same runs (absent in runs before 2026-12-02). */
+  cpu?: number[];
   errors: string[];
 }
 
@@ -151,8 +153,8 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     out.push(
       `## ${k}`,
       '',
-      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | failed runs |',
-      '|---|---:|---|---:|---:|---:|---:|---|',
+      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU vs scp | failed runs |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---|',
     );
     for (const r of rows) {
       const m = median(r.times);
@@ -160,8 +162,10 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
         ? `${Math.min(...r.times).toFixed(2)}-${Math.max(...r.times).toFixed(2)}`
         : '';
       const ok = r.times.length > 0;
+      const cpu = r.cpu?.length ? median(r.cpu) : Number.NaN;
+      const scpCpu = scp?.cpu?.length ? median(scp.cpu) : Number.NaN;
       out.push(
-        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${Number.isNaN(cpu) ? '' : cpu.toFixed(2)} | ${Number.isNaN(cpu / scpCpu) ? '' : (cpu / scpCpu).toFixed(2)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
       );
     }
     out.push('');

@@ -5,12 +5,15 @@
  *              10,000 x 64 KiB files (bcmr -P 1/2/4/8), up and down; AES-GCM and TCP ceilings
  *   latency    10,000 x 64 KiB through a userspace delay proxy (default 50 ms RTT)
  *   slow       64 MiB of real text over a 10 MB/s link (network namespaces + tc tbf, root only)
+ *   servers    1 GiB and 10,000 x 64 KiB with an installed bcmr, the zero-install bundle on the
+ *              remote's Node, and the plain-ssh fallback on the remote
+ * Every cell also counts whole-machine CPU seconds (/proc/stat busy jiffies before and after).
  * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
  * not a time. Median and spread of `--reps` runs (default 3), tools interleaved, page cache
  * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
  *
  * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
- * --conditions loopback,latency,slow, --only-tools NAME,... (substring match), --datasets
+ * --conditions loopback,latency,slow,features,servers, --only-tools NAME,... (substring match), --datasets
  * big,small,text.
  * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
  * what is measured).
@@ -36,7 +39,7 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features').split(',');
+const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers').split(',');
 const onlyTools = opt('--only-tools')?.split(',');
 /** `--datasets big,small,text`: which datasets to run (default all). */
 const datasets = (opt('--datasets') ?? 'big,small,text').split(',');
@@ -87,8 +90,24 @@ function usable(t: Tool): boolean {
 
 let bigData: Dataset | null = null;
 
-async function timed(argv: string[], prefix: string[]): Promise<number> {
+/**
+ * Busy CPU seconds of the whole machine so far (every process: client, ssh, sshd, the remote
+ * server, the kernel), from /proc/stat's first line; null where there is none.
+ */
+function machineCpuSeconds(): number | null {
+  try {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: idle and iowait are not work.
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    return busy / 100; // USER_HZ is 100 on every Linux build that matters
+  } catch {
+    return null;
+  }
+}
+
+async function timed(argv: string[], prefix: string[]): Promise<{ wall: number; cpu: number | null }> {
   const full = [...prefix, ...argv];
+  const cpu0 = machineCpuSeconds();
   const t0 = performance.now();
   await new Promise<void>((resolve, reject) => {
     const c = spawn(full[0], full.slice(1), { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -100,7 +119,9 @@ async function timed(argv: string[], prefix: string[]): Promise<number> {
       code === 0 ? resolve() : reject(new Error(`exit ${code}: ${err.trim().split('\n').pop()}`)),
     );
   });
-  return (performance.now() - t0) / 1000;
+  const wall = (performance.now() - t0) / 1000;
+  const cpu1 = machineCpuSeconds();
+  return { wall, cpu: cpu0 === null || cpu1 === null ? null : cpu1 - cpu0 };
 }
 
 interface Workload {
@@ -120,7 +141,7 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
   warm(w.data.path);
   const tools = w.tools.filter(usable);
   for (const direction of w.directions) {
-    const runs = new Map<string, { times: number[]; errors: string[] }>();
+    const runs = new Map<string, { times: number[]; cpu: number[]; errors: string[] }>();
     for (let r = 0; r < reps; r++) {
       for (const tool of tools) {
         const dstDir = path.join(BASE, 'dst');
@@ -131,15 +152,16 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         // Every upload is a first upload: the server's dedup store starts empty (the repeat
         // case is measured on its own, in features).
         w.reset?.();
-        const rec = runs.get(tool.name) ?? { times: [], errors: [] };
+        const rec = runs.get(tool.name) ?? { times: [], cpu: [], errors: [] };
         runs.set(tool.name, rec);
         try {
-          const t = await timed(tool.argv(job), w.prefix);
+          const { wall: t, cpu } = await timed(tool.argv(job), w.prefix);
           const got = await digestOf(path.join(dstDir, path.basename(w.data.path)));
           if (got !== w.data.digest) throw new Error('copy differs from the source (BLAKE3)');
           rec.times.push(t);
+          if (cpu !== null) rec.cpu.push(cpu);
           process.stderr.write(
-            `${w.condition} | ${w.data.name} ${direction} | ${tool.name} | ${t.toFixed(2)} s\n`,
+            `${w.condition} | ${w.data.name} ${direction} | ${tool.name} | ${t.toFixed(2)} s, CPU ${cpu?.toFixed(2) ?? '?'} s\n`,
           );
         } catch (err) {
           rec.errors.push((err as Error).message);
@@ -161,6 +183,7 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         tool: tool.name,
         peer: tool.peer,
         times: rec.times,
+        cpu: rec.cpu,
         errors: rec.errors,
       });
     }
@@ -231,6 +254,51 @@ async function main(): Promise<void> {
         },
         results,
       );
+    }
+    if (conditions.includes('servers')) {
+      // Which server answers on the remote (issue 14): an installed bcmr, the zero-install
+      // bundle on the remote's own Node (the system's, as a server would have it), or, with
+      // neither bcmr nor node there, the plain-ssh fallback. scp and rsync for scale.
+      const lo = route('bcmr-test', '127.0.0.1', sshd.port, sshd);
+      const remoteNode = (() => {
+        try {
+          return execFileSync('sh', ['-c', 'PATH=/usr/local/bin:/usr/bin:/bin node --version'], {
+            encoding: 'utf8',
+          }).trim();
+        } catch {
+          return 'none';
+        }
+      })();
+      const bundleBytes = (() => {
+        try {
+          return readFileSync(new URL('../../dist/bundle/bcmr-server.mjs', import.meta.url)).length;
+        } catch {
+          return 0;
+        }
+      })();
+      notes.push(
+        `servers: "installed" is bcmr on the remote PATH (Node ${process.version}); "bundle" runs the zero-install server bundle on the remote's system node (${remoteNode}: BLAKE3 from WebAssembly, no LZ4${Number(remoteNode.slice(1).split('.')[0]) < 22 ? ', no zstd' : ''}), cached on the remote (the first contact ships ${bundleBytes} bytes once, then nothing); "fallback" has neither bcmr nor node on the remote PATH.`,
+      );
+      const kinds = [
+        bcmr(1, 'auto', false, { alias: 'bcmr-test', label: 'installed' }),
+        bcmr(1, 'auto', false, { alias: 'bcmr-bare', label: 'bundle' }),
+        bcmr(1, 'auto', false, { alias: 'bcmr-nonode', label: 'fallback' }),
+        scp,
+        rsync(),
+      ];
+      for (const data of [big, small])
+        await runWorkload(
+          {
+            condition: 'servers',
+            data,
+            directions: ['up', 'down'],
+            tools: kinds,
+            route: lo,
+            prefix: [],
+            reset: () => rmSync(path.join(sshd.dir, 'cas'), { recursive: true, force: true }),
+          },
+          results,
+        );
     }
     if (conditions.includes('features')) {
       const dir = path.join(BASE, 'features-sync');
@@ -318,7 +386,7 @@ async function main(): Promise<void> {
   } finally {
     await sshd.stop();
   }
-  const all = ['loopback', 'latency', 'slow', 'features'].every((c) => conditions.includes(c));
+  const all = ['loopback', 'latency', 'slow', 'features', 'servers'].every((c) => conditions.includes(c));
   const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));
   const label =
     all && everyDataset ? undefined : [...conditions, ...(everyDataset ? [] : datasets)].join('+');

@@ -44,9 +44,17 @@ export interface Tool {
 const q = shellQuote;
 const sh = (cmd: string) => ['sh', '-c', cmd];
 
-export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = false): Tool {
+/** Reaching the remote another way than the workload's route: another ssh_config alias. */
+export interface Via {
+  /** ssh_config alias of the same sshd whose sessions see another PATH (test/harness/sshd.ts). */
+  alias: string;
+  /** What the tool's name says about it, e.g. `bundle`. */
+  label: string;
+}
+
+export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = false, via?: Via): Tool {
   return {
-    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}${direct ? ' --direct=direct' : ''}`,
+    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}${direct ? ' --direct=direct' : ''}${via ? ` (${via.label})` : ''}`,
     peer: false,
     argv: (j) => {
       const base = [
@@ -63,9 +71,10 @@ export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = fal
         '--rsh',
         j.route.rsh,
       ];
+      const alias = via?.alias ?? j.route.alias;
       return j.direction === 'up'
-        ? [...base, j.src, `${j.route.alias}:${j.dstDir}`]
-        : [...base, `${j.route.alias}:${j.src}`, j.dstDir];
+        ? [...base, j.src, `${alias}:${j.dstDir}`]
+        : [...base, `${alias}:${j.src}`, j.dstDir];
     },
   };
 }
