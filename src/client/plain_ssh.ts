@@ -1,9 +1,12 @@
 /**
- * The fallback when the remote has no bcmr (PROTOCOL.md section 15): one ssh command per step
- * with shell-quoted paths, multiplexed over a ControlMaster of our own (a private ControlPath
- * in a temp dir, closed at the end) so each step costs a channel, not a handshake.
- * Uploads still land in a temp file that the remote shell renames only once the byte count is
- * right; downloads are size-checked and hashed locally before being published.
+ * The fallback when the remote has neither bcmr nor Node (PROTOCOL.md section 15): POSIX sh and
+ * the remote's own tar, find and stat, multiplexed over a ControlMaster of our own (a private
+ * ControlPath in a temp dir, closed at the end) so each step costs a channel, not a handshake.
+ * Trees move as one tar stream each way (tar_download.ts, tar_upload.ts); files of
+ * CAT_MIN_BYTES or more move alone through `cat`, which is as fast for them. Every command is
+ * sh code that never passes through the login shell as text (remote_shell.ts), so fish and csh
+ * accounts work too. Uploads land in temp or staging names that are published only once
+ * checked; downloads are size-checked and hashed locally before being published.
  */
 import { spawn } from 'node:child_process';
 import { constants, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
@@ -18,7 +21,7 @@ import {
   type GetItem,
   type PutItem,
 } from '../core/items.js';
-import type { RemoteFs } from '../core/remote_fs.js';
+import type { RemoteFs, ShellTools } from '../core/remote_fs.js';
 import type { WorkQueue } from '../core/work_queue.js';
 import { ConnectionClosedError, IntegrityError, RemoteError, SshError } from '../errors.js';
 import type { ListEntry } from '../protocol/messages.js';
@@ -26,11 +29,20 @@ import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
 import { shellQuote } from '../util/shell.js';
 import { publish, tempNameFor } from '../util/temp_file.js';
+import { bootstrap, PROBE_SCRIPT, parseProbe, type RemoteTools, statFormat } from './remote_shell.js';
 import type { StatResult } from './serve_client.js';
 import { runRemote, type SshConfig, sshArgv } from './ssh.js';
+import { downloadTar } from './tar_download.js';
+import { uploadTar } from './tar_upload.js';
 
-/** Commands in flight at once over the master. */
+/** Big files in flight at once over the master (each its own `cat`). */
 const CONCURRENCY = 4;
+
+/** From this size a file moves alone through `cat` (as fast as tar for it, and no staging copy). */
+export const CAT_MIN_BYTES = 64 << 20;
+
+/** At most this many bytes per tar stream, so a failure costs a bounded redo and progress is even. */
+const TAR_BATCH_BYTES = 1 << 30;
 
 export class PlainSsh implements RemoteFs {
   readonly via = 'ssh';
@@ -39,35 +51,40 @@ export class PlainSsh implements RemoteFs {
   private readonly children = new Set<import('node:child_process').ChildProcess>();
   private destroyed = false;
 
+  private tools: RemoteTools = { home: '', tar: 'none', stat: 'gnu', b3sum: false };
+
   private constructor(
     private readonly cfg: SshConfig,
     private readonly target: RemoteEndpoint,
     private readonly controlDir: string,
     private readonly sync: boolean,
     private readonly fast: boolean,
-    readonly home: string,
+    private readonly force: boolean,
   ) {}
+
+  get home(): string {
+    return this.tools.home;
+  }
+
+  /** What the remote has, probed once (--json's start says it). */
+  get shellTools(): ShellTools {
+    return { tar: this.tools.tar, stat: this.tools.stat, verify: this.tools.b3sum ? 'b3sum' : 'size' };
+  }
 
   static async open(
     cfg: SshConfig,
     target: RemoteEndpoint,
-    opts: { sync: boolean; fast: boolean },
+    opts: { sync: boolean; fast: boolean; force?: boolean },
   ): Promise<PlainSsh> {
     const controlDir = mkdtempSync(path.join(os.tmpdir(), 'bcmr-ssh-'));
-    const self = new PlainSsh(cfg, target, controlDir, opts.sync, opts.fast, '');
-    const r = await self.run(`printf '%s\\n' "$HOME"`);
+    const self = new PlainSsh(cfg, target, controlDir, opts.sync, opts.fast, opts.force ?? false);
+    const r = await self.run('sh -s', PROBE_SCRIPT);
     if (r.code !== 0) {
       rmSync(controlDir, { recursive: true, force: true });
       throw new SshError(`ssh to ${target.host} failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     }
-    return new PlainSsh(
-      cfg,
-      target,
-      controlDir,
-      opts.sync,
-      opts.fast,
-      r.stdout.toString('utf8').replace(/\n$/, ''),
-    );
+    self.tools = parseProbe(r.stdout.toString('utf8'));
+    return self;
   }
 
   private get control(): string[] {
@@ -90,70 +107,159 @@ export class PlainSsh implements RemoteFs {
   }
 
   async stat(p: string): Promise<StatResult | null> {
-    const q = shellQuote(p);
-    const r = await this.run(`stat -L -c '%s %Y %F' -- ${q} 2>/dev/null || stat -L -f '%z %m %HT' -- ${q}`);
+    const r = await this.run(
+      'sh -s',
+      `exec stat -L ${statFormat(this.tools.stat, 'long')} -- ${shellQuote(p)} 2>/dev/null\n`,
+    );
     if (r.code !== 0) return null;
     const m = /^(\d+) (\d+) (.*)$/m.exec(r.stdout.toString('utf8'));
     if (!m) throw new RemoteError(`cannot read stat output for ${p}`);
     return { size: Number(m[1]), mtime: Number(m[2]), isDir: /directory/i.test(m[3]) };
   }
 
+  /**
+   * Every file and directory under `p` (links followed), with the remote's own find and stat:
+   * `find -print0` names (any bytes but NUL) and one `stat` line per name, in the same order.
+   */
   async list(p: string): Promise<ListEntry[]> {
-    // NUL-terminated records: type, size, mtime, then the name (which may hold tabs or newlines).
-    const r = await this.run(
-      `cd -- ${shellQuote(p)} && find -L . -mindepth 1 -printf '%y\\t%s\\t%T@\\t%P\\0'`,
-    );
+    const script = `cd -- ${shellQuote(p)} || exit 1
+t=$(mktemp) || exit 1
+trap 'rm -f -- "$t"' EXIT
+find -L . ! -name . \\( -type f -o -type d \\) -print0 > "$t" || exit 1
+if [ -s "$t" ]; then xargs -0 stat -L ${statFormat(this.tools.stat, 'long')} -- < "$t" || exit 1; fi
+echo '${NAMES_MARK}'
+cat "$t"
+`;
+    const r = await this.run('sh -s', script);
     if (r.code !== 0) throw new RemoteError(`cannot list ${p}: ${lastLine(r.stderr)}`);
-    const out: ListEntry[] = [];
-    for (const rec of r.stdout.toString('utf8').split('\0')) {
-      if (rec === '') continue;
-      const [type, size, mtime] = rec.split('\t', 3);
-      const name = rec.split('\t').slice(3).join('\t');
-      out.push({ path: name, size: Number(size), mtime: Math.floor(Number(mtime)), isDir: type === 'd' });
-    }
-    return out;
+    const out = r.stdout;
+    const mark = out.indexOf(Buffer.from(`${NAMES_MARK}\n`));
+    if (mark < 0) throw new RemoteError(`cannot list ${p}: no names in the listing`);
+    const stats = out.subarray(0, mark).toString('utf8').split('\n').filter(Boolean);
+    const names = out
+      .subarray(mark + NAMES_MARK.length + 1)
+      .toString('utf8')
+      .split('\0')
+      .filter(Boolean);
+    if (names.length !== stats.length)
+      throw new RemoteError(`cannot list ${p}: it changed while being listed`);
+    return names.map((n, i) => {
+      const m = /^(\d+) (\d+) (.*)$/.exec(stats[i]);
+      if (!m) throw new RemoteError(`cannot read stat output for ${n}`);
+      return {
+        path: n.replace(/^\.\//, ''),
+        size: Number(m[1]),
+        mtime: Number(m[2]),
+        isDir: /directory/i.test(m[3]),
+      };
+    });
   }
 
   async mkdirs(paths: readonly string[]): Promise<void> {
-    for (let i = 0; i < paths.length; i += 500) {
-      const r = await this.run(
+    if (paths.length === 0) return;
+    const lines: string[] = [];
+    for (let i = 0; i < paths.length; i += 500)
+      lines.push(
         `mkdir -p -- ${paths
           .slice(i, i + 500)
           .map(shellQuote)
-          .join(' ')}`,
+          .join(' ')} || exit 1`,
       );
-      if (r.code !== 0) throw new RemoteError(`mkdir failed: ${lastLine(r.stderr)}`);
-    }
+    const r = await this.run('sh -s', `${lines.join('\n')}\n`);
+    if (r.code !== 0) throw new RemoteError(`mkdir failed: ${lastLine(r.stderr)}`);
   }
 
   async script(text: string): Promise<string> {
+    // sh -s: the script is stdin, never a word of the login shell (fish, csh).
     const r = await this.run('sh -s', text);
     if (r.code !== 0)
       throw new RemoteError(`remote command failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     return r.stdout.toString('utf8');
   }
 
+  /**
+   * BLAKE3 of each stored file: by the remote's `b3sum` where it has one, else read back as one
+   * tar stream and hashed here.
+   */
   async hashFiles(paths: readonly string[]): Promise<(string | Error)[]> {
-    // No hasher on the remote: read each file back and hash it here.
-    const out: (string | Error)[] = [];
-    for (const p of paths) {
-      const h = new Blake3Hasher();
-      const code = await this.stream(`cat -- ${shellQuote(p)}`, null, (b) => h.update(b)).catch(
-        (e: Error) => e,
+    if (this.tools.b3sum) {
+      const r = await this.run('sh -s', `exec b3sum --no-names -- ${paths.map(shellQuote).join(' ')}\n`);
+      const lines = r.stdout.toString('utf8').split('\n');
+      if (r.code === 0 && lines.length > paths.length) return paths.map((_, i) => lines[i]);
+    }
+    const out = new Map<string, string | Error>();
+    const spool = mkdtempSync(path.join(os.tmpdir(), 'bcmr-verify-'));
+    try {
+      await downloadTar(
+        paths.map((p, i) => ({ remote: p, local: path.join(spool, String(i)), size: -1 })),
+        (script, input, onData) => this.streamSh(script, input, onData),
+        { hash: true, anySize: true },
+        { onFileDone: (r) => out.set(r.item.remote, r.error ?? r.hash ?? new RemoteError('no hash')) },
       );
-      out.push(
-        code instanceof Error ? code : code === 0 ? h.digest('hex') : new RemoteError(`cannot read ${p}`),
+    } finally {
+      rmSync(spool, { recursive: true, force: true });
+    }
+    return paths.map((p) => out.get(p) ?? new RemoteError(`cannot read ${p}`));
+  }
+
+  /** Small files as tar streams (unless the remote's tar cannot), big ones one `cat` each. */
+  async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
+    const small = this.tools.tar === 'none' ? [] : queue.extract((it) => (it.size ?? 0) < CAT_MIN_BYTES);
+    for (const batch of batches(small, (it) => it.size ?? 0)) {
+      if (this.destroyed) break;
+      await uploadTar(
+        batch,
+        (script, feed) => this.feedSh(script, feed),
+        { force: this.force, sync: this.sync, stat: this.tools.stat, b3sum: this.tools.b3sum },
+        cb,
       );
     }
-    return out;
+    await this.each(queue, cb, (item) => this.putOne(item, cb));
   }
 
-  upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
-    return this.each(queue, cb, (item) => this.putOne(item, cb));
+  async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
+    // busybox tar has no --null: its names could not hold a newline.
+    const tar = this.tools.tar === 'gnu' || this.tools.tar === 'bsd';
+    const small = tar ? queue.extract((it) => it.size < CAT_MIN_BYTES) : [];
+    for (const batch of batches(small, (it) => it.size)) {
+      if (this.destroyed) break;
+      await downloadTar(
+        batch,
+        (script, input, onData) => this.streamSh(script, input, onData),
+        { hash: !this.fast },
+        cb,
+      );
+    }
+    await this.each(queue, cb, (item) => this.getOne(item, cb));
   }
 
-  download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
-    return this.each(queue, cb, (item) => this.getOne(item, cb));
+  /** Runs sh `script` with `input` after it on stdin (see remote_shell.ts). */
+  private async streamSh(script: string, input: Uint8Array, onData: (b: Uint8Array) => Promise<void> | void) {
+    const text = Buffer.from(script);
+    const code = await this.stream(
+      bootstrap(text),
+      async (write) => {
+        await write(Buffer.concat([text, input]));
+      },
+      onData,
+    );
+    return { code, stderr: this.lastErr };
+  }
+
+  private async feedSh(script: string, feed: (write: (b: Uint8Array) => Promise<void>) => Promise<void>) {
+    const text = Buffer.from(script);
+    const out: Buffer[] = [];
+    const code = await this.stream(
+      bootstrap(text),
+      async (write) => {
+        await write(text);
+        await feed(write);
+      },
+      (b) => {
+        out.push(Buffer.from(b));
+      },
+    );
+    return { code, stdout: Buffer.concat(out).toString('utf8'), stderr: this.lastErr };
   }
 
   async close(): Promise<void> {
@@ -214,9 +320,11 @@ export class PlainSsh implements RemoteFs {
         `if [ "$n" -ne ${size} ]; then echo "received $n of ${size} bytes" >&2; exit 3; fi; ` +
         `${this.sync ? 'sync "$t" 2>/dev/null; ' : ''}${publishCmd}`;
       let sent = 0;
+      const text = Buffer.from(cmd);
       const code = await this.stream(
-        cmd,
+        bootstrap(text),
         async (write) => {
+          await write(text);
           await readBlocks(f, 0, size, new BlockBuffers(), async (block) => {
             hasher.update(block);
             sent += block.length;
@@ -251,15 +359,19 @@ export class PlainSsh implements RemoteFs {
     let ok = false;
     try {
       let writing: Promise<void> | undefined;
-      const code = await this.stream(`cat -- ${shellQuote(item.remote)}`, null, async (b) => {
-        if (got + b.length > item.size)
-          throw new IntegrityError(`${item.remote}: more than the ${item.size} bytes announced`);
-        if (writing) await writing;
-        writing = f.write(b, got);
-        got += b.length;
-        hasher?.update(b);
-        cb.onBytes?.(b.length, item);
-      });
+      const { code } = await this.streamSh(
+        `exec cat -- ${shellQuote(item.remote)}\n`,
+        new Uint8Array(0),
+        async (b) => {
+          if (got + b.length > item.size)
+            throw new IntegrityError(`${item.remote}: more than the ${item.size} bytes announced`);
+          if (writing) await writing;
+          writing = f.write(b, got);
+          got += b.length;
+          hasher?.update(b);
+          cb.onBytes?.(b.length, item);
+        },
+      );
       if (writing) await writing;
       if (code !== 0)
         throw new RemoteError(`${item.remote}: download failed${this.lastErr ? `: ${this.lastErr}` : ''}`);
@@ -334,6 +446,27 @@ export class PlainSsh implements RemoteFs {
       return closed;
     })();
   }
+}
+
+/** Separates the stat lines of a listing from its NUL-separated names. */
+const NAMES_MARK = '--bcmr-names--';
+
+/** Consecutive runs of items of at most TAR_BATCH_BYTES (or one item). */
+function batches<T>(items: readonly T[], size: (it: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const it of items) {
+    if (cur.length > 0 && bytes + size(it) > TAR_BATCH_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(it);
+    bytes += size(it);
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
 }
 
 function lastLine(s: string): string {

@@ -8,6 +8,12 @@ import type { ListEntry } from '../protocol/messages.js';
 import type { BatchCallbacks, GetItem, PutItem, StatResult } from './items.js';
 import type { WorkQueue } from './work_queue.js';
 
+export interface ShellTools {
+  tar: 'gnu' | 'bsd' | 'busybox' | 'none';
+  stat: 'gnu' | 'bsd';
+  verify: 'b3sum' | 'size';
+}
+
 export interface RemoteFs {
   /** How this host is reached, for messages and events. */
   readonly via: 'bcmr' | 'ssh';
@@ -20,6 +26,11 @@ export interface RemoteFs {
   readonly server: 'installed' | 'bundle' | 'custom' | 'fallback';
   /** The remote Node version running the bundle. */
   readonly remoteNode?: string;
+  /**
+   * The fallback's remote tools: tar and stat flavours, and how an upload is checked before it
+   * is published (`b3sum`: BLAKE3 of each staged file; `size`: sizes and tar's own framing).
+   */
+  readonly shellTools?: ShellTools;
   /** The remote account's home: relative paths start there. */
   readonly home: string;
   /** null when the path does not exist. */

@@ -30,7 +30,11 @@ export function remoteAttrScript(files: readonly Attrs[], dirs: readonly Attrs[]
   for (const f of [...files, ...[...dirs].reverse()]) {
     const q = shellQuote(f.dest);
     if (f.mode !== null) lines.push(`chmod ${(f.mode & 0o7777).toString(8)} -- ${q}`);
-    if (f.mtime > 0) lines.push(`touch -m -d @${f.mtime.toFixed(6)} -- ${q}`);
+    // `-d @SECONDS` is GNU's; BSD touch reads the ISO 8601 form instead.
+    if (f.mtime > 0)
+      lines.push(
+        `touch -m -d @${f.mtime.toFixed(6)} -- ${q} 2>/dev/null || touch -m -d ${new Date(f.mtime * 1000).toISOString().replace(/\.\d+Z$/, 'Z')} -- ${q}`,
+      );
   }
   return lines.length === 0 ? null : `${lines.join('\n')}\n`;
 }

@@ -17,7 +17,7 @@ import {
   type RemoteEndpoint,
 } from '../core/endpoint.js';
 import type { FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
-import type { RemoteFs } from '../core/remote_fs.js';
+import type { RemoteFs, ShellTools } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
   ExistsError,
@@ -79,6 +79,8 @@ export interface StartEvent {
   /** Which server runs on the remote (see RemoteFs.server), and its Node for a bundle. */
   server?: 'installed' | 'bundle' | 'custom' | 'fallback';
   remoteNode?: string;
+  /** With the fallback: the remote's tar and stat flavours and how uploads are checked. */
+  shell?: ShellTools;
   /** For a relay: true, and how the source host is reached. */
   relay?: boolean;
   sourceVia?: 'bcmr' | 'ssh';
@@ -447,6 +449,7 @@ class Job {
       plane: remote?.plane ?? 'local',
       ...(remote ? { server: remote.server } : {}),
       ...(remote?.remoteNode ? { remoteNode: remote.remoteNode } : {}),
+      ...(remote?.shellTools ? { shell: remote.shellTools } : {}),
       ...(op === 'relay' ? { relay: true, sourceVia: from.remote?.via } : {}),
       files: plan.files.length,
       bytes: plan.bytes,

@@ -23,6 +23,8 @@ export interface RemoteOptions {
   sync: boolean;
   fallback: boolean;
   resume?: boolean;
+  /** -f: the fallback's publishing replaces existing files (bcmr serve is told per file). */
+  force?: boolean;
   /** --direct=direct: bulk data over an AES-256-GCM TCP connection beside each ssh session. */
   direct?: boolean;
 }
@@ -57,6 +59,6 @@ export async function openRemote(
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
     notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);
     if (opts.resume) notice('-C needs bcmr on the remote to verify a partial file: files are copied whole');
-    return PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast });
+    return PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast, force: opts.force });
   }
 }

@@ -226,7 +226,10 @@ export class RemoteSide implements Side {
     // printf is a shell builtin, so the list is not bound by the kernel's argument limit.
     const out = (
       await this.remote
-        .script(`printf '%s\\0' ${paths.map(shellQuote).join(' ')} | xargs -0 stat -c %a --\n`)
+        .script(
+          // GNU stat -c, else BSD stat -f (%Lp: the permission bits).
+          `l() { printf '%s\\0' ${paths.map(shellQuote).join(' ')}; }\nl | xargs -0 stat -c %a -- 2>/dev/null || l | xargs -0 stat -f %Lp --\n`,
+        )
         .catch(() => '')
     )
       .trim()

@@ -152,12 +152,15 @@ describe('fallback to plain ssh', () => {
     assert.equal(await hashOf(['--fast', '-V']), normal);
   });
 
-  test('--sync on the fallback path makes the remote fsync each upload before renaming it', async () => {
+  test('--sync on the fallback path makes the remote flush the staged uploads before publishing them', async () => {
+    // Fallback scripts travel on stdin (never through the login shell): the wrapper logs it.
     const log = path.join(dir, 'rsh.log');
     const wrapper = path.join(dir, 'logssh.sh');
-    fs.writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ${sshd.rsh} "$@"\n`, {
-      mode: 0o755,
-    });
+    fs.writeFileSync(
+      wrapper,
+      `#!/bin/sh\ncase "$*" in *"count="*) tee -a '${log}' | ${sshd.rsh} "$@" ;; *) exec ${sshd.rsh} "$@" ;; esac\n`,
+      { mode: 0o755 },
+    );
     const run = (flags: string[]) =>
       bcmr(
         ['copy', '--rsh', wrapper, ...missing, '-f', ...flags, 'tree/a.txt', remote(`${dir}/fb-sync.txt`)],
@@ -165,26 +168,41 @@ describe('fallback to plain ssh', () => {
       );
     fs.rmSync(log, { force: true });
     assert.equal((await run([])).code, 0);
-    assert.doesNotMatch(fs.readFileSync(log, 'utf8'), /sync "\$t"/);
+    assert.match(fs.readFileSync(log, 'utf8'), /tar -x -m -f -/);
+    assert.doesNotMatch(fs.readFileSync(log, 'utf8'), /^sync$/m);
     fs.rmSync(log, { force: true });
     assert.equal((await run(['--sync'])).code, 0);
-    assert.match(fs.readFileSync(log, 'utf8'), /sync "\$t"/);
+    assert.match(fs.readFileSync(log, 'utf8'), /^sync$/m);
   });
 
-  test('an upload never writes through a symlink planted at its temp name', async () => {
+  test('a big upload (one cat) never writes through a symlink planted at its temp name', async () => {
     const victim = path.join(dir, 'fb-victim.txt');
     fs.writeFileSync(victim, 'keep me');
+    // From CAT_MIN_BYTES (64 MiB) a file goes alone through `cat` into a temp name; sparse here.
+    const big = path.join(dir, 'fb-big.bin');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 64 << 20);
     // A wrapper that, as a local attacker on the remote would, plants a link at the temp name
-    // the command is about to write (read off the command line) before ssh runs it.
+    // the script is about to write (read off the script, which comes first on stdin, its length
+    // on the command line) before ssh runs it.
     const wrapper = path.join(dir, 'plantssh.sh');
     fs.writeFileSync(
       wrapper,
-      `#!/bin/sh\nt=$(printf '%s' "$*" | sed -n 's/.*t=\\([^;]*\\);.*/\\1/p')\n[ -n "$t" ] && ln -s '${victim}' "$t"\nexec ${sshd.rsh} "$@"\n`,
+      `#!/bin/sh
+n=$(printf '%s' "$*" | sed -n 's/.*count=\\([0-9]*\\).*/\\1/p')
+if [ -z "$n" ]; then exec ${sshd.rsh} "$@"; fi
+s=$(mktemp); dd bs=1 count="$n" of="$s" 2>/dev/null
+t=$(sed -n "s/^t='\\{0,1\\}\\([^';]*\\)'\\{0,1\\};.*/\\1/p" "$s")
+[ -n "$t" ] && ln -s '${victim}' "$t"
+{ cat "$s"; rm -f "$s"; cat; } | ${sshd.rsh} "$@"
+`,
       { mode: 0o755 },
     );
     const r = await bcmr(
-      ['copy', '--rsh', wrapper, ...missing, 'tree/a.txt', remote(`${dir}/fb-planted.txt`)],
-      { cwd: dir },
+      ['copy', '--rsh', wrapper, ...missing, 'fb-big.bin', remote(`${dir}/fb-planted.txt`)],
+      {
+        cwd: dir,
+      },
     );
     assert.equal(r.code, 1, r.stderr);
     assert.equal(fs.readFileSync(victim, 'utf8'), 'keep me');
@@ -194,6 +212,7 @@ describe('fallback to plain ssh', () => {
     assert.equal(planted.length, 1, String(planted));
     assert.ok(fs.lstatSync(path.join(dir, planted[0])).isSymbolicLink());
     fs.rmSync(path.join(dir, planted[0]));
+    fs.rmSync(big);
   });
 
   test('--no-fallback makes a missing remote bcmr an error', async () => {

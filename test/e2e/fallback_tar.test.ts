@@ -1,0 +1,203 @@
+/**
+ * The plain-ssh fallback as tar streams, through the real sshd to `bcmr-nonode`: a session
+ * whose PATH has the system's tools but neither bcmr nor node. Odd names both ways, a hostile
+ * tar stream, no-clobber, Ctrl-C leaving no staging directory, and a BSD-flavoured remote
+ * (wrappers in front of GNU stat and tar that refuse GNU-only options).
+ */
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
+import { tempDir } from '../helpers/serve.js';
+import { bcmr, jsonEvents, leftovers, makeOddTree, snapshot } from './run.js';
+
+describe('fallback as tar streams (remote with no bcmr and no node)', () => {
+  let sshd: SshServer;
+  let dir: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    sshd = await startSshd();
+    ({ dir, cleanup } = await tempDir('bcmr-e2e-tar-'));
+    makeOddTree(path.join(dir, 'tree'));
+    const t = path.join(dir, 'tree');
+    fs.writeFileSync(path.join(t, '-leading-dash.txt'), 'dash');
+    fs.writeFileSync(path.join(t, `${'long-'.repeat(40)}name.txt`), 'a name of more than 100 bytes');
+    fs.symlinkSync('plain.txt', path.join(t, 'link-to-plain'));
+  });
+  after(async () => {
+    await sshd?.stop();
+    await cleanup?.();
+  });
+
+  const run = (args: string[]) => bcmr(args, { cwd: dir, env: { BCMR_RSH: sshd.rsh } });
+  const start = (stdout: string) =>
+    jsonEvents(stdout)[0] as { server: string; shell?: Record<string, string> };
+  /** The tree as a copy has it: the link followed (as by the bcmr path), so plain.txt's content. */
+  const expectedCopy = () => {
+    const tree = snapshot(path.join(dir, 'tree'));
+    const plain = tree.find((x) => x.startsWith('plain.txt '))?.split(' ')[1];
+    return tree.map((l) => (l.startsWith('link-to-plain -> ') ? `link-to-plain ${plain}` : l)).sort();
+  };
+  const stagings = (root: string) =>
+    (fs.readdirSync(root, { recursive: true }) as string[]).filter((p) => p.includes('.bcmr-stage-'));
+
+  test('a tree with odd names goes up and comes back identical, each way one tar stream', async () => {
+    const up = await run(['--json', 'copy', '-r', 'tree', `bcmr-nonode:${dir}/up`]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(start(up.stdout).server, 'fallback');
+    assert.deepEqual(start(up.stdout).shell, { tar: 'gnu', stat: 'gnu', verify: 'size' });
+    assert.deepEqual(snapshot(path.join(dir, 'up')), expectedCopy());
+    const down = await run(['--json', 'copy', '-r', `bcmr-nonode:${dir}/up`, 'down']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'down')), snapshot(path.join(dir, 'up')));
+    assert.deepEqual(stagings(dir), []);
+    assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('no clobber without -f, replaced with -f', async () => {
+    fs.writeFileSync(path.join(dir, 'one.txt'), 'new content');
+    fs.writeFileSync(path.join(dir, 'taken.txt'), 'old content');
+    const r = await run(['copy', 'one.txt', `bcmr-nonode:${dir}/taken.txt`]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /exist/);
+    assert.equal(fs.readFileSync(path.join(dir, 'taken.txt'), 'utf8'), 'old content');
+    const f = await run(['copy', '-f', 'one.txt', `bcmr-nonode:${dir}/taken.txt`]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(fs.readFileSync(path.join(dir, 'taken.txt'), 'utf8'), 'new content');
+    assert.deepEqual(stagings(dir), []);
+  });
+
+  test('a hostile tar stream writes nowhere: foreign names stop it, links and FIFOs are refused', async () => {
+    const src = path.join(dir, 'hsrc');
+    fs.mkdirSync(src);
+    for (const n of ['a.txt', 'b.txt', 'c.txt']) fs.writeFileSync(path.join(src, n), n);
+    // The archive the remote's "tar" will send instead: a.txt as a symlink to a file outside,
+    // b.txt as a FIFO, then a member that climbs out of everything, then c.txt.
+    const evil = path.join(dir, 'evil');
+    const rel = `.${src}`;
+    fs.mkdirSync(path.join(evil, rel), { recursive: true });
+    fs.symlinkSync('/etc/hostname', path.join(evil, rel, 'a.txt'));
+    execFileSync('mkfifo', [path.join(evil, rel, 'b.txt')]);
+    fs.writeFileSync(path.join(evil, 'escape.txt'), 'escaped');
+    fs.writeFileSync(path.join(evil, rel, 'c.txt'), 'c.txt');
+    const archive = path.join(dir, 'evil.tar');
+    execFileSync('tar', [
+      '-cf', archive, '-C', evil, '--transform', 's,^escape.txt$,../../../escape.txt,', '--show-transformed-names',
+      `${rel}/a.txt`, `${rel}/b.txt`, 'escape.txt', `${rel}/c.txt`,
+    ]); // biome-ignore format: argv
+    const fakeTar = path.join(sshd.dir, 'nonode-bin', 'tar');
+    const realTar = fs.readlinkSync(fakeTar);
+    fs.rmSync(fakeTar);
+    fs.writeFileSync(
+      fakeTar,
+      `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${realTar}' "$@" ;; esac\n`,
+      {
+        mode: 0o755,
+      },
+    );
+    try {
+      const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'hdst']);
+      assert.equal(r.code, 1, r.stderr);
+      const files = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+      assert.deepEqual(
+        files.map((e) => e.outcome),
+        ['failed', 'failed', 'failed'],
+      );
+      const why = Object.fromEntries(files.map((e) => [path.basename(String(e.source)), String(e.error)]));
+      assert.match(why['a.txt'], /not a regular file \(symlink\)/);
+      assert.match(why['b.txt'], /not a regular file \(fifo\)/);
+      assert.match(why['c.txt'], /which was not asked for: stream refused/);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'hdst')), []);
+      for (const p of [path.join(dir, '..', 'escape.txt'), path.join(dir, 'escape.txt'), '/escape.txt'])
+        assert.equal(fs.existsSync(p), false, p);
+    } finally {
+      fs.rmSync(fakeTar);
+      fs.symlinkSync(realTar, fakeTar);
+    }
+  });
+
+  test('Ctrl-C mid-upload leaves no staging directory on the remote and nothing published', async () => {
+    const big = path.join(dir, 'bigtree');
+    fs.mkdirSync(big);
+    const block = Buffer.alloc(1 << 20, 7);
+    for (let i = 0; i < 300; i++) fs.writeFileSync(path.join(big, `f${i}`), block);
+    const dest = path.join(dir, 'ctrlc');
+    fs.mkdirSync(dest);
+    const child = spawn(process.execPath, [BCMR_BIN, 'copy', '-r', 'bigtree', `bcmr-nonode:${dest}/`], {
+      cwd: dir,
+      env: { ...process.env, BCMR_RSH: sshd.rsh },
+      stdio: 'ignore',
+    });
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    await until(() => stagings(dest).length > 0, 'the staging directory to appear');
+    child.kill('SIGINT');
+    assert.equal(await exited, 130);
+    await until(() => stagings(dest).length === 0, 'the staging directory to be removed');
+    const published = fs.existsSync(path.join(dest, 'bigtree'))
+      ? fs.readdirSync(path.join(dest, 'bigtree'))
+      : [];
+    assert.deepEqual(published, []);
+  });
+
+  test('a BSD-flavoured remote (stat -f, bsdtar; GNU-only options refused) works both ways', async () => {
+    const bin = path.join(sshd.dir, 'nonode-bin');
+    const real = (n: string) => fs.readlinkSync(path.join(bin, n));
+    const saved = { stat: real('stat'), tar: real('tar'), find: real('find'), touch: real('touch') };
+    const wrap = (n: string, body: string) => {
+      fs.rmSync(path.join(bin, n));
+      fs.writeFileSync(path.join(bin, n), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    };
+    // BSD stat: -f FORMAT (%z size, %m mtime, %HT type, %Lp mode); -c is GNU's and refused.
+    wrap(
+      'stat',
+      `a=""; for x in "$@"; do case "$x" in -c|--?*) echo "stat: illegal option -- c" >&2; exit 1 ;; esac; done
+f=""; L=""; while [ $# -gt 0 ]; do case "$1" in -L) L=-L; shift ;; -f) f=$(printf '%s' "$2" | sed -e 's/%z/%s/g' -e 's/%m/%Y/g' -e 's/%HT/%F/g' -e 's/%Lp/%a/g'); shift 2 ;; --) shift; break ;; *) break ;; esac; done
+exec '${saved.stat}' $L -c "$f" -- "$@"`,
+    );
+    wrap(
+      'tar',
+      `case "$1" in --version) echo "bsdtar 3.7.2 - libarchive 3.7.2"; exit 0 ;; esac\nexec '${saved.tar}' "$@"`,
+    );
+    wrap(
+      'find',
+      `for x in "$@"; do case "$x" in -printf|-fprintf) echo "find: -printf: unknown primary or operator" >&2; exit 1 ;; esac; done\nexec '${saved.find}' "$@"`,
+    );
+    // BSD touch has no `-d @SECONDS`.
+    wrap(
+      'touch',
+      `for x in "$@"; do case "$x" in @*) echo "touch: out of range or illegal time specification" >&2; exit 1 ;; esac; done\nexec '${saved.touch}' "$@"`,
+    );
+    fs.chmodSync(path.join(dir, 'tree', 'plain.txt'), 0o640);
+    fs.utimesSync(path.join(dir, 'tree', 'plain.txt'), 1_600_000_000, 1_600_000_000);
+    try {
+      const up = await run(['--json', 'copy', '-r', '-p', 'tree', `bcmr-nonode:${dir}/bsd-up`]);
+      assert.equal(up.code, 0, up.stderr);
+      assert.deepEqual(start(up.stdout).shell, { tar: 'bsd', stat: 'bsd', verify: 'size' });
+      const down = await run(['copy', '-r', '-p', `bcmr-nonode:${dir}/bsd-up`, 'bsd-down']);
+      assert.equal(down.code, 0, down.stderr);
+      // -p both ways through BSD stat and touch: mode and mtime of plain.txt kept.
+      for (const d of ['bsd-up', 'bsd-down']) {
+        const st = fs.statSync(path.join(dir, d, 'plain.txt'));
+        assert.equal(st.mode & 0o777, 0o640, d);
+        assert.equal(Math.floor(st.mtimeMs / 1000), 1_600_000_000, d);
+      }
+      assert.deepEqual(snapshot(path.join(dir, 'bsd-down')), snapshot(path.join(dir, 'bsd-up')));
+      assert.deepEqual(snapshot(path.join(dir, 'bsd-up')), expectedCopy());
+    } finally {
+      for (const [n, target] of Object.entries(saved)) {
+        fs.rmSync(path.join(bin, n));
+        fs.symlinkSync(target, path.join(bin, n));
+      }
+    }
+  });
+});
+
+async function until(cond: () => boolean, what: string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
