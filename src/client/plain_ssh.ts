@@ -51,7 +51,7 @@ export class PlainSsh implements RemoteFs {
   private readonly children = new Set<import('node:child_process').ChildProcess>();
   private destroyed = false;
 
-  private tools: RemoteTools = { home: '', tar: 'none', stat: 'gnu', b3sum: false };
+  private tools: RemoteTools = { home: '', tar: 'none', stat: 'gnu', b3sum: false, serverMayRun: false };
 
   private constructor(
     private readonly cfg: SshConfig,
@@ -64,6 +64,11 @@ export class PlainSsh implements RemoteFs {
 
   get home(): string {
     return this.tools.home;
+  }
+
+  /** Whether bcmr serve could run there now (see shell_hosts.ts). */
+  get serverMayRun(): boolean {
+    return this.tools.serverMayRun;
   }
 
   /** What the remote has, probed once (--json's start says it). */

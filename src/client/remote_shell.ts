@@ -22,6 +22,8 @@ export interface RemoteTools {
   stat: StatFlavour;
   /** `b3sum` is on the PATH: stored copies can be checked against the BLAKE3 we sent. */
   b3sum: boolean;
+  /** A bcmr server could start there now: bcmr, the deploy launcher, or a Node 20+. */
+  serverMayRun: boolean;
 }
 
 /** The one-line command that runs `script` (sent first on stdin) in sh, in any login shell. */
@@ -36,6 +38,9 @@ v=$(tar --version 2>&1 | head -n 1)
 case "$v" in *"GNU tar"*) echo tar gnu ;; *bsdtar*) echo tar bsd ;; *BusyBox*) echo tar busybox ;; *) if command -v tar >/dev/null 2>&1; then echo tar bsd; else echo tar none; fi ;; esac
 if stat -c %s / >/dev/null 2>&1; then echo stat gnu; else echo stat bsd; fi
 if command -v b3sum >/dev/null 2>&1; then echo b3sum yes; else echo b3sum no; fi
+if command -v bcmr >/dev/null 2>&1 || [ -x "$HOME/.local/bin/bcmr" ]; then echo server installed
+elif command -v node >/dev/null 2>&1; then echo "server node $(node --version 2>/dev/null)"
+else echo server none; fi
 `;
 
 export function parseProbe(out: string): RemoteTools {
@@ -52,6 +57,7 @@ export function parseProbe(out: string): RemoteTools {
     tar: tar === 'gnu' || tar === 'bsd' || tar === 'busybox' ? tar : 'none',
     stat: value('stat') === 'gnu' ? 'gnu' : 'bsd',
     b3sum: value('b3sum') === 'yes',
+    serverMayRun: serverMayRun(value('server') ?? 'none'),
   };
 }
 
@@ -59,4 +65,10 @@ export function parseProbe(out: string): RemoteTools {
 export function statFormat(flavour: StatFlavour, fields: 'size' | 'long'): string {
   if (flavour === 'gnu') return fields === 'size' ? "-c '%s'" : "-c '%s %Y %F'";
   return fields === 'size' ? "-f '%z'" : "-f '%z %m %HT'";
+}
+
+function serverMayRun(line: string): boolean {
+  if (line === 'installed') return true;
+  const m = /^node v(\d+)\./.exec(line);
+  return m !== null && Number(m[1]) >= 20;
 }

@@ -6,6 +6,7 @@
 import { PlainSsh } from '../client/plain_ssh.js';
 import { DEFAULT_CLIENT_CAPS } from '../client/serve_client.js';
 import { ServePool } from '../client/serve_pool.js';
+import { forgetShellOnly, isShellOnly, rememberShellOnly } from '../client/shell_hosts.js';
 import type { SshConfig } from '../client/ssh.js';
 import { RUNTIME_CAPS } from '../codec/block.js';
 import type { RemoteEndpoint } from '../core/endpoint.js';
@@ -47,6 +48,20 @@ export async function openRemote(
   opts: RemoteOptions,
   notice: (msg: string) => void,
 ): Promise<RemoteFs> {
+  const plain = () =>
+    PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast, force: opts.force });
+  const canRemember = opts.fallback && opts.ssh.remotePath === undefined;
+  if (canRemember && isShellOnly(opts.ssh.rsh, target)) {
+    // No server there last time: straight to the fallback, unless its probe finds one now.
+    const fs = await plain();
+    if (!fs.serverMayRun) {
+      notice(`no bcmr on ${target.host} (as last time); copying through plain ssh`);
+      if (opts.resume) notice(RESUME_NOTICE);
+      return fs;
+    }
+    await fs.close();
+    forgetShellOnly(opts.ssh.rsh, target);
+  }
   try {
     return await ServePool.open(opts.ssh, target, {
       connections: opts.parallel,
@@ -57,8 +72,11 @@ export async function openRemote(
     });
   } catch (err) {
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;
-    notice(`${err.message}; copying through plain ssh instead (slower; --no-fallback to refuse)`);
-    if (opts.resume) notice('-C needs bcmr on the remote to verify a partial file: files are copied whole');
-    return PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast, force: opts.force });
+    notice(`${err.message}; copying through plain ssh instead (--no-fallback to refuse)`);
+    if (opts.resume) notice(RESUME_NOTICE);
+    if (canRemember) rememberShellOnly(opts.ssh.rsh, target);
+    return plain();
   }
 }
+
+const RESUME_NOTICE = '-C needs bcmr on the remote to verify a partial file: files are copied whole';

@@ -56,6 +56,48 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     assert.deepEqual(leftovers(dir), []);
   });
 
+  test('a host found without a server is remembered: the next copy skips the serve attempt, until node appears', async () => {
+    const cache = fs.mkdtempSync(path.join(dir, 'cache-'));
+    const log = path.join(dir, 'memory-rsh.log');
+    const wrapper = path.join(dir, 'memory-rsh.sh');
+    fs.writeFileSync(wrapper, `#!/bin/sh\nprintf '%s\\n' "$*" >> '${log}'\nexec ${sshd.rsh} "$@"\n`, {
+      mode: 0o755,
+    });
+    fs.writeFileSync(path.join(dir, 'mem.txt'), 'remembered');
+    const copy = () => {
+      fs.rmSync(log, { force: true });
+      return bcmr(['--json', 'copy', '-f', '--rsh', wrapper, 'mem.txt', `bcmr-nonode:${dir}/mem-copy.txt`], {
+        cwd: dir,
+        env: { XDG_CACHE_HOME: cache },
+      });
+    };
+    const serveAttempts = () => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('bcmr-home:')).length;
+    const first = await copy();
+    assert.equal(first.code, 0, first.stderr);
+    assert.match(first.stderr, /no usable bcmr on bcmr-nonode.*copying through plain ssh instead/);
+    assert.equal(serveAttempts(), 1);
+    const second = await copy();
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(second.stderr, /no bcmr on bcmr-nonode \(as last time\); copying through plain ssh/);
+    assert.equal(serveAttempts(), 0);
+    assert.equal(start(second.stdout).server, 'fallback');
+    // A Node 20+ appears on the remote PATH: the probe sees it and bcmr serve (the bundle) is used.
+    const node = path.join(sshd.dir, 'nonode-bin', 'node');
+    fs.symlinkSync(process.execPath, node);
+    try {
+      const third = await copy();
+      assert.equal(third.code, 0, third.stderr);
+      assert.equal(start(third.stdout).server, 'bundle');
+    } finally {
+      fs.rmSync(node);
+    }
+    // Forgotten: the next copy tries bcmr serve first again.
+    const fourth = await copy();
+    assert.equal(fourth.code, 0, fourth.stderr);
+    assert.equal(serveAttempts(), 1);
+    assert.equal(fs.readFileSync(path.join(dir, 'mem-copy.txt'), 'utf8'), 'remembered');
+  });
+
   test('no clobber without -f, replaced with -f', async () => {
     fs.writeFileSync(path.join(dir, 'one.txt'), 'new content');
     fs.writeFileSync(path.join(dir, 'taken.txt'), 'old content');

@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
+import '../helpers/isolate.js';
 import { BCMR_BIN } from '../harness/sshd.js';
 
 export interface RunResult {

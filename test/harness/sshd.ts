@@ -27,6 +27,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import '../helpers/isolate.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** bin/bcmr.js of this checkout (tests run from dist/test/harness). */

@@ -1,0 +1,15 @@
+/**
+ * Imported by every test that runs the CLI: the CLI's per-user cache (`$XDG_CACHE_HOME/bcmr`,
+ * e.g. hosts with no bcmr server) goes to a temp dir of this test process, never to the real
+ * home, and is removed when the process exits.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+if (!process.env.BCMR_TEST_CACHE) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'bcmr-test-cache-'));
+  process.env.BCMR_TEST_CACHE = dir;
+  process.env.XDG_CACHE_HOME = dir;
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+}
