@@ -71,7 +71,11 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
         env: { XDG_CACHE_HOME: cache },
       });
     };
-    const serveAttempts = () => fs.readFileSync(log, 'utf8').split('\n').filter((l) => l.includes('bcmr-home:')).length;
+    const serveAttempts = () =>
+      fs
+        .readFileSync(log, 'utf8')
+        .split('\n')
+        .filter((l) => l.includes('bcmr-home:')).length;
     const first = await copy();
     assert.equal(first.code, 0, first.stderr);
     assert.match(first.stderr, /no usable bcmr on bcmr-nonode.*copying through plain ssh instead/);
