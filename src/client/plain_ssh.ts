@@ -31,6 +31,7 @@ import { shellQuote } from '../util/shell.js';
 import { publish, tempNameFor } from '../util/temp_file.js';
 import { bootstrap, PROBE_SCRIPT, parseProbe, type RemoteTools, statFormat } from './remote_shell.js';
 import type { StatResult } from './serve_client.js';
+import { getResumableShell } from './shell_resume.js';
 import { runRemote, type SshConfig, sshArgv } from './ssh.js';
 import { downloadTar } from './tar_download.js';
 import { uploadTar } from './tar_upload.js';
@@ -286,7 +287,7 @@ cat "$t"
   private async each<T>(
     queue: WorkQueue<T>,
     cb: BatchCallbacks<T>,
-    one: (item: T) => Promise<{ bytes: number; hash: string | null }>,
+    one: (item: T) => Promise<{ bytes: number; hash: string | null; resumedFrom?: number }>,
   ): Promise<void> {
     const worker = async () => {
       for (let item = queue.take(); item !== undefined; item = queue.take()) {
@@ -294,8 +295,8 @@ cat "$t"
         let r: FileResult<T>;
         try {
           if (this.destroyed) throw new ConnectionClosedError('Interrupted');
-          const { bytes, hash } = await one(item);
-          r = fileResult(item, t0, { bytes, hash });
+          const { bytes, hash, resumedFrom } = await one(item);
+          r = fileResult(item, t0, { bytes, hash }, resumedFrom ? { resumedFrom } : {});
         } catch (err) {
           r = fileResult(item, t0, { error: err as Error });
         }
@@ -352,7 +353,9 @@ cat "$t"
   private async getOne(
     item: GetItem,
     cb: BatchCallbacks<GetItem>,
-  ): Promise<{ bytes: number; hash: string | null }> {
+  ): Promise<{ bytes: number; hash: string | null; resumedFrom?: number }> {
+    if (item.resume)
+      return getResumableShell(item, (script, input, onData) => this.streamSh(script, input, onData), cb);
     const tmp = tempNameFor(item.local);
     const f = FdFile.open(
       tmp,

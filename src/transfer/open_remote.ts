@@ -79,4 +79,5 @@ export async function openRemote(
   }
 }
 
-const RESUME_NOTICE = '-C needs bcmr on the remote to verify a partial file: files are copied whole';
+const RESUME_NOTICE =
+  '-C on plain ssh: downloads of 64 MiB or more continue their verified partial file; uploads and smaller files are copied whole';

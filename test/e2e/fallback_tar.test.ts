@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -100,6 +101,34 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     assert.equal(fourth.code, 0, fourth.stderr);
     assert.equal(serveAttempts(), 1);
     assert.equal(fs.readFileSync(path.join(dir, 'mem-copy.txt'), 'utf8'), 'remembered');
+  });
+
+  test('-C continues a big download after its verified partial file, and starts over when the part differs', async () => {
+    const src = path.join(dir, 'resume-src.bin');
+    const data = randomBytes(70 << 20);
+    fs.writeFileSync(src, data);
+    const dst = path.join(dir, 'resume-dst');
+    fs.mkdirSync(dst);
+    const part = path.join(dst, '.resume-src.bin.bcmr-part');
+    const fileEvent = (stdout: string) =>
+      jsonEvents(stdout).find((e) => e.event === 'file') as Record<string, unknown>;
+    // What an interrupted earlier run leaves: the first 30 MiB, right.
+    fs.writeFileSync(part, data.subarray(0, 30 << 20));
+    const resumed = await run(['--json', 'copy', '-C', `bcmr-nonode:${src}`, `${dst}/`]);
+    assert.equal(resumed.code, 0, resumed.stderr);
+    assert.equal(fileEvent(resumed.stdout).resumedFrom, 30 << 20);
+    assert.ok(fs.readFileSync(path.join(dst, 'resume-src.bin')).equals(data));
+    assert.equal(fs.existsSync(part), false);
+    // A part whose bytes are not the remote file's: nothing of it is kept.
+    fs.rmSync(path.join(dst, 'resume-src.bin'));
+    const wrong = Buffer.from(data.subarray(0, 30 << 20));
+    wrong[12345] ^= 0xff;
+    fs.writeFileSync(part, wrong);
+    const over = await run(['--json', 'copy', '-C', `bcmr-nonode:${src}`, `${dst}/`]);
+    assert.equal(over.code, 0, over.stderr);
+    assert.equal(fileEvent(over.stdout).resumedFrom, undefined);
+    assert.ok(fs.readFileSync(path.join(dst, 'resume-src.bin')).equals(data));
+    fs.rmSync(src);
   });
 
   test('no clobber without -f, replaced with -f', async () => {
