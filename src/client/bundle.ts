@@ -41,41 +41,44 @@ export const HELLO_FRAME_BYTES = 7;
  * prints: `bcmr-server:old-node vX` (exit 127), `bcmr-bundle:need`, `bcmr-server:bad-bundle`
  * (exit 127), `bcmr-server:bundle vX` (then the server's frames follow).
  */
-const BOOT = `
-const [hash, size] = process.argv.slice(1);
-const fs = require('fs'), path = require('path'), crypto = require('crypto'), os = require('os');
-const say = (s) => fs.writeSync(1, s + '\\n');
-if (+process.versions.node.split('.')[0] < 20) { say('bcmr-server:old-node ' + process.version); process.exit(127); }
-const dir = path.join(os.homedir(), '.cache', 'bcmr');
-const file = path.join(dir, 'server-' + hash + '.mjs');
-const good = (b) => crypto.createHash('sha256').update(b).digest('hex') === hash;
-const readExactly = (n) => {
-  const buf = Buffer.alloc(n);
-  let got = 0;
-  while (got < n) {
-    let r;
-    try { r = fs.readSync(0, buf, got, n - got, null); } catch (e) { if (e.code === 'EAGAIN') continue; throw e; }
-    if (r === 0) break;
-    got += r;
-  }
-  return buf.subarray(0, got);
-};
-let have = false;
-try { have = good(fs.readFileSync(file)); } catch {}
-if (!have) {
-  say('bcmr-bundle:need');
-  readExactly(${HELLO_FRAME_BYTES});
-  const b = readExactly(+size);
-  if (b.length !== +size || !good(b)) { say('bcmr-server:bad-bundle'); process.exit(127); }
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const tmp = file + '.tmp-' + process.pid;
-  fs.writeFileSync(tmp, b, { mode: 0o600 });
-  fs.renameSync(tmp, file);
-}
-say('bcmr-server:bundle ' + process.version + (have ? ' cached' : ' sent'));
-process.argv = [process.argv[0], file, 'serve', '--root', '/'];
-import(require('url').pathToFileURL(file).href);
-`;
+const BOOT = [
+  'const [hash, size] = process.argv.slice(1);',
+  "const fs = require('fs'), path = require('path'), crypto = require('crypto'), os = require('os');",
+  "const say = (s) => fs.writeSync(1, s + '\\n');",
+  "if (+process.versions.node.split('.')[0] < 20) { say('bcmr-server:old-node ' + process.version); process.exit(127); }",
+  "const dir = path.join(os.homedir(), '.cache', 'bcmr');",
+  "const file = path.join(dir, 'server-' + hash + '.mjs');",
+  "const good = (b) => crypto.createHash('sha256').update(b).digest('hex') === hash;",
+  'const readExactly = (n) => {',
+  '  const buf = Buffer.alloc(n);',
+  '  let got = 0;',
+  '  while (got < n) {',
+  '    let r;',
+  "    try { r = fs.readSync(0, buf, got, n - got, null); } catch (e) { if (e.code === 'EAGAIN') continue; throw e; }",
+  '    if (r === 0) break;',
+  '    got += r;',
+  '  }',
+  '  return buf.subarray(0, got);',
+  '};',
+  'let have = false;',
+  'try { have = good(fs.readFileSync(file)); } catch {}',
+  'if (have === false) {',
+  "  say('bcmr-bundle:need');",
+  `  readExactly(${HELLO_FRAME_BYTES});`,
+  '  const b = readExactly(+size);',
+  "  if (b.length < +size || good(b) === false) { say('bcmr-server:bad-bundle'); process.exit(127); }",
+  '  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });',
+  "  const tmp = file + '.tmp-' + process.pid;",
+  '  fs.writeFileSync(tmp, b, { mode: 0o600 });',
+  '  fs.renameSync(tmp, file);',
+  '}',
+  "say('bcmr-server:bundle ' + process.version + (have ? ' cached' : ' sent'));",
+  "require('module').enableCompileCache?.();",
+  "process.argv = [process.argv[0], file, 'serve', '--root', '/'];",
+  "import(require('url').pathToFileURL(file).href);",
+  // One line with no `!`: the command passes through the login shell, and csh can hold neither
+  // a newline nor a `!` inside single quotes.
+].join(' ');
 
 /** Shell text that runs the boot script on the remote's `node`, if there is one. */
 export function bundleBoot(bundle: Bundle, quote: (s: string) => string): string {

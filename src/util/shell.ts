@@ -4,10 +4,14 @@
  */
 import { UsageError } from '../errors.js';
 
-/** Single-quotes `s` for a POSIX shell; safe for any byte string without NUL. */
+/**
+ * Single-quotes `s` for a POSIX shell; safe for any byte string without NUL. A quote inside is
+ * written `'"'"'` rather than `'\''`: no backslash ever sits inside single quotes, so the same
+ * word also reads right in fish (where `\'` inside single quotes is an escape) and csh.
+ */
 export function shellQuote(s: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  return `'${s.replaceAll("'", `'\\''`)}'`;
+  return `'${s.replaceAll("'", `'"'"'`)}'`;
 }
 
 /** Splits a command line into words; throws UsageError on an unterminated quote. */

@@ -8,6 +8,9 @@
  *   bcmr-bare       the same server on a second port whose sessions have no bcmr on PATH
  *   bcmr-oldnode    a third port: no bcmr, and the first `node` on PATH says it is 18
  *   bcmr-nonode     a fourth port: the usual tools on PATH, but neither bcmr nor node
+ *   bcmr-csh, bcmr-fish          ports whose sessions run the command in tcsh / fish, as for
+ *   bcmr-csh-bare, bcmr-fish-bare  an account with that login shell (with bcmr on PATH, or as
+ *                                bcmr-nonode); only where the shell is installed (`loginShells`)
  *   bcmr-forced     the server through a key whose authorized_keys line forces
  *                   `command="bcmr serve --root <dir>/forced-root"` (a copy-only key)
  * It installs nothing: a missing sshd or ssh-keygen is an error (`.ci/run` installs them).
@@ -55,6 +58,8 @@ export interface SshServer {
   forcedRoot: string;
   /** $HOME of every session (a temp dir): where `host:` and relative remote paths land. */
   home: string;
+  /** Login shells emulated (aliases bcmr-NAME and bcmr-NAME-bare), e.g. ['csh', 'fish']. */
+  loginShells: string[];
   /** Adds `Host name` reaching this server through host:port (e.g. a delay proxy). */
   addAlias(name: string, host: string, port: number): void;
   stop(): Promise<void>;
@@ -128,6 +133,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   const noNodePort = await freePort();
   const noNodeBin = path.join(dir, 'nonode-bin');
   toolsWithout(noNodeBin, new Set(['node', 'nodejs', 'bcmr']));
+  // Accounts whose login shell is not sh: sshd's ForceCommand hands the command to that shell
+  // exactly as a login shell would get it (`SHELL -c COMMAND`).
+  const shells: { name: string; shell: string; port: number; barePort: number }[] = [];
+  for (const [name, candidates] of LOGIN_SHELLS) {
+    const shell = candidates.find((c) => existsSync(c));
+    if (shell) shells.push({ name, shell, port: await freePort(), barePort: await freePort() });
+  }
   const user = os.userInfo().username;
   writeFileSync(
     path.join(dir, 'sshd_config'),
@@ -136,6 +148,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `Port ${barePort}`,
       `Port ${oldNodePort}`,
       `Port ${noNodePort}`,
+      ...shells.flatMap((sh) => [`Port ${sh.port}`, `Port ${sh.barePort}`]),
       `ListenAddress ${listen}`,
       `HostKey ${path.join(dir, 'host_key')}`,
       `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
@@ -160,6 +173,14 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `  SetEnv HOME=${remoteHome} PATH=${oldNodeBin}:/usr/local/bin:/usr/bin:/bin`,
       `Match LocalPort ${noNodePort}`,
       `  SetEnv HOME=${remoteHome} PATH=${noNodeBin}`,
+      ...shells.flatMap((sh) => [
+        `Match LocalPort ${sh.port}`,
+        `  SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}`,
+        `  ForceCommand exec ${sh.shell} -c "$SSH_ORIGINAL_COMMAND"`,
+        `Match LocalPort ${sh.barePort}`,
+        `  SetEnv HOME=${remoteHome} PATH=${noNodeBin}`,
+        `  ForceCommand exec ${sh.shell} -c "$SSH_ORIGINAL_COMMAND"`,
+      ]),
       '',
     ].join('\n'),
   );
@@ -216,6 +237,19 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       '  HostKeyAlias bcmr-test-key',
       `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
       ...common,
+      ...shells.flatMap((sh) =>
+        [
+          [`bcmr-${sh.name}`, sh.port],
+          [`bcmr-${sh.name}-bare`, sh.barePort],
+        ].flatMap(([alias, p]) => [
+          `Host ${alias}`,
+          `  HostName ${listen}`,
+          `  Port ${p}`,
+          '  HostKeyAlias bcmr-test-key',
+          `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+          ...common,
+        ]),
+      ),
       'Host bcmr-forced',
       `  HostName ${listen}`,
       `  Port ${port}`,
@@ -249,6 +283,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     serveLog: path.join(dir, 'serve.log'),
     forcedRoot,
     home: remoteHome,
+    loginShells: shells.map((sh) => sh.name),
     addAlias(name: string, host: string, aliasPort: number) {
       appendFileSync(
         config,
@@ -296,6 +331,12 @@ async function waitListening(child: ChildProcess, host: string, port: number): P
   child.kill();
   throw new Error(`sshd did not start listening: ${log}`);
 }
+
+/** Non-sh login shells the harness emulates where installed (`.ci/run` installs them). */
+const LOGIN_SHELLS: [string, string[]][] = [
+  ['csh', ['/usr/bin/tcsh', '/bin/tcsh', '/usr/bin/csh', '/bin/csh']],
+  ['fish', ['/usr/bin/fish', '/usr/local/bin/fish']],
+];
 
 /** Fills `bin` with links to every command of the system's PATH directories except `without`. */
 function toolsWithout(bin: string, without: ReadonlySet<string>): void {
