@@ -13,11 +13,12 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import os from 'node:os';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Command } from 'commander';
 import { serverBundle } from '../client/bundle.js';
+import { bootstrap } from '../client/remote_shell.js';
 import { runRemote, type SshConfig } from '../client/ssh.js';
 import { hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { RemoteError, UsageError } from '../errors.js';
@@ -154,7 +155,18 @@ async function deploy(host: string, opts: DeployOptions): Promise<void> {
   const rsh = splitCommand(opts.rsh ?? process.env.BCMR_RSH ?? 'ssh');
   const cfg: SshConfig = { rsh };
   const run = async (script: string, input?: Uint8Array | Readable) => {
-    const r = await runRemote(cfg, target as RemoteEndpoint, `exec sh -c ${shellQuote(script)}`, { input });
+    // The script goes first on stdin, never through the login shell (csh, fish: remote_shell.ts).
+    const text = Buffer.from(script);
+    const data =
+      input instanceof Readable
+        ? Readable.from(
+            (async function* () {
+              yield text;
+              yield* input;
+            })(),
+          )
+        : Buffer.concat([text, input ?? new Uint8Array(0)]);
+    const r = await runRemote(cfg, target as RemoteEndpoint, bootstrap(text), { input: data });
     if (r.code !== 0) {
       const why = r.stderr.trim().split('\n').pop() || `exit ${r.code}`;
       throw new RemoteError(`deploy on ${hostLabel(target as RemoteEndpoint)} failed: ${why}`);

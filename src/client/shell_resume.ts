@@ -81,7 +81,10 @@ async function attempt(
         if (line.length > 512) throw new RemoteError(`${item.remote}: no hash line from the remote`);
         return;
       }
-      const [algo, digest] = Buffer.concat([line, data.subarray(0, nl)]).toString('utf8').trim().split(' ');
+      const [algo, digest] = Buffer.concat([line, data.subarray(0, nl)])
+        .toString('utf8')
+        .trim()
+        .split(' ');
       line = null;
       data = data.subarray(nl + 1);
       whole = new Blake3Hasher();
@@ -93,7 +96,8 @@ async function attempt(
     }
     if (keep + got + data.length > item.size)
       throw new IntegrityError(`${item.remote}: more than the ${item.size} bytes announced`);
-    for (let off = 0; off < data.length; ) off += writeSync(fd, data, off, data.length - off, keep + got + off);
+    for (let off = 0; off < data.length; )
+      off += writeSync(fd, data, off, data.length - off, keep + got + off);
     whole?.update(data);
     got += data.length;
     cb.onBytes?.(data.length, item);

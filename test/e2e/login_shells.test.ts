@@ -33,6 +33,13 @@ for (const shell of ['csh', 'fish']) {
     const run = (args: string[]) => bcmr(args, { cwd: dir, env: { BCMR_RSH: sshd.rsh } });
     const server = (stdout: string) => String(jsonEvents(stdout)[0].server);
 
+    test('bcmr deploy --check reads the remote through that shell', async () => {
+      const r = await run(['deploy', '--check', `bcmr-${shell}-bare`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /^os: \S+ \S+$/m);
+      assert.match(r.stdout, /^node: none$/m);
+    });
+
     for (const [alias, kind] of [
       [`bcmr-${shell}`, 'installed'],
       [`bcmr-${shell}-bare`, 'fallback'],
