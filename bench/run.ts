@@ -7,13 +7,14 @@
  *   slow       64 MiB of real text over a 10 MB/s link (network namespaces + tc tbf, root only)
  *   servers    1 GiB and 10,000 x 64 KiB with an installed bcmr, the zero-install bundle on the
  *              remote's Node, and the plain-ssh fallback on the remote
+ *   fallback   2,000 x 64 KiB and 1 GiB through the fallback against tar|ssh|tar, scp, rsync
  * Every cell also counts whole-machine CPU seconds (/proc/stat busy jiffies before and after).
  * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
  * not a time. Median and spread of `--reps` runs (default 3), tools interleaved, page cache
  * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
  *
  * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
- * --conditions loopback,latency,slow,features,servers, --only-tools NAME,... (substring match), --datasets
+ * --conditions loopback,latency,slow,features,servers,fallback, --only-tools NAME,... (substring match), --datasets
  * big,small,text.
  * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
  * what is measured).
@@ -39,7 +40,7 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers').split(',');
+const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers,fallback').split(',');
 const onlyTools = opt('--only-tools')?.split(',');
 /** `--datasets big,small,text`: which datasets to run (default all). */
 const datasets = (opt('--datasets') ?? 'big,small,text').split(',');
@@ -192,6 +193,8 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
 
 async function main(): Promise<void> {
   ensurePeers();
+  // bcmr's per-user cache (hosts with no bcmr server) stays in the scratch dir.
+  process.env.XDG_CACHE_HOME = path.join(BASE, 'cache-home');
   mkdirSync(CACHE, { recursive: true });
   const big = await randomFile(CACHE, quick ? 128 << 20 : 1 << 30);
   bigData = big;
@@ -300,6 +303,34 @@ async function main(): Promise<void> {
           results,
         );
     }
+    if (conditions.includes('fallback')) {
+      // A remote with neither bcmr nor node (bcmr-nonode): the plain-ssh fallback's tar streams
+      // against tar | ssh | tar, scp and rsync (issue 15). One untimed copy first: bcmr then
+      // remembers the host has no server and skips the serve attempt, as every copy after a
+      // user's first one does.
+      const lo = route('bcmr-test', '127.0.0.1', sshd.port, sshd);
+      const fb = bcmr(1, 'auto', false, { alias: 'bcmr-nonode', label: 'fallback' });
+      const warmDir = path.join(BASE, 'fallback-warm');
+      mkdirSync(warmDir, { recursive: true });
+      await timed(fb.argv({ direction: 'up', kind: 'file', src: text.path, dstDir: warmDir, route: lo }), []);
+      rmSync(warmDir, { recursive: true, force: true });
+      notes.push(
+        'fallback: bcmr on a remote with neither bcmr nor node (trees as one tar stream each way, big files one cat each), after one untimed copy that let it remember the host.',
+      );
+      const tree = await smallTree(CACHE, quick ? 500 : 2000, 64 << 10);
+      for (const data of [tree, big])
+        await runWorkload(
+          {
+            condition: 'fallback',
+            data,
+            directions: ['up', 'down'],
+            tools: [fb, tarSsh, scp, rsync()],
+            route: lo,
+            prefix: [],
+          },
+          results,
+        );
+    }
     if (conditions.includes('features')) {
       const dir = path.join(BASE, 'features-sync');
       Object.assign(features, await syncCost(route('bcmr-test', '127.0.0.1', sshd.port, sshd), small, dir));
@@ -386,7 +417,9 @@ async function main(): Promise<void> {
   } finally {
     await sshd.stop();
   }
-  const all = ['loopback', 'latency', 'slow', 'features', 'servers'].every((c) => conditions.includes(c));
+  const all = ['loopback', 'latency', 'slow', 'features', 'servers', 'fallback'].every((c) =>
+    conditions.includes(c),
+  );
   const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));
   const label =
     all && everyDataset ? undefined : [...conditions, ...(everyDataset ? [] : datasets)].join('+');

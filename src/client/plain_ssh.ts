@@ -216,7 +216,7 @@ cat "$t"
       await uploadTar(
         batch,
         (script, feed) => this.feedSh(script, feed),
-        { force: this.force, sync: this.sync, stat: this.tools.stat, b3sum: this.tools.b3sum },
+        { force: this.force, sync: this.sync, b3sum: this.tools.b3sum },
         cb,
       );
     }

@@ -7,7 +7,7 @@
  * Files are staged as `STAGE/<k>/<name>`, k numbering their destination directories, so
  * publishing is one `mv` per directory and chunk of names rather than a process per file: what
  * makes 10,000 small files cost about what `tar | ssh tar` costs. The manifest first checks the
- * chunk (sizes with the remote's `stat`, BLAKE3 with `b3sum` where the remote has it), then
+ * chunk (BLAKE3 with `b3sum` where the remote has it; sizes are tar's: it exited 0), then
  * moves it (`mv -f`, or `mv -n` without -f), then prints one status line per file: only `N ok`
  * counts as published (publish_script.ts reads them). Whatever is left in STAGE (a file that
  * failed, or everything when the stream was cut or Ctrl-C killed it) is removed on exit: the
@@ -21,7 +21,6 @@ import { type BatchCallbacks, type FileResult, fileResult, type PutItem } from '
 import { IntegrityError, RemoteError } from '../errors.js';
 import { publishOutcomes } from '../transfer/publish_script.js';
 import { shellQuote } from '../util/shell.js';
-import { type StatFlavour, statFormat } from './remote_shell.js';
 import { TarWriter } from './tar_writer.js';
 
 /** Runs `script` in sh on the remote with `feed` writing what follows it on stdin. */
@@ -37,7 +36,6 @@ const MANIFEST = '.bcmr-manifest';
 export interface TarUploadOptions {
   force: boolean;
   sync: boolean;
-  stat: StatFlavour;
   b3sum: boolean;
 }
 
@@ -59,12 +57,9 @@ export async function uploadTar(
   opts: TarUploadOptions,
   cb: BatchCallbacks<PutItem>,
 ): Promise<void> {
-  const stage = path.posix.join(
-    commonDir(items.map((it) => it.remote)),
-    `.bcmr-stage-${randomBytes(6).toString('hex')}`,
-  );
-  const dirs = new Map<string, number>();
-  const sent: { item: PutItem; k: number; name: string; size: number; hash: string; t0: number }[] = [];
+  const root = commonDir(items.map((it) => it.remote));
+  const stage = path.posix.join(root, `.bcmr-stage-${randomBytes(6).toString('hex')}`);
+  const sent: Sent[] = [];
   const failed: FileResult<PutItem>[] = [];
   const script = `s=${shellQuote(stage)}
 mkdir -m 700 -- "$s" || exit 1
@@ -79,18 +74,18 @@ ${opts.sync ? 'sync\n' : ''}. ./${MANIFEST}
     const tar = new TarWriter(write);
     for (const item of items) {
       const t0 = performance.now();
-      const dir = path.posix.dirname(item.remote);
-      const k = dirs.get(dir) ?? dirs.size;
-      dirs.set(dir, k);
+      // Staged as t/<path below root>: the staging tree mirrors the destination's.
+      const rel = path.posix.relative(root, path.posix.dirname(item.remote));
       const name = path.posix.basename(item.remote);
+      const staged = rel ? `t/${rel}/${name}` : `t/${name}`;
       try {
-        const { size, hash } = await addFile(tar, `${k}/${name}`, item, cb);
-        sent.push({ item, k, name, size, hash, t0 });
+        const { size, hash } = await addFile(tar, staged, item, cb);
+        sent.push({ item, rel, name, staged, size, hash, t0 });
       } catch (err) {
         failed.push(fileResult(item, t0, { error: err as Error }));
       }
     }
-    await tar.bytes(MANIFEST, Buffer.from(manifestScript(sent, [...dirs.keys()], opts)), 0o600);
+    await tar.bytes(MANIFEST, Buffer.from(manifestScript(sent, root, opts)), 0o600);
     await tar.end();
   });
   for (const r of failed) cb.onFileDone?.(r);
@@ -110,6 +105,18 @@ ${opts.sync ? 'sync\n' : ''}. ./${MANIFEST}
       ),
     );
   }
+}
+
+interface Sent {
+  item: PutItem;
+  /** Directory below the staging root ('' for the root itself). */
+  rel: string;
+  name: string;
+  /** Path inside the staging directory. */
+  staged: string;
+  size: number;
+  hash: string;
+  t0: number;
 }
 
 /**
@@ -141,44 +148,78 @@ async function addFile(
 }
 
 /**
- * The publishing script: per destination directory and chunk of names, check, move, and say
- * per file `I ok` or `I why` (I = the file's place in `sent`).
+ * The publishing script. Processes are what cost here (a few ms each on a small VM), so whole
+ * directories move where they can: the staged directories' destinations that are empty (made
+ * by this copy's mkdir step) are removed in one `rmdir`, then each staged directory, shallowest
+ * first, is renamed into place in one `mv -n` when its destination does not exist, and only where
+ * it does are its files moved, one `mv` per directory and chunk. A fresh tree is thus published
+ * by two processes. `mv -n` on a directory never nests it in one that appeared meanwhile. Sizes
+ * need no check of their own (`tar -x` exited 0: every member was written whole); BLAKE3 is
+ * checked first where the remote has `b3sum`. Then one status line per file, from builtins.
  */
-function manifestScript(
-  sent: readonly { k: number; name: string; size: number; hash: string }[],
-  dirs: readonly string[],
-  opts: TarUploadOptions,
-): string {
-  const lines = [
-    // r I NAME WHY: a name still in the staging directory was not published.
-    `r() { if [ -e "$2" ] || [ -L "$2" ]; then echo "$1 $3"; else echo "$1 ok"; fi; }`,
-  ];
-  const byDir = new Map<number, number[]>();
-  for (const [i, s] of sent.entries()) byDir.set(s.k, [...(byDir.get(s.k) ?? []), i]);
+function manifestScript(sent: readonly Sent[], root: string, opts: TarUploadOptions): string {
   const q = shellQuote;
-  for (const [k, all] of byDir) {
-    const dest = `${dirs[k].replace(/\/$/, '')}/`;
-    for (let c = 0; c < all.length; c += CHUNK_NAMES) {
-      const chunk = all.slice(c, c + CHUNK_NAMES);
-      const names = chunk.map((i) => q(sent[i].name)).join(' ');
-      const sizes = chunk.map((i) => sent[i].size).join('\n');
-      const checks = [`[ "$(stat ${statFormat(opts.stat, 'size')} -- ${names})" = ${q(sizes)} ]`];
-      if (opts.b3sum)
-        checks.push(
-          `[ "$(b3sum --no-names -- ${names})" = ${q(chunk.map((i) => sent[i].hash).join('\n'))} ]`,
-        );
-      const move = opts.force
-        ? `e=$(mv -f -- ${names} ${q(dest)} 2>&1)`
-        : `mv -n -- ${names} ${q(dest)} 2>/dev/null`;
-      const why = opts.force
-        ? '"not published: $(printf %s "$e" | tail -n 1)"'
-        : "'exists (use -f to overwrite)'";
+  const dest = (rel: string) => (rel ? path.posix.join(root, rel) : root);
+  const dirs = new Set<string>();
+  for (const f of sent) for (let d = f.rel; d; d = parentOf(d)) dirs.add(d);
+  const shallowFirst = [...dirs].sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : 1));
+  const lines = [
+    // r I STAGED: a file still in the staging directory was not published; $w says why.
+    `r() { if [ -e "$s/$2" ] || [ -L "$s/$2" ]; then echo "$1 $w"; else echo "$1 ok"; fi; }`,
+    `w=${q(opts.force ? 'not published' : 'exists (use -f to overwrite)')}`,
+  ];
+  if (opts.b3sum) {
+    for (let c = 0; c < sent.length; c += CHUNK_NAMES) {
+      const chunk = sent.slice(c, c + CHUNK_NAMES);
       lines.push(
-        `cd -- "$s/${k}" || exit 1`,
-        `if ${checks.join(' && ')}; then ${move}; w=${why}; else w='differs from what was sent (size${opts.b3sum ? ' or BLAKE3' : ''})'; fi`,
-        ...chunk.map((i) => `r ${i} ${q(sent[i].name)} "$w"`),
+        `[ "$(b3sum --no-names -- ${chunk.map((f) => q(f.staged)).join(' ')})" = ${q(chunk.map((f) => f.hash).join('\n'))} ] || { w='differs from what was sent (BLAKE3)'; ${sent.map((_, i) => `echo "${i} $w"`).join('; ')}; exit 0; }`,
       );
     }
   }
+  const deepestFirst = [...shallowFirst].reverse();
+  for (let c = 0; c < deepestFirst.length; c += CHUNK_NAMES) {
+    const chunk = deepestFirst.slice(c, c + CHUNK_NAMES);
+    lines.push(`rmdir -- ${chunk.map((d) => q(dest(d))).join(' ')} 2>/dev/null`);
+  }
+  const filesIn = new Map<string, Sent[]>();
+  for (const f of sent) filesIn.set(f.rel, [...(filesIn.get(f.rel) ?? []), f]);
+  for (const d of ['', ...shallowFirst]) {
+    const staged = d ? `t/${d}` : 't';
+    const files = filesIn.get(d) ?? [];
+    const moveFiles: string[] = [];
+    for (let c = 0; c < files.length; c += CHUNK_NAMES) {
+      const names = files
+        .slice(c, c + CHUNK_NAMES)
+        .map((f) => q(f.name))
+        .join(' ');
+      moveFiles.push(
+        opts.force
+          ? `mv -f -- ${names} ${q(`${dest(d)}/`)} 2>"$s/.e" || why`
+          : `mv -n -- ${names} ${q(`${dest(d)}/`)} 2>/dev/null`,
+      );
+    }
+    const moveFilesText = moveFiles.length ? `cd -- "$s/${staged}" && { ${moveFiles.join('; ')}; }` : ':';
+    if (!d) lines.push(moveFilesText);
+    else
+      lines.push(
+        `if [ -d "$s/${staged}" ]; then if [ -e ${q(dest(d))} ] || [ -L ${q(dest(d))} ]; then ${moveFilesText}; else mv -n -- "$s/${staged}" ${q(`${dest(parentOf(d))}/`)} 2>/dev/null; fi; fi`,
+      );
+  }
+  lines.push(
+    // The first line mv wrote on stderr, read without a process (only when a -f move failed).
+    `why() { IFS= read -r e < "$s/.e" || :; w="not published: \${e:-mv failed}"; }`,
+  );
+  // why() is used above only at run time; define it first.
+  lines.unshift(lines.pop() as string);
+  for (const [i, f] of sent.entries()) lines.push(`r ${i} ${q(f.staged)}`);
   return `${lines.join('\n')}\n`;
+}
+
+function parentOf(rel: string): string {
+  const p = path.posix.dirname(rel);
+  return p === '.' ? '' : p;
+}
+
+function depth(rel: string): number {
+  return rel.split('/').length;
 }

@@ -33,7 +33,7 @@ async function upload(items: PutItem[], force: boolean): Promise<Map<string, Fil
   await uploadTar(
     items,
     localSh,
-    { force, sync: false, stat: 'gnu', b3sum: false },
+    { force, sync: false, b3sum: false },
     {
       onFileDone: (r) => out.set(path.basename(r.item.remote), r),
     },
@@ -84,6 +84,36 @@ test('with -f a directory in the way fails that file alone and is left as it was
       fs.readdirSync(path.join(dir, 'dst')).filter((n) => n.startsWith('.bcmr-stage-')),
       [],
     );
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a new tree is renamed into place whole; an existing directory gets its files merged, its others kept', async () => {
+  const { dir, cleanup } = await tempDir('bcmr-tar-up-');
+  try {
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'new', 'deep'), { recursive: true });
+    fs.mkdirSync(path.join(src, 'old'));
+    fs.writeFileSync(path.join(src, 'new', 'deep', 'n1'), 'n1');
+    fs.writeFileSync(path.join(src, 'new', 'n2'), 'n2');
+    fs.writeFileSync(path.join(src, 'old', 'o1'), 'o1');
+    const dst = path.join(dir, 'dst');
+    // What the copy's mkdir step leaves: every planned directory, empty; plus one of the user's.
+    fs.mkdirSync(path.join(dst, 'new', 'deep'), { recursive: true });
+    fs.mkdirSync(path.join(dst, 'new', 'empty-planned'));
+    fs.mkdirSync(path.join(dst, 'old'), { recursive: true });
+    fs.writeFileSync(path.join(dst, 'old', 'theirs'), 'keep');
+    const rels = ['new/deep/n1', 'new/n2', 'old/o1'];
+    const r = await upload(
+      rels.map((rel) => ({ local: path.join(src, rel), remote: path.join(dst, rel) })),
+      false,
+    );
+    for (const x of r.values()) assert.equal(x.error, null, String(x.error));
+    for (const rel of rels) assert.equal(fs.readFileSync(path.join(dst, rel), 'utf8'), path.basename(rel));
+    assert.equal(fs.readFileSync(path.join(dst, 'old', 'theirs'), 'utf8'), 'keep');
+    assert.ok(fs.statSync(path.join(dst, 'new', 'empty-planned')).isDirectory());
+    assert.deepEqual(fs.readdirSync(dst).sort(), ['new', 'old']);
   } finally {
     await cleanup();
   }
