@@ -42,6 +42,9 @@ const CONCURRENCY = 4;
 /** From this size a file moves alone through `cat` (as fast as tar for it, and no staging copy). */
 export const CAT_MIN_BYTES = 64 << 20;
 
+/** Downloaded bytes gathered before one writev. */
+const GATHER_BYTES = 1 << 20;
+
 /** At most this many bytes per tar stream, so a failure costs a bounded redo and progress is even. */
 const TAR_BATCH_BYTES = 1 << 30;
 
@@ -366,21 +369,32 @@ cat "$t"
     let got = 0;
     let ok = false;
     try {
-      let writing: Promise<void> | undefined;
+      // Chunks come at most 64 KiB at a time from the pipe: gathered to 1 MiB and written with
+      // one writev (a sixteenth of the syscalls; on this VM a write's cost is mostly per call).
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      let written = 0;
+      const flush = () => {
+        f.writevSync(pending, written);
+        written += pendingBytes;
+        pending = [];
+        pendingBytes = 0;
+      };
       const { code } = await this.streamSh(
         `exec cat -- ${shellQuote(item.remote)}\n`,
         new Uint8Array(0),
-        async (b) => {
+        (b) => {
           if (got + b.length > item.size)
             throw new IntegrityError(`${item.remote}: more than the ${item.size} bytes announced`);
-          if (writing) await writing;
-          writing = f.write(b, got);
+          pending.push(b);
+          pendingBytes += b.length;
           got += b.length;
           hasher?.update(b);
           cb.onBytes?.(b.length, item);
+          if (pendingBytes >= GATHER_BYTES) flush();
         },
       );
-      if (writing) await writing;
+      if (pendingBytes > 0) flush();
       if (code !== 0)
         throw new RemoteError(`${item.remote}: download failed${this.lastErr ? `: ${this.lastErr}` : ''}`);
       if (got !== item.size)

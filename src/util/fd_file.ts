@@ -83,13 +83,24 @@ export class FdFile {
   }
 
   writevSync(bufs: Uint8Array[], position: number): void {
+    // One writev for all of them; a short write (rare: a signal, a full disk) finishes piecewise.
+    const total = bufs.reduce((n, b) => n + b.length, 0);
+    let done = bufs.length > 0 ? fs.writevSync(this.fd, bufs, position) : 0;
+    if (done === total) return;
     let pos = position;
     for (const b of bufs) {
-      let done = 0;
-      while (done < b.length) done += fs.writeSync(this.fd, b, done, b.length - done, pos + done);
+      if (done >= b.length) {
+        done -= b.length;
+        pos += b.length;
+        continue;
+      }
+      let off = done;
+      done = 0;
+      while (off < b.length) off += fs.writeSync(this.fd, b, off, b.length - off, pos + off);
       pos += b.length;
     }
   }
+
 
   truncate(size: number): void {
     fs.ftruncateSync(this.fd, size);
