@@ -1,34 +1,43 @@
-// Startup probe (issue 14): 1-byte uploads through the test harness's sshd with an installed
-// bcmr, the server bundle (first send and cached) on the system Node, the plain-ssh fallback,
-// and scp; 5 runs each, interleaved. Run: node bench/startup_probe.mjs (after npm run build).
-import { startSshd } from '../dist/test/harness/sshd.js';
-import { execFileSync, spawnSync } from 'node:child_process';
+// Startup probe (issues 14, 16): the fixed cost of a copy. `bcmr --version` and 1-byte copies
+// both ways through the test harness's sshd: installed bcmr on the remote, the zero-install
+// bundle (first send and cached), the fallback (after the first copy, which remembers the host);
+// scp for scale. 7 runs each, interleaved; medians of wall ms.
+// Run: node bench/startup_probe.mjs (after npm run build).
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { startSshd } from '../dist/test/harness/sshd.js';
+
 const sshd = await startSshd({ serveLog: false });
-const dir = fs.mkdtempSync('/tmp/bcmr-measure-');
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bcmr-startup-'));
 fs.writeFileSync(`${dir}/one.txt`, 'x');
 const bin = new URL('../bin/bcmr.js', import.meta.url).pathname;
-const node = process.execPath;
-const time = (args, env = {}) => {
+const env = { ...process.env, BCMR_RSH: sshd.rsh, XDG_CACHE_HOME: path.join(dir, 'cache') };
+const time = (file, args) => {
   const t0 = performance.now();
-  const r = spawnSync(node, [bin, ...args], { env: { ...process.env, BCMR_RSH: sshd.rsh, ...env }, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
+  const r = spawnSync(file, args, { env, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`${file} ${args.join(' ')}: ${r.stderr}`);
   return performance.now() - t0;
 };
-const med = (xs) => xs.sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const cache = `${sshd.home}/.cache/bcmr`;
-const rows = { installed: [], bundleCached: [], bundleFirst: [], fallback: [], scp: [], version: [] };
-for (let i = 0; i < 5; i++) {
-  rows.version.push(time(['--version']));
-  rows.installed.push(time(['copy', '-f', `${dir}/one.txt`, `bcmr-test:${dir}/i.txt`]));
-  fs.rmSync(cache, { recursive: true, force: true });
-  rows.bundleFirst.push(time(['copy', '-f', `${dir}/one.txt`, `bcmr-bare:${dir}/b.txt`]));
-  rows.bundleCached.push(time(['copy', '-f', `${dir}/one.txt`, `bcmr-bare:${dir}/b.txt`]));
-  rows.fallback.push(time(['copy', '-f', '--remote-path', 'nope', `${dir}/one.txt`, `bcmr-test:${dir}/f.txt`]));
-  const t0 = performance.now();
-  execFileSync('scp', ['-q', '-F', sshd.rsh.split(' ')[2], `${dir}/one.txt`, `bcmr-test:${dir}/s.txt`]);
-  rows.scp.push(performance.now() - t0);
+const cli = (args) => time(process.execPath, [bin, ...args]);
+const med = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+const rows = {};
+const add = (k, v) => (rows[k] ??= []).push(v);
+const config = sshd.sshArgv[2];
+for (let i = 0; i < 7; i++) {
+  add('--version', cli(['--version']));
+  add('1 byte up, installed', cli(['copy', '-f', `${dir}/one.txt`, `bcmr-test:${dir}/up.txt`]));
+  add('1 byte down, installed', cli(['copy', '-f', `bcmr-test:${dir}/one.txt`, `${dir}/down.txt`]));
+  fs.rmSync(`${sshd.home}/.cache/bcmr`, { recursive: true, force: true });
+  add('1 byte up, bundle first send', cli(['copy', '-f', `${dir}/one.txt`, `bcmr-bare:${dir}/b.txt`]));
+  add('1 byte up, bundle cached', cli(['copy', '-f', `${dir}/one.txt`, `bcmr-bare:${dir}/b.txt`]));
+  add('1 byte up, fallback', cli(['copy', '-f', `${dir}/one.txt`, `bcmr-nonode:${dir}/f.txt`]));
+  add('1 byte down, fallback', cli(['copy', '-f', `bcmr-nonode:${dir}/one.txt`, `${dir}/f2.txt`]));
+  add('1 byte up, scp', time('scp', ['-q', '-F', config, `${dir}/one.txt`, `bcmr-test:${dir}/s.txt`]));
+  add('1 byte down, scp', time('scp', ['-q', '-F', config, `bcmr-test:${dir}/one.txt`, `${dir}/s2.txt`]));
 }
-for (const [k, v] of Object.entries(rows)) console.log(`${k}: median ${med(v).toFixed(0)} ms of ${v.map((x) => x.toFixed(0)).join(', ')}`);
+console.log(`| what | median ms | runs (ms) |\n|---|---:|---|`);
+for (const [k, v] of Object.entries(rows)) console.log(`| ${k} | ${med(v).toFixed(0)} | ${v.map((x) => x.toFixed(0)).join(', ')} |`);
 await sshd.stop();
 fs.rmSync(dir, { recursive: true, force: true });
