@@ -101,7 +101,6 @@ export class FdFile {
     }
   }
 
-
   truncate(size: number): void {
     fs.ftruncateSync(this.fd, size);
   }

@@ -131,6 +131,32 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     fs.rmSync(src);
   });
 
+  test('a big download (ssh writes the file itself) that sends more than listed fails, nothing published', async () => {
+    const src = path.join(dir, 'grows.bin');
+    fs.writeFileSync(src, '');
+    fs.truncateSync(src, 64 << 20);
+    const dst = path.join(dir, 'grows-dst');
+    fs.mkdirSync(dst);
+    // The remote's cat sends the file and then some (a file growing, or a hostile remote).
+    const fakeCat = path.join(sshd.dir, 'nonode-bin', 'cat');
+    const realCat = fs.readlinkSync(fakeCat);
+    fs.rmSync(fakeCat);
+    fs.writeFileSync(fakeCat, `#!/bin/sh\n'${realCat}' "$@" && printf 'more bytes'\n`, { mode: 0o755 });
+    try {
+      const r = await run(['copy', `bcmr-nonode:${src}`, `${dst}/`]);
+      assert.equal(r.code, 1, r.stderr);
+      assert.match(r.stderr, /more than the 67108864 bytes announced/);
+      assert.deepEqual(fs.readdirSync(dst), []);
+    } finally {
+      fs.rmSync(fakeCat);
+      fs.symlinkSync(realCat, fakeCat);
+    }
+    const ok = await run(['copy', `bcmr-nonode:${src}`, `${dst}/`]);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(fs.statSync(path.join(dst, 'grows.bin')).size, 64 << 20);
+    fs.rmSync(src);
+  });
+
   test('no clobber without -f, replaced with -f', async () => {
     fs.writeFileSync(path.join(dir, 'one.txt'), 'new content');
     fs.writeFileSync(path.join(dir, 'taken.txt'), 'old content');

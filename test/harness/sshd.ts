@@ -204,58 +204,33 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     '  LogLevel ERROR',
   ];
   const refusedPort = await freePort();
+  /** One `Host` block reaching this server (its key filed under bcmr-test-key) at host:port. */
+  const hostBlock = (alias: string, host: string, p: number, key = 'user_key'): string[] => [
+    `Host ${alias}`,
+    `  HostName ${host}`,
+    `  Port ${p}`,
+    '  HostKeyAlias bcmr-test-key',
+    `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
+    ...common.map((l) => l.replace(path.join(dir, 'user_key'), path.join(dir, key))),
+  ];
   writeFileSync(
     path.join(dir, 'ssh_config'),
     [
-      'Host bcmr-test',
-      `  HostName ${listen}`,
-      `  Port ${port}`,
-      '  HostKeyAlias bcmr-test-key',
-      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-      ...common,
+      ...hostBlock('bcmr-test', listen, port),
       'Host bcmr-badkey',
       `  HostName ${listen}`,
       `  Port ${port}`,
       '  HostKeyAlias bcmr-badkey-alias',
       `  UserKnownHostsFile ${path.join(dir, 'bad_known_hosts')}`,
       ...common,
-      'Host bcmr-bare',
-      `  HostName ${listen}`,
-      `  Port ${barePort}`,
-      '  HostKeyAlias bcmr-test-key',
-      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-      ...common,
-      'Host bcmr-oldnode',
-      `  HostName ${listen}`,
-      `  Port ${oldNodePort}`,
-      '  HostKeyAlias bcmr-test-key',
-      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-      ...common,
-      'Host bcmr-nonode',
-      `  HostName ${listen}`,
-      `  Port ${noNodePort}`,
-      '  HostKeyAlias bcmr-test-key',
-      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-      ...common,
-      ...shells.flatMap((sh) =>
-        [
-          [`bcmr-${sh.name}`, sh.port],
-          [`bcmr-${sh.name}-bare`, sh.barePort],
-        ].flatMap(([alias, p]) => [
-          `Host ${alias}`,
-          `  HostName ${listen}`,
-          `  Port ${p}`,
-          '  HostKeyAlias bcmr-test-key',
-          `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-          ...common,
-        ]),
-      ),
-      'Host bcmr-forced',
-      `  HostName ${listen}`,
-      `  Port ${port}`,
-      '  HostKeyAlias bcmr-test-key',
-      `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-      ...common.map((l) => l.replace(path.join(dir, 'user_key'), path.join(dir, 'forced_key'))),
+      ...hostBlock('bcmr-bare', listen, barePort),
+      ...hostBlock('bcmr-oldnode', listen, oldNodePort),
+      ...hostBlock('bcmr-nonode', listen, noNodePort),
+      ...shells.flatMap((sh) => [
+        ...hostBlock(`bcmr-${sh.name}`, listen, sh.port),
+        ...hostBlock(`bcmr-${sh.name}-bare`, listen, sh.barePort),
+      ]),
+      ...hostBlock('bcmr-forced', listen, port, 'forced_key'),
       'Host bcmr-refused',
       '  HostName 127.0.0.1',
       `  Port ${refusedPort}`,
@@ -285,18 +260,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     home: remoteHome,
     loginShells: shells.map((sh) => sh.name),
     addAlias(name: string, host: string, aliasPort: number) {
-      appendFileSync(
-        config,
-        [
-          `Host ${name}`,
-          `  HostName ${host}`,
-          `  Port ${aliasPort}`,
-          '  HostKeyAlias bcmr-test-key',
-          `  UserKnownHostsFile ${path.join(dir, 'known_hosts')}`,
-          ...common,
-          '',
-        ].join('\n'),
-      );
+      appendFileSync(config, `${hostBlock(name, host, aliasPort).join('\n')}\n`);
     },
     async stop() {
       child.kill('SIGTERM');
