@@ -183,12 +183,16 @@ describe('fallback to plain ssh', () => {
     fs.writeFileSync(big, '');
     fs.truncateSync(big, 64 << 20);
     // A wrapper that, as a local attacker on the remote would, plants a link at the temp name
-    // the script is about to write (read off the script, which comes first on stdin, its length
-    // on the command line) before ssh runs it.
+    // the script is about to write (read off the script, on the command line or first on stdin)
+    // before ssh runs it.
     const wrapper = path.join(dir, 'plantssh.sh');
     fs.writeFileSync(
       wrapper,
       `#!/bin/sh
+# The script on the command line (a plain path: ssh then reads the file itself) ...
+t=$(printf '%s' "$*" | sed -n "s/.*'t=\\([^;']*\\);.*/\\1/p")
+if [ -n "$t" ]; then ln -s '${victim}' "$t"; exec ${sshd.rsh} "$@"; fi
+# ... or first on stdin behind the bootstrap, its length on the command line.
 n=$(printf '%s' "$*" | sed -n 's/.*count=\\([0-9]*\\).*/\\1/p')
 if [ -z "$n" ]; then exec ${sshd.rsh} "$@"; fi
 s=$(mktemp); dd bs=1 count="$n" of="$s" 2>/dev/null
