@@ -356,22 +356,16 @@ cat "$t"
         sent = size;
         hasher = await hashing;
       } else {
-        const text = Buffer.from(cmd);
         const whole = new Blake3Hasher();
-        code = await this.stream(
-          bootstrap(text),
-          async (write) => {
-            await write(text);
-            await readBlocks(f, 0, size, new BlockBuffers(), async (block) => {
-              whole.update(block);
-              sent += block.length;
-              cb.onBytes?.(block.length, item);
-              await write(block);
-              return RELEASED;
-            });
-          },
-          null,
-        );
+        ({ code } = await this.feedSh(cmd, async (write) => {
+          await readBlocks(f, 0, size, new BlockBuffers(), async (block) => {
+            whole.update(block);
+            sent += block.length;
+            cb.onBytes?.(block.length, item);
+            await write(block);
+            return RELEASED;
+          });
+        }));
         hasher = whole.digest('hex');
       }
       if (code !== 0)

@@ -5,6 +5,8 @@
  * one line (`.ci/run` installs both).
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type SshServer, startSshd } from '../harness/sshd.js';
@@ -38,6 +40,24 @@ for (const shell of ['csh', 'fish']) {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^os: \S+ \S+$/m);
       assert.match(r.stdout, /^node: none$/m);
+    });
+
+    test('fallback: a big file whose name holds a newline and a ! goes up and down whole', async () => {
+      // 64 MiB takes the single-file cat path; such a name cannot ride the command line
+      // through csh, so its script travels on stdin behind the bootstrap.
+      const name = `big\nname!-${shell}.bin`;
+      const block = randomBytes(1 << 20);
+      fs.writeFileSync(path.join(dir, name), Buffer.concat(Array.from({ length: 64 }, () => block)));
+      const upDir = path.join(dir, `big-${shell}-up`);
+      fs.mkdirSync(upDir);
+      const up = await run(['copy', name, `bcmr-${shell}-bare:${upDir}/`]);
+      assert.equal(up.code, 0, up.stderr);
+      assert.ok(fs.readFileSync(path.join(upDir, name)).equals(fs.readFileSync(path.join(dir, name))));
+      const down = await run(['copy', `bcmr-${shell}-bare:${upDir}/${name}`, `big-${shell}-down`]);
+      assert.equal(down.code, 0, down.stderr);
+      assert.ok(
+        fs.readFileSync(path.join(dir, `big-${shell}-down`)).equals(fs.readFileSync(path.join(dir, name))),
+      );
     });
 
     for (const [alias, kind] of [
