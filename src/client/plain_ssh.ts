@@ -199,22 +199,26 @@ cat "$t"
    */
   async hashFiles(paths: readonly string[]): Promise<(string | Error)[]> {
     if (this.tools.b3sum) {
-      const r = await this.run('sh -s', `exec b3sum --no-names -- ${paths.map(shellQuote).join(' ')}\n`);
-      const lines = r.stdout.toString('utf8').split('\n');
-      if (r.code === 0 && lines.length > paths.length) return paths.map((_, i) => lines[i]);
+      const lines: string[] = [];
+      for (let i = 0; i < paths.length; i += 500)
+        lines.push(
+          `b3sum --no-names -- ${paths
+            .slice(i, i + 500)
+            .map(shellQuote)
+            .join(' ')} || exit 1`,
+        );
+      const r = await this.run('sh -s', `${lines.join('\n')}\n`);
+      const hashes = r.stdout.toString('utf8').split('\n');
+      if (r.code === 0 && hashes.length > paths.length) return paths.map((_, i) => hashes[i]);
     }
+    // Read back as one tar stream and hashed as it arrives; nothing is written here.
     const out = new Map<string, string | Error>();
-    const spool = mkdtempSync(path.join(os.tmpdir(), 'bcmr-verify-'));
-    try {
-      await downloadTar(
-        paths.map((p, i) => ({ remote: p, local: path.join(spool, String(i)), size: -1 })),
-        (script, input, onData) => this.streamSh(script, input, onData),
-        { hash: true, anySize: true },
-        { onFileDone: (r) => out.set(r.item.remote, r.error ?? r.hash ?? new RemoteError('no hash')) },
-      );
-    } finally {
-      rmSync(spool, { recursive: true, force: true });
-    }
+    await downloadTar(
+      paths.map((p) => ({ remote: p, local: '', size: -1 })),
+      (script, input, onData) => this.streamSh(script, input, onData),
+      { hash: true, anySize: true, hashOnly: true },
+      { onFileDone: (r) => out.set(r.item.remote, r.error ?? r.hash ?? new RemoteError('no hash')) },
+    );
     return paths.map((p) => out.get(p) ?? new RemoteError(`cannot read ${p}`));
   }
 

@@ -34,8 +34,11 @@ const TAR_CREATE = 'cd / || exit 1\nexec tar -c -h -f - --null -T -\n';
 export async function downloadTar(
   items: readonly GetItem[],
   run: StreamRunner,
-  /** anySize: the sizes are not known (read-back for -V): take what comes. */
-  opts: { hash: boolean; anySize?: boolean },
+  /**
+   * anySize: the sizes are not known (read-back for -V): take what comes. hashOnly: write
+   * nothing, only hash each member (-V's read-back).
+   */
+  opts: { hash: boolean; anySize?: boolean; hashOnly?: boolean },
   cb: BatchCallbacks<GetItem>,
 ): Promise<void> {
   const wanted = new Map(items.map((it) => [memberName(it.remote), it]));
@@ -61,7 +64,9 @@ export async function downloadTar(
       const t0 = performance.now();
       if (h.type === 'link' && h.linkname && delivered.has(h.linkname)) {
         entry.resume();
-        report(hardLinked(item, delivered.get(h.linkname) ?? '', t0));
+        const earlier = delivered.get(h.linkname) ?? '';
+        // Read-back: the same content as the member it links to, so the same hash.
+        report(opts.hashOnly ? fileResult(item, t0, { hash: earlier }) : hardLinked(item, earlier, t0));
         continue;
       }
       if (h.type !== 'file' && h.type !== 'contiguous-file') {
@@ -80,15 +85,18 @@ export async function downloadTar(
         );
         continue;
       }
-      const r = await receive(
-        item,
-        opts.anySize ? (h.size ?? 0) : item.size,
-        entry as AsyncIterable<Uint8Array>,
-        opts.hash,
-        cb,
-        t0,
-      );
-      if (!r.error) delivered.set(h.name, item.local);
+      const r = opts.hashOnly
+        ? await hashMember(item, entry as AsyncIterable<Uint8Array>, t0)
+        : await receive(
+            item,
+            opts.anySize ? (h.size ?? 0) : item.size,
+            entry as AsyncIterable<Uint8Array>,
+            opts.hash,
+            cb,
+            t0,
+          );
+      // What a later hard link to this member needs: our copy of it, or (read-back) its hash.
+      if (!r.error) delivered.set(h.name, opts.hashOnly ? (r.hash ?? '') : item.local);
       report(r);
     }
   })();
@@ -169,6 +177,21 @@ async function receive(
   }
   if (cut) throw cut;
   return fileResult(item, t0, { error });
+}
+
+/** -V's read-back: the member's BLAKE3, nothing written. */
+async function hashMember(
+  item: GetItem,
+  entry: AsyncIterable<Uint8Array>,
+  t0: number,
+): Promise<FileResult<GetItem>> {
+  const hasher = new Blake3Hasher();
+  let got = 0;
+  for await (const chunk of entry) {
+    hasher.update(chunk);
+    got += chunk.length;
+  }
+  return fileResult(item, t0, { bytes: got, hash: hasher.digest('hex') });
 }
 
 /** A hard link in the stream to a file it already delivered: that file's bytes, copied here. */
