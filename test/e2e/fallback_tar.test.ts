@@ -157,6 +157,44 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     fs.rmSync(src);
   });
 
+  test('where the remote has b3sum, staged uploads are checked before publishing; a batch that differs is not published', async () => {
+    const bin = path.join(sshd.dir, 'nonode-bin', 'b3sum');
+    const helper = path.join(path.dirname(BCMR_BIN), '../dist/test/helpers/fake_b3sum.js');
+    const src = path.join(dir, 'b3src');
+    fs.mkdirSync(src);
+    for (const n of ['x.txt', 'y.txt']) fs.writeFileSync(path.join(src, n), `content of ${n}`);
+    const write = (lie: string) =>
+      fs.writeFileSync(
+        bin,
+        `#!/bin/sh\nBCMR_B3SUM_LIE='${lie}' exec '${process.execPath}' '${helper}' "$@"\n`,
+        { mode: 0o755 },
+      );
+    try {
+      write('');
+      const ok = await run(['--json', 'copy', '-r', 'b3src', `bcmr-nonode:${dir}/b3ok`]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(start(ok.stdout).shell?.verify, 'b3sum');
+      assert.equal(fs.readFileSync(path.join(dir, 'b3ok', 'x.txt'), 'utf8'), 'content of x.txt');
+      // The remote's copy of y.txt "went bad": neither file of that batch is published.
+      write('y.txt');
+      const bad = await run(['--json', 'copy', '-r', 'b3src', `bcmr-nonode:${dir}/b3bad`]);
+      assert.equal(bad.code, 1, bad.stderr);
+      const files = jsonEvents(bad.stdout).filter((e) => e.event === 'file');
+      assert.deepEqual(
+        files.map((e) => e.outcome),
+        ['failed', 'failed'],
+      );
+      assert.match(String(files[0].error), /differs from what was sent \(BLAKE3\)/);
+      assert.deepEqual(
+        fs.existsSync(path.join(dir, 'b3bad')) ? fs.readdirSync(path.join(dir, 'b3bad')) : [],
+        [],
+      );
+      assert.deepEqual(stagings(dir), []);
+    } finally {
+      fs.rmSync(bin, { force: true });
+    }
+  });
+
   test('no clobber without -f, replaced with -f', async () => {
     fs.writeFileSync(path.join(dir, 'one.txt'), 'new content');
     fs.writeFileSync(path.join(dir, 'taken.txt'), 'old content');
