@@ -49,7 +49,15 @@ export async function downloadTar(
     cb.onFileDone?.(r);
   };
   const ex = tarExtract();
+  // A stream that is not tar (or cut short) errors here; the entries' loop ends with it.
+  let broken: Error | null = null;
+  ex.on('error', (err: Error) => {
+    broken = err;
+  });
   let refused: string | null = null;
+  // A stream that breaks (cut short, not tar at all) fails the files it did not deliver, each
+  // said, as does one that ends without them.
+  let damaged: string | null = null;
   const consuming = (async () => {
     for await (const entry of ex) {
       const h = entry.header;
@@ -99,21 +107,26 @@ export async function downloadTar(
       if (!r.error) delivered.set(h.name, opts.hashOnly ? (r.hash ?? '') : item.local);
       report(r);
     }
-  })();
+  })().catch((err: Error) => {
+    // Caught at once (a rejection left waiting would end the process): the files this stream
+    // did not deliver fail below with this reason.
+    damaged = err.message;
+  });
   let feeding: Promise<void> = Promise.resolve();
   const list = Buffer.from(items.map((it) => `${memberName(it.remote)}\0`).join(''));
   const result = await run(TAR_CREATE, list, async (chunk) => {
-    if (refused !== null) return;
+    if (refused !== null || broken !== null) return;
     await feeding;
     if (!ex.write(chunk)) feeding = new Promise((resolve) => ex.once('drain', () => resolve()));
   }).finally(() => ex.end(undefined));
-  await consuming.catch((err: Error) => {
-    if (refused === null) throw new RemoteError(`the remote tar stream is damaged: ${err.message}`);
-  });
+  await consuming;
+  if (damaged === null && broken !== null) damaged = (broken as Error).message;
   const why =
     refused !== null
       ? `the remote tar sent ${JSON.stringify(refused)}, which was not asked for: stream refused`
-      : `not in the remote's tar stream${result.stderr ? `: ${result.stderr}` : result.code ? ` (tar exit ${result.code})` : ''}`;
+      : damaged !== null
+        ? `the remote tar stream is damaged (${damaged})`
+        : `not in the remote's tar stream${result.stderr ? `: ${result.stderr}` : result.code ? ` (tar exit ${result.code})` : ''}`;
   for (const it of items)
     if (!reported.has(it)) report(fileResult(it, -1, { error: new RemoteError(`${it.remote}: ${why}`) }));
 }

@@ -257,6 +257,34 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     }
   });
 
+  test('a remote "tar" that sends no tar at all fails each file with one line, nothing written', async () => {
+    const src = path.join(dir, 'gsrc');
+    fs.mkdirSync(src);
+    for (const n of ['a.txt', 'b.txt']) fs.writeFileSync(path.join(src, n), n);
+    const fakeTar = path.join(sshd.dir, 'nonode-bin', 'tar');
+    const realTar = fs.readlinkSync(fakeTar);
+    fs.rmSync(fakeTar);
+    fs.writeFileSync(
+      fakeTar,
+      `#!/bin/sh\ncase "$1" in -c) head -c 3000 /dev/urandom ;; *) exec '${realTar}' "$@" ;; esac\n`,
+      { mode: 0o755 },
+    );
+    try {
+      const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'gdst']);
+      assert.equal(r.code, 1, r.stderr);
+      const files = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+      assert.deepEqual(
+        files.map((e) => e.outcome),
+        ['failed', 'failed'],
+      );
+      for (const f of files) assert.match(String(f.error), /the remote tar stream is damaged/);
+      assert.deepEqual(fs.readdirSync(path.join(dir, 'gdst')), []);
+    } finally {
+      fs.rmSync(fakeTar);
+      fs.symlinkSync(realTar, fakeTar);
+    }
+  });
+
   test('Ctrl-C mid-upload leaves no staging directory on the remote and nothing published', async () => {
     const big = path.join(dir, 'bigtree');
     fs.mkdirSync(big);
