@@ -485,6 +485,9 @@ cat "$t"
         resolve(code);
       });
     });
+    // Handled where it is awaited; marked handled now, so a spawn error that comes first is
+    // never an unhandled rejection (which would end the process).
+    closed.catch(() => {});
     const reading = (async () => {
       if (child.stdout) for await (const chunk of child.stdout) if (onData) await onData(chunk as Buffer);
     })();
