@@ -21,6 +21,9 @@ export interface Measurement {
   times: number[];
   /** Whole-machine busy CPU seconds of the same runs (absent in runs before 2026-12-02). */
   cpu?: number[];
+  /** Peak RSS (MB) of the bcmr client and of its remote server, per run (bcmr rows only). */
+  rssClient?: number[];
+  rssServer?: number[];
   errors: string[];
 }
 
@@ -153,8 +156,8 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     out.push(
       `## ${k}`,
       '',
-      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU vs scp | failed runs |',
-      '|---|---:|---|---:|---:|---:|---:|---:|---:|---|',
+      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU vs scp | peak RSS MB client / server | failed runs |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|',
     );
     for (const r of rows) {
       const m = median(r.times);
@@ -165,7 +168,7 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
       const cpu = r.cpu?.length ? median(r.cpu) : Number.NaN;
       const scpCpu = scp?.cpu?.length ? median(scp.cpu) : Number.NaN;
       out.push(
-        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${Number.isNaN(cpu) ? '' : cpu.toFixed(2)} | ${Number.isNaN(cpu / scpCpu) ? '' : (cpu / scpCpu).toFixed(2)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${Number.isNaN(cpu) ? '' : cpu.toFixed(2)} | ${Number.isNaN(cpu / scpCpu) ? '' : (cpu / scpCpu).toFixed(2)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
       );
     }
     out.push('');
@@ -183,6 +186,12 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     );
   if (info.notes.length) out.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
+}
+
+/** `client / server` peak RSS (MB, the largest of the runs), or '' for tools not measured. */
+function rssCell(r: Measurement): string {
+  const top = (xs?: number[]) => (xs?.length ? Math.max(...xs).toFixed(0) : '-');
+  return r.rssClient?.length || r.rssServer?.length ? `${top(r.rssClient)} / ${top(r.rssServer)}` : '';
 }
 
 function svg(option: echarts.EChartsCoreOption, width: number, height: number): string {

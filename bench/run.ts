@@ -49,6 +49,28 @@ const BASE =
 const CACHE = path.join(BASE, 'cache');
 
 const notes: string[] = [];
+
+/**
+ * Peak RSS of the bcmr processes: GNU time around the client and (through the harness's `bcmr`
+ * wrapper) around each remote server, appending `client KiB` / `server KiB` lines here.
+ */
+const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
+const RSS_LOG = path.join(BASE, 'rss.log');
+
+/** Largest `client` and `server` peak RSS (MB) recorded since the log was last cleared. */
+function peakRss(): { client: number | null; server: number | null } {
+  let text = '';
+  try {
+    text = readFileSync(RSS_LOG, 'utf8');
+  } catch {
+    return { client: null, server: null };
+  }
+  const max = (role: string) => {
+    const v = [...text.matchAll(new RegExp(`^${role} (\\d+)$`, 'gm'))].map((m) => Number(m[1]) / 1024);
+    return v.length ? Math.max(...v) : null;
+  };
+  return { client: max('client'), server: max('server') };
+}
 /** Single figures of the dedup / resume / --sync runs. */
 const features: Record<string, string> = {};
 
@@ -142,7 +164,10 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
   warm(w.data.path);
   const tools = w.tools.filter(usable);
   for (const direction of w.directions) {
-    const runs = new Map<string, { times: number[]; cpu: number[]; errors: string[] }>();
+    const runs = new Map<
+      string,
+      { times: number[]; cpu: number[]; rssClient: number[]; rssServer: number[]; errors: string[] }
+    >();
     for (let r = 0; r < reps; r++) {
       for (const tool of tools) {
         const dstDir = path.join(BASE, 'dst');
@@ -153,14 +178,19 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         // Every upload is a first upload: the server's dedup store starts empty (the repeat
         // case is measured on its own, in features).
         w.reset?.();
-        const rec = runs.get(tool.name) ?? { times: [], cpu: [], errors: [] };
+        const rec = runs.get(tool.name) ?? { times: [], cpu: [], rssClient: [], rssServer: [], errors: [] };
         runs.set(tool.name, rec);
         try {
-          const { wall: t, cpu } = await timed(tool.argv(job), w.prefix);
+          rmSync(RSS_LOG, { force: true });
+          const measured = GNU_TIME && !tool.peer ? [GNU_TIME, '-a', '-o', RSS_LOG, '-f', 'client %M'] : [];
+          const { wall: t, cpu } = await timed([...measured, ...tool.argv(job)], w.prefix);
+          const rss = peakRss();
           const got = await digestOf(path.join(dstDir, path.basename(w.data.path)));
           if (got !== w.data.digest) throw new Error('copy differs from the source (BLAKE3)');
           rec.times.push(t);
           if (cpu !== null) rec.cpu.push(cpu);
+          if (rss.client !== null) rec.rssClient.push(rss.client);
+          if (rss.server !== null) rec.rssServer.push(rss.server);
           process.stderr.write(
             `${w.condition} | ${w.data.name} ${direction} | ${tool.name} | ${t.toFixed(2)} s, CPU ${cpu?.toFixed(2) ?? '?'} s\n`,
           );
@@ -185,6 +215,8 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         peer: tool.peer,
         times: rec.times,
         cpu: rec.cpu,
+        rssClient: rec.rssClient,
+        rssServer: rec.rssServer,
         errors: rec.errors,
       });
     }
@@ -201,7 +233,11 @@ async function main(): Promise<void> {
   const small = await smallTree(CACHE, quick ? 1000 : 10_000, 64 << 10);
   const text = await textFile(CACHE, quick ? 16 << 20 : 64 << 20);
   const results: Measurement[] = [];
-  const sshd = await startSshd({ serveLog: false });
+  const sshd = await startSshd({
+    serveLog: false,
+    serveWrap: GNU_TIME ? `'${GNU_TIME}' -a -o '${RSS_LOG}' -f 'server %M'` : undefined,
+  });
+  if (!GNU_TIME) notes.push('/usr/bin/time (GNU time) is not installed: no peak RSS figures.');
   const user = os.userInfo().username;
   const route = (alias: string, host: string, port: number, s: SshServer): Route => ({
     alias,

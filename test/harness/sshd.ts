@@ -83,6 +83,11 @@ export interface SshdOptions {
   listen?: string;
   /** Command prefix to start sshd with, e.g. `ip netns exec NS`. */
   wrap?: string[];
+  /**
+   * Command prefix for the remote `bcmr` (benchmarks: `/usr/bin/time -a -o FILE -f ...` to
+   * record each server's peak RSS); shell words, already quoted.
+   */
+  serveWrap?: string;
 }
 
 export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
@@ -107,9 +112,13 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `command="${path.join(binDir, 'bcmr')} serve --root ${forcedRoot}",no-pty ${readFileSync(path.join(dir, 'forced_key.pub'), 'utf8').trim()}\n`,
   );
   mkdirSync(binDir);
-  writeFileSync(path.join(binDir, 'bcmr'), `#!/bin/sh\nexec '${process.execPath}' '${BCMR_BIN}' "$@"\n`, {
-    mode: 0o755,
-  });
+  writeFileSync(
+    path.join(binDir, 'bcmr'),
+    `#!/bin/sh\nexec ${opts.serveWrap ? `${opts.serveWrap} ` : ''}'${process.execPath}' '${BCMR_BIN}' "$@"\n`,
+    {
+      mode: 0o755,
+    },
+  );
   // Privilege separation needs this directory when sshd runs as root (normally made by the service).
   if (process.getuid?.() === 0) mkdirSync('/run/sshd', { recursive: true, mode: 0o755 });
 
