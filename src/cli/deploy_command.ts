@@ -18,7 +18,7 @@ import { pipeline } from 'node:stream/promises';
 import { createGzip } from 'node:zlib';
 import type { Command } from 'commander';
 import { serverBundle } from '../client/bundle.js';
-import { bootstrap } from '../client/remote_shell.js';
+import { bootstrap, SHA256_FN } from '../client/remote_shell.js';
 import { runRemote, type SshConfig } from '../client/ssh.js';
 import { hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { RemoteError, UsageError } from '../errors.js';
@@ -34,9 +34,6 @@ const SHARE = '$HOME/.local/share/bcmr';
 const PICK_NODE = `n="${SHARE}/node"; [ -x "$n" ] || n=$(command -v node 2>/dev/null) || n=`;
 
 const LAUNCHER = `#!/bin/sh\n${LAUNCHER_MARK}\nn="${SHARE}/node"; [ -x "$n" ] || n=node\nexec "$n" "${SHARE}/bcmr-server.mjs" "$@"\n`;
-
-/** `sha FILE` prints the file's SHA-256 with whichever tool the remote has (GNU, BSD, OpenSSL). */
-const SHA_FN = `sha() { if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1; elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$1" | cut -d' ' -f1; else echo none; fi; }`;
 
 /** Verifies the received bundle's SHA-256 with the remote's own node (argv: file, hash). */
 const VERIFY = `const [f,h]=process.argv.slice(1);if(+process.versions.node.split('.')[0]<20){console.error('the remote node '+process.version+' is older than 20');process.exit(3)}const d=require('crypto').createHash('sha256').update(require('fs').readFileSync(f)).digest('hex');if(d!==h){console.error('the bundle arrived damaged');process.exit(4)}`;
@@ -62,11 +59,11 @@ echo "deployed ${sha256} with node $("$n" --version)"
 /** Receives the gzipped runtime on stdin; publishes it only when its hash matches and it runs. */
 function runtimeScript(sha256: string): string {
   return `set -e
-${SHA_FN}
+${SHA256_FN}
 d="${SHARE}"; mkdir -p "$d"; chmod 700 "$d"
 t="$d/.node.tmp.$$"; trap 'rm -f -- "$t"' EXIT
 umask 077; gzip -dc > "$t"
-h=$(sha "$t")
+h=$(sha256 < "$t")
 [ "$h" = ${sha256} ] || { echo "the Node runtime arrived damaged (sha256 $h)" >&2; exit 4; }
 chmod 755 "$t"
 v=$("$t" --version 2>/dev/null) || { echo "the shipped Node runtime does not run there (another C library?): install Node 20+ on the remote" >&2; exit 6; }
@@ -76,15 +73,15 @@ echo "node runtime $v installed as $d/node"
 }
 
 /** Each line `key: value`; the keys are what --with-node reads back (see RemoteFacts). */
-const CHECK_SCRIPT = `${SHA_FN}
+const CHECK_SCRIPT = `${SHA256_FN}
 echo "os: $(uname -sm 2>/dev/null)"
 p=$(command -v bcmr 2>/dev/null || true); echo "bcmr on PATH: \${p:-none}"
 p=$(command -v node 2>/dev/null || true); if [ -n "$p" ]; then echo "node: $p $("$p" --version 2>/dev/null)"; else echo "node: none"; fi
 r="${SHARE}/node"; if [ -x "$r" ]; then echo "deployed node: $r $("$r" --version 2>/dev/null)"; else echo "deployed node: none"; fi
 f="${SHARE}/bcmr-server.mjs"
-if [ -f "$f" ]; then echo "deployed bundle: $f sha256 $(sha "$f")"; else echo "deployed bundle: none"; fi
+if [ -f "$f" ]; then echo "deployed bundle: $f sha256 $(sha256 < "$f")"; else echo "deployed bundle: none"; fi
 if [ -x "$HOME/.local/bin/bcmr" ]; then echo "launcher: $HOME/.local/bin/bcmr"; else echo "launcher: none"; fi
-echo "tools: gzip $(command -v gzip >/dev/null 2>&1 && echo yes || echo no), sha256 $(command -v sha256sum >/dev/null 2>&1 || command -v shasum >/dev/null 2>&1 || command -v openssl >/dev/null 2>&1 && echo yes || echo no)"
+echo "tools: gzip $(command -v gzip >/dev/null 2>&1 && echo yes || echo no), sha256 $(if [ "$(: | sha256)" = none ]; then echo no; else echo yes; fi)"
 `;
 
 const REMOVE_SCRIPT = `b="$HOME/.local/bin/bcmr"; d="${SHARE}"

@@ -125,7 +125,7 @@ export class PlainSsh implements RemoteFs {
   async stat(p: string): Promise<StatResult | null> {
     const r = await this.run(
       'sh -s',
-      `exec stat -L ${statFormat(this.tools.stat, 'long')} -- ${shellQuote(p)} 2>/dev/null\n`,
+      `exec stat -L ${statFormat(this.tools.stat)} -- ${shellQuote(p)} 2>/dev/null\n`,
     );
     if (r.code !== 0) return null;
     const m = /^(\d+) (\d+) (.*)$/m.exec(r.stdout.toString('utf8'));
@@ -142,7 +142,7 @@ export class PlainSsh implements RemoteFs {
 t=$(mktemp) || exit 1
 trap 'rm -f -- "$t"' EXIT
 find -L . ! -name . \\( -type f -o -type d \\) -print0 > "$t" || exit 1
-if [ -s "$t" ]; then xargs -0 stat -L ${statFormat(this.tools.stat, 'long')} -- < "$t" || exit 1; fi
+if [ -s "$t" ]; then xargs -0 stat -L ${statFormat(this.tools.stat)} -- < "$t" || exit 1; fi
 echo '${NAMES_MARK}'
 cat "$t"
 `;

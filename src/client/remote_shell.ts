@@ -61,11 +61,17 @@ export function parseProbe(out: string): RemoteTools {
   };
 }
 
-/** `stat` arguments printing, per operand and in order: size, then type, then mtime. */
-export function statFormat(flavour: StatFlavour, fields: 'size' | 'long'): string {
-  if (flavour === 'gnu') return fields === 'size' ? "-c '%s'" : "-c '%s %Y %F'";
-  return fields === 'size' ? "-f '%z'" : "-f '%z %m %HT'";
+/** `stat` arguments printing, per operand and in order: size, mtime, then type. */
+export function statFormat(flavour: StatFlavour): string {
+  return flavour === 'gnu' ? "-c '%s %Y %F'" : "-f '%z %m %HT'";
 }
+
+/**
+ * `sha256` prints the SHA-256 hex of its stdin with whichever tool the remote has (GNU
+ * coreutils, BSD/macOS shasum, OpenSSL), or `none` when it has none. Used by deploy (checking
+ * what it shipped) and by -C on the fallback (checking a partial file's prefix).
+ */
+export const SHA256_FN = `sha256() { if command -v sha256sum >/dev/null 2>&1; then sha256sum | cut -d' ' -f1; elif command -v shasum >/dev/null 2>&1; then shasum -a 256 | cut -d' ' -f1; elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r | cut -d' ' -f1; else echo none; fi; }`;
 
 function serverMayRun(line: string): boolean {
   if (line === 'installed') return true;

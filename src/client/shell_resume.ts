@@ -14,18 +14,17 @@ import type { BatchCallbacks, GetItem } from '../core/items.js';
 import { IntegrityError, RemoteError } from '../errors.js';
 import { shellQuote } from '../util/shell.js';
 import { publish } from '../util/temp_file.js';
+import { SHA256_FN } from './remote_shell.js';
 import { partNameFor } from './resume.js';
 import type { StreamRunner } from './tar_download.js';
 
 /** Prints `ALGO HASH` of the first $n bytes of $f with what the remote has, then the rest of $f. */
 function resumeScript(remote: string, have: number): string {
-  return `f=${shellQuote(remote)}; n=${have}
+  return `${SHA256_FN}
+f=${shellQuote(remote)}; n=${have}
 if [ "$n" -eq 0 ]; then echo "none -"
 elif command -v b3sum >/dev/null 2>&1; then echo "blake3 $(head -c "$n" -- "$f" | b3sum --no-names)"
-elif command -v sha256sum >/dev/null 2>&1; then echo "sha256 $(head -c "$n" -- "$f" | sha256sum | cut -d' ' -f1)"
-elif command -v shasum >/dev/null 2>&1; then echo "sha256 $(head -c "$n" -- "$f" | shasum -a 256 | cut -d' ' -f1)"
-elif command -v openssl >/dev/null 2>&1; then echo "sha256 $(head -c "$n" -- "$f" | openssl dgst -sha256 -r | cut -d' ' -f1)"
-else echo "none -"; fi
+else h=$(head -c "$n" -- "$f" | sha256); if [ "$h" = none ]; then echo "none -"; else echo "sha256 $h"; fi; fi
 exec tail -c +$((n + 1)) -- "$f"
 `;
 }
