@@ -9,7 +9,10 @@ import { blake3Impl } from '../codec/hash.js';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { addCopyCommand } from './copy_command.js';
 import { addDeployCommand } from './deploy_command.js';
+import { boundYoungGeneration } from './heap.js';
 import { runServe } from './serve.js';
+
+boundYoungGeneration();
 
 const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
   version: string;

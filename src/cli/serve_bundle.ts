@@ -6,6 +6,7 @@
  * as `bcmr serve`.
  */
 import { describeError, exitCodeFor, UsageError } from '../errors.js';
+import { boundYoungGeneration } from './heap.js';
 import { runServe } from './serve.js';
 
 function parse(argv: string[]): { root?: string } {
@@ -17,6 +18,8 @@ function parse(argv: string[]): { root?: string } {
   }
   return out;
 }
+
+boundYoungGeneration();
 
 try {
   await runServe(parse(process.argv.slice(2)));

@@ -54,6 +54,7 @@ export class FrameSink {
   private write(): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     const parts = this.w.take();
+    const retired = this.w.takeRetired();
     if (parts.length === 0) return this.last;
     const out = this.out;
     if (out.destroyed || out.writableEnded) {
@@ -65,6 +66,8 @@ export class FrameSink {
       out.write(parts[parts.length - 1], (err) => {
         if (err) reject(this.failure ?? new ConnectionClosedError(`Connection write failed: ${err.message}`));
         else {
+          // Streams call back in order: every view of the retired slabs is written by now.
+          if (retired.length > 0) this.w.recycle(retired);
           this.onWritten?.();
           resolve();
         }
