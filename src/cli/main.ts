@@ -4,13 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { codecsDescription } from '../codec/block.js';
-import { blake3Impl } from '../codec/hash.js';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
-import { addCopyCommand } from './copy_command.js';
-import { addDeployCommand } from './deploy_command.js';
 import { boundYoungGeneration } from './heap.js';
-import { runServe } from './serve.js';
 
 boundYoungGeneration();
 
@@ -18,12 +13,30 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
   version: string;
 };
 
+/**
+ * Every process loads only what its command runs: a remote `bcmr serve` (started once per
+ * connection) never loads the copy or deploy code, a copy never loads deploy's, and only
+ * `--version` loads the codecs to describe them. Help (no known command) loads them all.
+ */
+const sub = process.argv[2];
+const isCopy = sub === 'copy' || sub === 'cp';
+const known = isCopy || sub === 'serve' || sub === 'deploy';
+
+async function versionLine(): Promise<string> {
+  if (!process.argv.includes('--version')) return version;
+  const [{ codecsDescription }, { blake3Impl }] = await Promise.all([
+    import('../codec/block.js'),
+    import('../codec/hash.js'),
+  ]);
+  return `${version}\nblake3: ${blake3Impl.name}\ncodecs: ${codecsDescription()}\nnode: ${process.version}`;
+}
+
 const program = new Command();
 program
   .name('bcmr')
   .description('Fast file copy, locally and over SSH')
   .version(
-    `${version}\nblake3: ${blake3Impl.name}\ncodecs: ${codecsDescription()}\nnode: ${process.version}`,
+    await versionLine(),
     '--version',
     'print the version, the BLAKE3 implementation and the codecs, and exit',
   )
@@ -32,10 +45,13 @@ program
 
 /** Set by commands that finish with a status of their own (copy: 1 when some files failed). */
 let commandExit: number = ExitCode.ok;
-addCopyCommand(program, (code) => {
-  commandExit = code;
-});
-addDeployCommand(program);
+if (isCopy || !known) {
+  const { addCopyCommand } = await import('./copy_command.js');
+  addCopyCommand(program, (code) => {
+    commandExit = code;
+  });
+}
+if (sub === 'deploy' || !known) (await import('./deploy_command.js')).addDeployCommand(program);
 
 program
   .command('serve')
@@ -43,6 +59,7 @@ program
   .option('--root <dir>', 'confine every path to DIR (default: home directory)')
   .option('--listen <addr>', 'serve plain frames on a loopback TCP address (testing aid)')
   .action(async (opts: { root?: string; listen?: string }) => {
+    const { runServe } = await import('./serve.js');
     await runServe(opts);
   });
 

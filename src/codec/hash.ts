@@ -6,7 +6,7 @@
  * PROTOCOL.md's vectors in tests; `bcmr --version` says which one runs.
  */
 import { createRequire } from 'node:module';
-import { createBLAKE3, type IHasher } from 'hash-wasm';
+import type { IHasher } from 'hash-wasm';
 
 export interface Blake3Hasher {
   update(input: string | Uint8Array): this;
@@ -28,37 +28,41 @@ interface Binding {
   blake3(input: Uint8Array): Buffer;
 }
 
-/** The platform package name of the native binding, as napi-rs names them. */
-function platformTriple(): string {
+/**
+ * The platform package names the native binding may have here, as napi-rs names them, most
+ * likely first. On Linux both C libraries are tried (gnu, then musl) instead of asking
+ * process.report which one runs: that report costs milliseconds of every start, and a package
+ * built for the other libc is either not installed or fails to load.
+ */
+function platformTriples(): string[] {
   const { platform, arch } = process;
-  if (platform === 'linux') {
-    const glibc = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)
-      ?.header?.glibcVersionRuntime;
-    return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
-  }
-  if (platform === 'win32') return `win32-${arch}-msvc`;
-  return `${platform}-${arch}`;
+  if (platform === 'linux') return [`linux-${arch}-gnu`, `linux-${arch}-musl`];
+  if (platform === 'win32') return [`win32-${arch}-msvc`];
+  return [`${platform}-${arch}`];
 }
 
 /** The native binding, or null when this platform has none installed (or it fails to load). */
 export function nativeImpl(): Blake3Impl | null {
-  const triple = platformTriple();
-  let binding: Binding;
-  try {
-    binding = createRequire(import.meta.url)(`@napi-rs/blake-hash-${triple}`) as Binding;
-  } catch {
-    return null;
+  const require = createRequire(import.meta.url);
+  for (const triple of platformTriples()) {
+    let binding: Binding;
+    try {
+      binding = require(`@napi-rs/blake-hash-${triple}`) as Binding;
+    } catch {
+      continue;
+    }
+    return {
+      name: `native ${triple}`,
+      hasher: () => new binding.Blake3Hasher(),
+      hash: (data) => binding.blake3(data),
+      keyed: async (key, parts) => {
+        const h = binding.Blake3Hasher.newKeyed(Buffer.from(key));
+        for (const p of parts) h.update(p);
+        return h.digestBuffer();
+      },
+    };
   }
-  return {
-    name: `native ${triple}`,
-    hasher: () => new binding.Blake3Hasher(),
-    hash: (data) => binding.blake3(data),
-    keyed: async (key, parts) => {
-      const h = binding.Blake3Hasher.newKeyed(Buffer.from(key));
-      for (const p of parts) h.update(p);
-      return h.digestBuffer();
-    },
-  };
+  return null;
 }
 
 /**
@@ -68,6 +72,8 @@ export function nativeImpl(): Blake3Impl | null {
  * 4 MiB).
  */
 export async function portableImpl(): Promise<Blake3Impl> {
+  // Loaded only here: most processes run the native binding and need none of hash-wasm.
+  const { createBLAKE3 } = await import('hash-wasm');
   const engine: IHasher = await createBLAKE3();
   class PortableHasher implements Blake3Hasher {
     private state: Uint8Array | null = null;

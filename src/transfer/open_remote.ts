@@ -3,7 +3,6 @@
  * --no-fallback) plain ssh with shell commands, said once on stderr.
  */
 
-import { PlainSsh } from '../client/plain_ssh.js';
 import { DEFAULT_CLIENT_CAPS } from '../client/serve_client.js';
 import { ServePool } from '../client/serve_pool.js';
 import { forgetShellOnly, isShellOnly, rememberShellOnly } from '../client/shell_hosts.js';
@@ -48,8 +47,13 @@ export async function openRemote(
   opts: RemoteOptions,
   notice: (msg: string) => void,
 ): Promise<RemoteFs> {
-  const plain = () =>
-    PlainSsh.open(opts.ssh, target, { sync: opts.sync, fast: opts.fast, force: opts.force });
+  // Loaded only when a host has no server: a bcmr-to-bcmr copy never loads the fallback.
+  const plain = async () =>
+    (await import('../client/plain_ssh.js')).PlainSsh.open(opts.ssh, target, {
+      sync: opts.sync,
+      fast: opts.fast,
+      force: opts.force,
+    });
   const canRemember = opts.fallback && opts.ssh.remotePath === undefined;
   if (canRemember && isShellOnly(opts.ssh.rsh, target)) {
     // No server there last time: straight to the fallback, unless its probe finds one now.
