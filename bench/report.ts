@@ -1,7 +1,8 @@
 /**
  * Benchmark output: raw runs as JSON, a Markdown table (median, spread, ratios to scp and to
- * the best peer, the issue's targets), and two SVG charts drawn with ECharts' server-side SVG
- * renderer (time relative to the best peer per workload; bcmr's -P N scaling).
+ * the best peer, CPU per GiB and per 1,000 files, peak RSS, the issue's targets), and three SVG
+ * charts drawn with ECharts' server-side SVG renderer (time and whole-machine CPU relative to
+ * the best peer per workload; bcmr's -P N scaling).
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -128,6 +129,23 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
     const striped = ratio(find(ms, 'loopback', big, 'bcmr -P 1'), find(ms, 'loopback', big, 'bcmr -P 4'));
     row(`random file ${dir}: speed-up -P 1 -> -P 4 striped over ssh >= 1.5`, striped, striped >= 1.5);
   }
+  // Issue 16: whole-machine CPU against the peers, the tar stream, and each bcmr process's RSS.
+  const cpuRatio = (a?: Measurement, b?: Measurement) =>
+    a?.cpu?.length && b?.cpu?.length ? median(a.cpu) / median(b.cpu) : Number.NaN;
+  for (const dir of ['upload', 'download']) {
+    const big = new RegExp(`random file ${dir}`);
+    const c = cpuRatio(find(ms, 'loopback', big, 'bcmr -P 1'), find(ms, 'loopback', big, 'scp'));
+    row(`random file ${dir}: CPU bcmr -P 1 / scp <= 1.0`, c, c <= 1);
+    const small = new RegExp(`files ${dir}`);
+    const b = find(ms, 'loopback', small, 'bcmr -P 1');
+    const cr = cpuRatio(b, find(ms, 'loopback', small, 'rsync -a'));
+    row(`small files ${dir}: CPU bcmr -P 1 / rsync -a <= 1.0`, cr, cr <= 1);
+    const tr = ratio(b, find(ms, 'loopback', small, 'tar | ssh | tar'));
+    row(`small files ${dir}: bcmr -P 1 / tar | ssh | tar <= 1.2`, tr, tr <= 1.2);
+  }
+  const rss = ms.flatMap((m) => [...(m.rssClient ?? []), ...(m.rssServer ?? [])]);
+  const topRss = rss.length ? Math.max(...rss) : Number.NaN;
+  row('peak RSS of any bcmr process (MB) <= 150', topRss, topRss <= 150, topRss.toFixed(0));
   const t = /text upload/;
   const speedup = ratio(find(ms, '10 MB/s', t, 'scp'), find(ms, '10 MB/s', t, 'bcmr -P 1'));
   row(
@@ -156,8 +174,8 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     out.push(
       `## ${k}`,
       '',
-      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU vs scp | peak RSS MB client / server | failed runs |',
-      '|---|---:|---|---:|---:|---:|---:|---:|---:|---|---|',
+      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU s/GiB | CPU s/1k files | CPU vs scp | CPU vs best peer | peak RSS MB client / server | failed runs |',
+      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
     );
     for (const r of rows) {
       const m = median(r.times);
@@ -167,8 +185,12 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
       const ok = r.times.length > 0;
       const cpu = r.cpu?.length ? median(r.cpu) : Number.NaN;
       const scpCpu = scp?.cpu?.length ? median(scp.cpu) : Number.NaN;
+      const bestCpu = best?.cpu?.length ? median(best.cpu) : Number.NaN;
+      const num = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '');
+      const perGiB = num(cpu / (r.bytes / 2 ** 30));
+      const perKFiles = r.files > 1 ? num(cpu / (r.files / 1000)) : '';
       out.push(
-        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${Number.isNaN(cpu) ? '' : cpu.toFixed(2)} | ${Number.isNaN(cpu / scpCpu) ? '' : (cpu / scpCpu).toFixed(2)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${num(cpu)} | ${perGiB} | ${perKFiles} | ${num(cpu / scpCpu)} | ${num(cpu / bestCpu)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
       );
     }
     out.push('');
@@ -202,7 +224,12 @@ function svg(option: echarts.EChartsCoreOption, width: number, height: number): 
   return s;
 }
 
-function timesChart(ms: readonly Measurement[]): string {
+/** Medians of a metric relative to the best peer's, one bar per tool and workload. */
+function relativeChart(
+  ms: readonly Measurement[],
+  title: string,
+  metric: (m: Measurement) => number[] | undefined,
+): string {
   const g = [...groups(ms)];
   const tools = [...new Set(ms.map((m) => m.tool))];
   const series = tools.map((tool) => ({
@@ -211,12 +238,14 @@ function timesChart(ms: readonly Measurement[]): string {
     data: g.map(([, rows]) => {
       const r = rows.find((x) => x.tool === tool && x.times.length > 0);
       const best = bestPeer(rows);
-      return r && best ? Number((median(r.times) / median(best.times)).toFixed(3)) : null;
+      const mine = r ? metric(r) : undefined;
+      const theirs = best ? metric(best) : undefined;
+      return mine?.length && theirs?.length ? Number((median(mine) / median(theirs)).toFixed(3)) : null;
     }),
   }));
   return svg(
     {
-      title: { text: 'Median time relative to the best peer (lower is better)', left: 'center' },
+      title: { text: title, left: 'center' },
       legend: { top: 28, type: 'plain' },
       grid: { top: 110, bottom: 150, left: 60, right: 20 },
       xAxis: {
@@ -267,9 +296,16 @@ export function writeReport(ms: readonly Measurement[], info: ReportInfo): void 
     `${JSON.stringify({ date, host: os.hostname(), ...info, measurements: ms }, null, 1)}\n`,
   );
   const md = markdown(ms, info, date);
-  const charts = `![times](${stem}-times.svg)\n\n![scaling](${stem}-scaling.svg)\n`;
+  const charts = `![times](${stem}-times.svg)\n\n![cpu](${stem}-cpu.svg)\n\n![scaling](${stem}-scaling.svg)\n`;
   writeFileSync(path.join(RESULTS, `${stem}.md`), `${md}\n${charts}`);
-  writeFileSync(path.join(RESULTS, `${stem}-times.svg`), timesChart(ms));
+  writeFileSync(
+    path.join(RESULTS, `${stem}-times.svg`),
+    relativeChart(ms, 'Median time relative to the best peer (lower is better)', (m) => m.times),
+  );
+  writeFileSync(
+    path.join(RESULTS, `${stem}-cpu.svg`),
+    relativeChart(ms, 'Whole-machine CPU seconds relative to the best peer (lower is better)', (m) => m.cpu),
+  );
   writeFileSync(path.join(RESULTS, `${stem}-scaling.svg`), scalingChart(ms));
   if (!info.label) {
     writeFileSync(
