@@ -25,6 +25,7 @@ import {
   existsSync,
   fstatSync,
   fsync,
+  lstatSync,
   mkdirSync,
   openSync,
   readlinkSync,
@@ -52,6 +53,8 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY
 /** A directory opened and checked to lie inside the root; entries are reached through it. */
 export class JailDir {
   private closed = false;
+  /** Owned by the guard's cache of write directories: `close()` leaves it open for the next file. */
+  cached = false;
   constructor(
     readonly fd: number,
     /** Its real path when it was opened (for messages and for the dedup store's references). */
@@ -74,11 +77,20 @@ export class JailDir {
   }
 
   close(): void {
-    if (this.closed) return;
+    if (this.cached || this.closed) return;
     this.closed = true;
     closeSync(this.fd);
   }
+
+  /** Closes it even when cached (the guard evicting it or ending). */
+  release(): void {
+    this.cached = false;
+    this.close();
+  }
 }
+
+/** Write directories kept open per session: a tree's files come back to the same few. */
+const MAX_CACHED_DIRS = 64;
 
 /** Where a write goes: the checked parent directory and the entry's name in it. */
 export interface WriteTarget {
@@ -87,7 +99,22 @@ export interface WriteTarget {
 }
 
 export class PathGuard {
+  /**
+   * Parent directories of recent writes, opened and checked, by their real path. Each file
+   * of a tree written into one of them then costs one readlink (is the directory still where it
+   * was, inside the root?) and one lstat, instead of resolving its whole path twice and
+   * opening, checking and closing the directory again: ~60 us of a server's ~230 us of
+   * user CPU per small file. Only where /proc/self/fd names what a descriptor is.
+   */
+  private readonly dirs = new Map<string, JailDir>();
+
   private constructor(readonly root: string) {}
+
+  /** Closes the cached directories (the session is over). */
+  close(): void {
+    for (const d of this.dirs.values()) d.release();
+    this.dirs.clear();
+  }
 
   /** Creates the root if missing, then canonicalises it. */
   static async create(root: string): Promise<PathGuard> {
@@ -160,10 +187,63 @@ export class PathGuard {
    * was refused by `canonical`; the root itself is never a write target.
    */
   writeTarget(p: string, createParents: boolean): WriteTarget {
+    const fast = this.cachedTarget(p);
+    if (fast) return fast;
     const c = this.canonical(p);
     if (c === this.root || c === '/')
       throw new OpError('denied: the root directory itself is not a file to write');
-    return { dir: this.openDirAt(path.dirname(c), createParents, p), name: path.basename(c) };
+    const target = { dir: this.openDirAt(path.dirname(c), createParents, p), name: path.basename(c) };
+    // Kept for the next file only when no link was involved: then the requested path and the
+    // real one are the same string, and the cache's key means exactly this directory.
+    if (PROC_FD && target.dir.real === path.dirname(c) && c === path.resolve(this.root, p)) {
+      this.remember(target.dir);
+    }
+    return target;
+  }
+
+  /**
+   * The write target of `p` from a cached directory, or null (not cached, moved, or the name is
+   * a link, which the full path resolves: a destination link is followed, as cp does).
+   * `..` and NUL never get here: the full path refuses them with a clear error.
+   */
+  private cachedTarget(p: string): WriteTarget | null {
+    if (this.dirs.size === 0 || p.includes('\0') || p.split('/').includes('..')) return null;
+    const abs = path.resolve(this.root, p === '' ? '.' : p);
+    if (abs === this.root || abs === '/') return null;
+    const key = path.dirname(abs);
+    const dir = this.dirs.get(key);
+    if (!dir) return null;
+    let now = '';
+    try {
+      now = readlinkSync(`${PROC_FD}/${dir.fd}`);
+    } catch {
+      // Unreadable: treated as moved.
+    }
+    // Renamed, moved (even outside the root) or removed ("... (deleted)") since it was checked.
+    if (now !== dir.real) {
+      this.dirs.delete(key);
+      dir.release();
+      return null;
+    }
+    const name = path.basename(abs);
+    if (lstatSync(dir.at(name), { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+    return { dir, name };
+  }
+
+  private remember(dir: JailDir): void {
+    const old = this.dirs.get(dir.real);
+    if (old) {
+      this.dirs.delete(dir.real);
+      old.release();
+    }
+    if (this.dirs.size >= MAX_CACHED_DIRS) {
+      // Handlers run one at a time, so the oldest is not in use.
+      const [k, d] = this.dirs.entries().next().value as [string, JailDir];
+      this.dirs.delete(k);
+      d.release();
+    }
+    dir.cached = true;
+    this.dirs.set(dir.real, dir);
   }
 
   private openDirAt(abs: string, create: boolean, p: string): JailDir {

@@ -161,6 +161,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
     // Listeners nobody connected to close with the session; direct sessions already running
     // (or proving their key) go on until their client ends them, and this session's output
     // stays open until then (see Rendezvous.settled).
+    guard.close();
     const r = rendezvous as Rendezvous | null;
     r?.closeAll();
     await r?.settled();

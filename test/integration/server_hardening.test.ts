@@ -162,6 +162,60 @@ describe('server jail under a symlink race (rule 17.5)', () => {
   });
 });
 
+describe('write directories kept open across Puts (issue 16)', () => {
+  const put = (client: ServeClient, p: string, body: string) =>
+    client.put(p, { size: body.length, overwrite: false }, async (emit) => {
+      await emit(Buffer.from(body));
+    });
+
+  it('a directory moved out of the root after a Put into it gets nothing more', async () => {
+    const { dir: base, cleanup } = await tempDir();
+    try {
+      const root = path.join(base, 'root');
+      const outside = path.join(base, 'outside');
+      fs.mkdirSync(path.join(root, 'd'), { recursive: true });
+      fs.mkdirSync(outside);
+      const { client } = await connectSpawned(root);
+      try {
+        await put(client, 'd/a', 'first');
+        // Same filesystem: the directory the server keeps open now lies outside its root.
+        fs.renameSync(path.join(root, 'd'), path.join(outside, 'moved'));
+        await put(client, 'd/b', 'second');
+        await put(client, 'd/c', 'third');
+      } finally {
+        await client.close();
+      }
+      assert.deepEqual(fs.readdirSync(path.join(outside, 'moved')), ['a']);
+      assert.deepEqual(fs.readdirSync(path.join(root, 'd')).sort(), ['b', 'c']);
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('a name made a link after the directory was kept open is followed as on first use', async () => {
+    const { dir: base, cleanup } = await tempDir();
+    try {
+      const root = path.join(base, 'root');
+      const outside = path.join(base, 'outside');
+      fs.mkdirSync(path.join(root, 'd'), { recursive: true });
+      fs.mkdirSync(outside);
+      fs.writeFileSync(path.join(outside, 'secret'), SECRET);
+      const { client } = await connectSpawned(root);
+      try {
+        await put(client, 'd/a', 'first');
+        fs.symlinkSync(path.join(outside, 'secret'), path.join(root, 'd/evil'));
+        await assert.rejects(put(client, 'd/evil', 'x'), /escape/);
+      } finally {
+        await client.destroy();
+      }
+      assert.deepEqual(fs.readFileSync(path.join(outside, 'secret')), SECRET);
+      assert.deepEqual(fs.readdirSync(outside), ['secret']);
+    } finally {
+      await cleanup();
+    }
+  });
+});
+
 /** Raw frames to a spawned server; replies decoded as they come. */
 function rawServer(root: string, args: string[] = [], env: NodeJS.ProcessEnv = {}) {
   const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root, ...args], {
