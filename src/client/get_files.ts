@@ -5,7 +5,7 @@
  * matches ours. -C downloads are resume.ts's.
  */
 import { constants, unlinkSync } from 'node:fs';
-import { Blake3Hasher } from '../codec/hash.js';
+import { digestAndRecycle, takeHasher } from '../codec/hash.js';
 import type { BatchCallbacks, FileResult, GetItem } from '../core/items.js';
 import { IntegrityError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
@@ -67,7 +67,7 @@ export async function getFiles(
     // Pieces are gathered and written while the next ones arrive (see WriteBatch).
     let batch: WriteBatch | null = null;
     // FAST: no hash on either side (the size is still checked); -V hashes the result later.
-    const hasher = fast ? null : new Blake3Hasher();
+    const hasher = fast ? null : takeHasher();
     const openTmp = (): FdFile => {
       fh ??= FdFile.open(
         tmp,
@@ -94,7 +94,7 @@ export async function getFiles(
         if (got !== item.size) {
           throw new IntegrityError(`${item.remote}: received ${got} of ${item.size} bytes`);
         }
-        const local = hasher ? hasher.digest('hex') : null;
+        const local = hasher ? digestAndRecycle(hasher) : null;
         if (local !== null && remoteHash !== local) {
           throw new IntegrityError(`${item.remote}: hash mismatch (server ${remoteHash}, received ${local})`);
         }

@@ -2,7 +2,7 @@
  * Pipelined uploads of many files over one ServeClient; the server's Ok hash must equal the
  * source's. Fresh large files go through dedup (dedup.ts); -C uploads are resume.ts's.
  */
-import { Blake3Hasher } from '../codec/hash.js';
+import { digestAndRecycle, takeHasher } from '../codec/hash.js';
 import type { BatchCallbacks, FileResult, PutItem } from '../core/items.js';
 import { IntegrityError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
@@ -38,7 +38,7 @@ export async function putFiles(
     const t0 = performance.now();
     let bytes = 0;
     let deduped = 0;
-    let hasher = new Blake3Hasher();
+    let hasher = takeHasher();
     const sent = (async () => {
       const fh = FdFile.open(item.local, 'r');
       try {
@@ -76,7 +76,7 @@ export async function putFiles(
     // Wait for the data to be written (not for the reply) before starting the next file.
     const done = sent.then(async ({ reply }) => {
       const remoteHash = await reply;
-      const local = hasher.digest('hex');
+      const local = digestAndRecycle(hasher);
       if (remoteHash !== local) {
         throw new IntegrityError(`${item.remote}: server stored hash ${remoteHash}, sent ${local}`);
       }

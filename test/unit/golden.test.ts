@@ -1,7 +1,14 @@
 /** Every test vector of PROTOCOL.md section 18, encoded and decoded byte for byte. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { directMac, nativeImpl, portableImpl } from '../../src/codec/hash.js';
+import {
+  blake3Hex,
+  digestAndRecycle,
+  directMac,
+  nativeImpl,
+  portableImpl,
+  takeHasher,
+} from '../../src/codec/hash.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { FrameDecoder } from '../../src/protocol/frame_decoder.js';
 import type { Message } from '../../src/protocol/messages.js';
@@ -183,6 +190,12 @@ for (const impl of [native, await portableImpl()]) {
       assert.equal(hex(Buffer.from('hello')), hashHello);
       assert.equal(impl.hasher().update('he').update(Buffer.from('llo')).digest('hex'), hashHello);
     });
+    it('a reset hasher (reused for the next file) hashes from nothing again', () => {
+      const h = impl.hasher().update('previous file');
+      h.digest('hex');
+      h.reset();
+      assert.equal(h.update('hello').digest('hex'), hashHello);
+    });
     it('hashes 1 MiB of i mod 251, one-shot and in uneven pieces; two hashers at once keep apart', () => {
       const b = new Uint8Array(1 << 20);
       for (let i = 0; i < b.length; i++) b[i] = i % 251;
@@ -205,3 +218,13 @@ for (const impl of [native, await portableImpl()]) {
     });
   });
 }
+
+describe('spare hashers', () => {
+  it('one handed back is handed out again, and starts from nothing', () => {
+    const h = takeHasher().update('a file before');
+    assert.equal(digestAndRecycle(h), blake3Hex(Buffer.from('a file before')));
+    const again = takeHasher();
+    assert.equal(again, h);
+    assert.equal(digestAndRecycle(again.update('hello')), hashHello);
+  });
+});

@@ -1,5 +1,5 @@
 /** Get and GetChunked: stream a file range as data frames, then Ok. */
-import { Blake3Hasher } from '../../codec/hash.js';
+import { type Blake3Hasher, digestAndRecycle, takeHasher } from '../../codec/hash.js';
 import type { ClientMessage } from '../../protocol/messages.js';
 import { readBlocks } from '../../util/file_blocks.js';
 import { OpError, type SessionContext } from '../context.js';
@@ -8,9 +8,9 @@ type Get = Extract<ClientMessage, { type: 'Get' }>;
 type GetChunked = Extract<ClientMessage, { type: 'GetChunked' }>;
 
 export async function handleGet(ctx: SessionContext, m: Get): Promise<void> {
-  const hasher = ctx.fast ? null : new Blake3Hasher();
+  const hasher = ctx.fast ? null : takeHasher();
   await sendRange(ctx, m.path, m.offset, null, hasher);
-  ctx.sink.send({ type: 'Ok', hash: hasher ? hasher.digest('hex') : null });
+  ctx.sink.send({ type: 'Ok', hash: hasher ? digestAndRecycle(hasher) : null });
 }
 
 export async function handleGetChunked(ctx: SessionContext, m: GetChunked): Promise<void> {

@@ -10,7 +10,7 @@ import { lstatSync, unlinkSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import { decodeBlock } from '../../codec/block.js';
-import { Blake3Hasher } from '../../codec/hash.js';
+import { Blake3Hasher, digestAndRecycle, takeHasher } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
@@ -75,7 +75,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
       return;
     }
     const { dir, name } = target;
-    const hasher = new Blake3Hasher();
+    const hasher = takeHasher();
     const first = await ctx.reader.expect('Put');
     let fresh: FreshBlock[] | null = null;
     if (first.type === 'HaveBlocks') {
@@ -95,7 +95,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     tmp = null;
     if (ctx.sync) await dir.sync();
     if (fresh) await storeFresh(ctx, dir.realOf(name), fresh);
-    ctx.sink.send({ type: 'Ok', hash: hasher.digest('hex') });
+    ctx.sink.send({ type: 'Ok', hash: digestAndRecycle(hasher) });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
     if (!done && !(err instanceof Answered) && !(err instanceof AfterDone)) await drainPut(ctx);
