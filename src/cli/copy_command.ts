@@ -5,8 +5,11 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
+import { isShellOnly } from '../client/shell_hosts.js';
+import { discardPrestarted, prestartServe } from '../client/ssh_start.js';
+import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
-import { type CopyOptions, type CopyOutcome, runCopy } from '../transfer/copy.js';
+import type { CopyOptions, CopyOutcome } from '../transfer/copy.js';
 import type { Compress } from '../transfer/open_remote.js';
 import { splitCommand } from '../util/shell.js';
 import { CopyOutput, type ProgressMode } from './output.js';
@@ -119,6 +122,9 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
   try {
     if (paths.length < 2) throw new UsageError('need at least one SRC and a DST (bcmr copy SRC... DST)');
     const opts = toCopyOptions(raw, json);
+    startFirstConnection(paths, opts);
+    // The copy's code loads while ssh connects and the remote server starts.
+    const { runCopy } = await import('../transfer/copy.js');
     outcome = await runCopy(paths.slice(0, -1), paths[paths.length - 1], opts, out, ac.signal);
     if (ac.signal.aborted) throw new InterruptedError();
     let code: number = outcome.failed > 0 ? ExitCode.failed : ExitCode.ok;
@@ -139,9 +145,28 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
     out.finish(outcome, code, msg);
     return code;
   } finally {
+    discardPrestarted();
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/**
+ * Starts ssh for the copy's first serve connection (the destination's host, else the first
+ * remote source's) before anything else loads; the connection takes it up (ssh_start.ts).
+ * Not for a host remembered as having no server: that copy goes to the fallback.
+ */
+function startFirstConnection(paths: string[], opts: CopyOptions): void {
+  let target: RemoteEndpoint | null = null;
+  try {
+    const ends = [paths[paths.length - 1], ...paths.slice(0, -1)].map(parseEndpoint);
+    target = ends.find((e): e is RemoteEndpoint => e.kind === 'remote') ?? null;
+  } catch {
+    return; // runCopy reports a bad argument
+  }
+  if (!target) return;
+  if (opts.fallback && opts.ssh.remotePath === undefined && isShellOnly(opts.ssh.rsh, target)) return;
+  prestartServe(opts.ssh, target);
 }
 
 function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {

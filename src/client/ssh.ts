@@ -4,112 +4,26 @@
  * ProxyJump and known_hosts all apply.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import { DowngradeError, NoRemoteBcmrError, SshError, TimeoutError } from '../errors.js';
 import { encodeFrame } from '../protocol/codec.js';
 import { PROTOCOL_VERSION } from '../protocol/constants.js';
 import { type ByteChannel, childChannel } from '../transport/channel.js';
-import { shellQuote } from '../util/shell.js';
-import { type Bundle, bundleBoot, serverBundle } from './bundle.js';
+import { serverBundle } from './bundle.js';
 import { type ConnectOptions, DEFAULT_CLIENT_CAPS, ServeClient } from './serve_client.js';
+import {
+  exitOf,
+  HOME_TAG,
+  SERVE_OPTIONS,
+  SERVER_TAG,
+  type SshConfig,
+  serveCommand,
+  sshArgv,
+  takePrestarted,
+} from './ssh_start.js';
 
-export interface SshConfig {
-  /** argv of the ssh command (`--rsh` / `BCMR_RSH`, default `ssh`). */
-  rsh: string[];
-  /**
-   * Shell text that starts bcmr on the remote (`--remote-path`). Unset: `bcmr` on the remote
-   * PATH, else the server bundle on the remote's Node 20+ (zero-install), else none.
-   */
-  remotePath?: string;
-  /** Idle timeout of every session (`--timeout`; see ConnectOptions.idleMs). */
-  idleMs?: number;
-}
-
-/**
- * Every serve connection is its own TCP connection and cipher stream (PROTOCOL.md section 1):
- * never multiplexed on a ControlMaster, so N connections use N cores on both ends.
- */
-const SERVE_OPTIONS = [
-  '-o', 'BatchMode=yes',
-  '-o', 'ConnectTimeout=10',
-  '-o', 'ControlMaster=no',
-  '-o', 'ControlPath=none',
-  '-o', 'ServerAliveInterval=15',
-  '-o', 'ServerAliveCountMax=20',
-]; // biome-ignore format: option pairs
-
-/**
- * With AES in hardware, AES-GCM is the fastest cipher OpenSSH has (here 1.8 s per GiB against
- * 2.8 s for chacha20). `^` moves it to the head of the default list without removing any.
- */
-function cipherPreference(rsh: readonly string[]): string[] {
-  const userChose = rsh.some((a) => a === '-c' || /ciphers/i.test(a));
-  return userChose || !cpuHasAes() ? [] : ['-o', 'Ciphers=^aes128-gcm@openssh.com,aes256-gcm@openssh.com'];
-}
-
-let aes: boolean | null = null;
-function cpuHasAes(): boolean {
-  if (aes === null) {
-    try {
-      aes = /^(flags|Features)\s*:.*\baes\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-    } catch {
-      aes = false;
-    }
-  }
-  return aes;
-}
-
-export function sshArgv(
-  cfg: SshConfig,
-  target: RemoteEndpoint,
-  remoteCommand: string,
-  extra: readonly string[] = [],
-): { file: string; args: string[] } {
-  const [file, ...pre] = cfg.rsh;
-  const user = target.user ? ['-l', target.user] : [];
-  // `--` keeps a host name starting with '-' from being read as an option.
-  return {
-    file,
-    args: [
-      ...pre,
-      ...cipherPreference(cfg.rsh),
-      ...extra,
-      '-T',
-      '-e',
-      'none',
-      ...user,
-      '--',
-      target.host,
-      remoteCommand,
-    ],
-  };
-}
-
-const HOME_TAG = 'bcmr-home:';
-
-/**
- * The remote command: print the remote home (relative paths start there, as with scp, while
- * the server runs with `--root /`), then become the server. With `--remote-path`, exactly that
- * (works in sh, bash, zsh, fish). Otherwise, under `sh -c` (any login shell): `bcmr` on the
- * PATH, else the bundle on the remote's `node` (bundle.ts), else a line saying there is none.
- */
-export function serveCommand(remotePath: string | undefined, bundle: Bundle | null = serverBundle()): string {
-  const home = `printf '${HOME_TAG}%s\\n' "$HOME"`;
-  if (remotePath !== undefined) return `${home}; exec ${remotePath} serve --root /`;
-  const node = bundle
-    ? `if command -v node >/dev/null 2>&1; then ${bundleBoot(bundle, shellQuote)}; fi; `
-    : '';
-  const script =
-    `${home}; if command -v bcmr >/dev/null 2>&1; then printf '${SERVER_TAG}installed\\n'; exec bcmr serve --root /; fi; ` +
-    // `bcmr deploy`'s launcher, found even where ~/.local/bin is not on a non-interactive PATH.
-    `if [ -x "$HOME/.local/bin/bcmr" ]; then printf '${SERVER_TAG}installed\\n'; exec "$HOME/.local/bin/bcmr" serve --root /; fi; ` +
-    `${node}printf '${SERVER_TAG}none\\n'; exit 127`;
-  return `exec sh -c ${shellQuote(script)}`;
-}
-
-const SERVER_TAG = 'bcmr-server:';
+export { type SshConfig, serveCommand, sshArgv };
 
 /** Which server answered: an installed bcmr, the shipped bundle, or `--remote-path`'s. */
 export type ServerKind = 'installed' | 'bundle' | 'custom';
@@ -142,13 +56,14 @@ export async function connectServe(
 ): Promise<ServeConnection> {
   const bundle = cfg.remotePath === undefined ? serverBundle() : null;
   const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath, bundle), SERVE_OPTIONS);
-  const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let spawnError: Error | null = null;
+  const early = takePrestarted(file, args);
+  const child = early?.child ?? spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  let spawnError: Error | null = early?.spawnError ?? null;
   child.once('error', (e) => {
     spawnError = e;
   });
   const base = childChannel(child);
-  const exitCode = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const exitCode = early?.exited ?? exitOf(child);
   const start: StartLines = {
     home: null,
     sawOutput: false,

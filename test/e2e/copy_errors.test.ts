@@ -95,6 +95,21 @@ describe('errors: one line, exit status, nothing partial', () => {
     assert.equal(twoHosts.code, 2);
   });
 
+  test('a copy that fails before connecting exits at once: the ssh started early is ended', async () => {
+    // ssh to the first remote host starts before the copy's code loads (ssh_start.ts); here the
+    // arguments are refused after that, and a session left running would keep bcmr alive.
+    let pid = 0;
+    const killer = setTimeout(() => pid && process.kill(pid, 'SIGKILL'), 15_000);
+    try {
+      const r = await copy([remote('/a'), 'other:/b', 'x'], { onSpawn: (p) => (pid = p) });
+      assert.equal(r.signal, null, 'bcmr did not exit by itself within 15 s');
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /different hosts/);
+    } finally {
+      clearTimeout(killer);
+    }
+  });
+
   test('some files failing gives exit 1 with the others copied', async () => {
     fs.mkdirSync(path.join(dir, 'partial-dest'));
     const r = await copy(['--json', 'tree/a.txt', 'missing.txt', remote(`${dir}/partial-dest`)]);
