@@ -86,13 +86,24 @@ export class Cas {
    * to a Put, and another session's eviction should take older blocks first.
    */
   async has(hex: string): Promise<boolean> {
-    for (const p of [this.blockPath(hex), this.refPath(hex)]) {
-      if (await isFile(p)) {
-        await touch(p);
-        return true;
-      }
+    const block = this.blockPath(hex);
+    if (await isFile(block)) {
+      await touch(block);
+      return true;
     }
-    return false;
+    // A reference counts only while the file it names still holds that range: a file removed
+    // or cut short since (e.g. deleted, then uploaded again) would otherwise be promised, fail
+    // the Put when read, and cost a new connection and a resend of everything.
+    const p = this.refPath(hex);
+    const ref = await readRefFile(p);
+    if (!ref) return false;
+    const st = await stat(ref.file).catch(() => null);
+    if (!st?.isFile() || st.size < ref.offset + ref.length) {
+      await unlink(p).catch(() => {});
+      return false;
+    }
+    await touch(p);
+    return true;
   }
 
   /** The block's bytes if present and intact; a corrupt block is removed and reported as null. */

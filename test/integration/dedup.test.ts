@@ -106,6 +106,18 @@ it('a stale reference (the file changed since) is refused and nothing published'
   assert.equal(again.sent, 1);
 });
 
+it('blocks of a file removed since are asked for again: the Put succeeds on its connection', async () => {
+  const where = await freshStore();
+  await upload(where, 'one.bin');
+  // Deleted, then uploaded again (as a rerun after `rm` does): the store's references lead nowhere.
+  await rm(path.join(where.root, 'one.bin'));
+  const again = await upload(where, 'one.bin');
+  assert.equal(again.hash, blake3Hex(data));
+  assert.equal(again.skipped, 0);
+  assert.equal(again.sent, blocks.length);
+  assert.ok((await readFile(path.join(where.root, 'one.bin'))).equals(data));
+});
+
 it('a corrupt block file is re-hashed, dropped, and never written into a file', async () => {
   const where = await freshStore();
   await upload(where, 'one.bin');
