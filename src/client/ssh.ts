@@ -91,6 +91,9 @@ export async function connectServe(
   } catch (err) {
     if (spawnError) throw new SshError(`cannot run ${file}: ${(spawnError as Error).message}`);
     if (err instanceof TimeoutError || err instanceof DowngradeError) throw err;
+    // A session that ended before Hello could be written (started early, it was over before
+    // we got to it) may still have said why in output not read yet: read it first.
+    if (!start.sawOutput) await readWhatIsLeft(channel.readable, 2000);
     if (!start.sawOutput) {
       await exitCode;
       throw new SshError(sshFailure(base.diagnostics(), target));
@@ -107,6 +110,18 @@ export async function connectServe(
       { cause: err },
     );
   }
+}
+
+/** Reads `source` to its end (recording the start lines), for at most `ms`; never throws. */
+async function readWhatIsLeft(source: AsyncIterable<Uint8Array>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const drain = (async () => {
+    for await (const _ of source) {
+      // Only the start lines matter (afterHomeLine records them); frames are dropped.
+    }
+  })().catch(() => {});
+  await Promise.race([drain, new Promise((r) => (timer = setTimeout(r, ms)))]);
+  clearTimeout(timer);
 }
 
 function sshFailure(stderr: string, target: RemoteEndpoint): string {

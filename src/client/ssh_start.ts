@@ -113,6 +113,13 @@ interface Prestarted {
   exited: Promise<number | null>;
 }
 
+/**
+ * Node discards a child's unread stdout and stderr once it exits (child_process resumes them),
+ * and a session that fails at once (no bcmr there, ssh refused) exits before we read: its home
+ * line and its error would be lost. A 'readable' listener keeps them buffered until taken.
+ */
+const keep = (): void => {};
+
 /** Started sessions not yet taken, by their argv. */
 const prestarted = new Map<string, Prestarted>();
 
@@ -139,6 +146,8 @@ export function prestartServe(cfg: SshConfig, target: RemoteEndpoint): void {
   child.once('error', (e) => {
     entry.spawnError = e;
   });
+  child.stdout?.on('readable', keep);
+  child.stderr?.on('readable', keep);
   // Until taken it must not keep this process alive (a copy that fails before connecting
   // would otherwise wait for a server that waits for us).
   holdsProcess(child, false);
@@ -160,7 +169,11 @@ export function takePrestarted(file: string, args: readonly string[]): Prestarte
   const k = key(file, args);
   const entry = prestarted.get(k) ?? null;
   prestarted.delete(k);
-  if (entry) holdsProcess(entry.child, true);
+  if (entry) {
+    holdsProcess(entry.child, true);
+    entry.child.stdout?.off('readable', keep);
+    entry.child.stderr?.off('readable', keep);
+  }
   return entry;
 }
 
