@@ -168,7 +168,10 @@ describe('write directories kept open across Puts (issue 16)', () => {
       await emit(Buffer.from(body));
     });
 
-  it('a directory moved out of the root after a Put into it gets nothing more', async () => {
+  /** A root with a directory `d` and a sibling `outside`, and a server on that root. */
+  const withServer = async (
+    body: (client: ServeClient, root: string, outside: string) => Promise<void>,
+  ): Promise<void> => {
     const { dir: base, cleanup } = await tempDir();
     try {
       const root = path.join(base, 'root');
@@ -177,42 +180,36 @@ describe('write directories kept open across Puts (issue 16)', () => {
       fs.mkdirSync(outside);
       const { client } = await connectSpawned(root);
       try {
-        await put(client, 'd/a', 'first');
-        // Same filesystem: the directory the server keeps open now lies outside its root.
-        fs.renameSync(path.join(root, 'd'), path.join(outside, 'moved'));
-        await put(client, 'd/b', 'second');
-        await put(client, 'd/c', 'third');
-      } finally {
-        await client.close();
-      }
-      assert.deepEqual(fs.readdirSync(path.join(outside, 'moved')), ['a']);
-      assert.deepEqual(fs.readdirSync(path.join(root, 'd')).sort(), ['b', 'c']);
-    } finally {
-      await cleanup();
-    }
-  });
-
-  it('a name made a link after the directory was kept open is followed as on first use', async () => {
-    const { dir: base, cleanup } = await tempDir();
-    try {
-      const root = path.join(base, 'root');
-      const outside = path.join(base, 'outside');
-      fs.mkdirSync(path.join(root, 'd'), { recursive: true });
-      fs.mkdirSync(outside);
-      fs.writeFileSync(path.join(outside, 'secret'), SECRET);
-      const { client } = await connectSpawned(root);
-      try {
-        await put(client, 'd/a', 'first');
-        fs.symlinkSync(path.join(outside, 'secret'), path.join(root, 'd/evil'));
-        await assert.rejects(put(client, 'd/evil', 'x'), /escape/);
+        await body(client, root, outside);
       } finally {
         await client.destroy();
       }
-      assert.deepEqual(fs.readFileSync(path.join(outside, 'secret')), SECRET);
-      assert.deepEqual(fs.readdirSync(outside), ['secret']);
     } finally {
       await cleanup();
     }
+  };
+
+  it('a directory moved out of the root after a Put into it gets nothing more', async () => {
+    await withServer(async (client, root, outside) => {
+      await put(client, 'd/a', 'first');
+      // Same filesystem: the directory the server keeps open now lies outside its root.
+      fs.renameSync(path.join(root, 'd'), path.join(outside, 'moved'));
+      await put(client, 'd/b', 'second');
+      await put(client, 'd/c', 'third');
+      assert.deepEqual(fs.readdirSync(path.join(outside, 'moved')), ['a']);
+      assert.deepEqual(fs.readdirSync(path.join(root, 'd')).sort(), ['b', 'c']);
+    });
+  });
+
+  it('a name made a link after the directory was kept open is followed as on first use', async () => {
+    await withServer(async (client, root, outside) => {
+      fs.writeFileSync(path.join(outside, 'secret'), SECRET);
+      await put(client, 'd/a', 'first');
+      fs.symlinkSync(path.join(outside, 'secret'), path.join(root, 'd/evil'));
+      await assert.rejects(put(client, 'd/evil', 'x'), /escape/);
+      assert.deepEqual(fs.readFileSync(path.join(outside, 'secret')), SECRET);
+      assert.deepEqual(fs.readdirSync(outside), ['secret']);
+    });
   });
 });
 
