@@ -6,7 +6,6 @@ import zlib from 'node:zlib';
 import { ProtocolError } from '../errors.js';
 import { Algo, Cap, ZSTD_LEVEL } from '../protocol/constants.js';
 import type { DataMessage } from '../protocol/messages.js';
-import type { CompressionPolicy, ZstdLevel } from './compression_policy.js';
 import { PORTABLE_FORCED } from './hash.js';
 
 export type Codec = 'zstd' | 'lz4' | 'none';
@@ -45,9 +44,9 @@ export function codecsDescription(): string {
   return `zstd ${HAS_ZSTD ? 'node:zlib' : 'missing (Node < 22.15)'}, lz4 ${HAS_LZ4 ? 'native' : 'missing'}`;
 }
 
-const zstdOpts = (level: number): zlib.ZstdOptions =>
-  HAS_ZSTD ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } } : {};
-const ZSTD_OPTS: Record<ZstdLevel, zlib.ZstdOptions> = { 3: zstdOpts(ZSTD_LEVEL), 6: zstdOpts(6) };
+const ZSTD_OPTS: zlib.ZstdOptions = HAS_ZSTD
+  ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }
+  : {};
 
 /** True when `compressed` bytes are worth sending instead of `original` bytes. */
 export function worthIt(compressed: number, original: number): boolean {
@@ -102,26 +101,18 @@ export function entropyBits(b: Uint8Array): number {
  * The data frame for one block. `block` may be a view of a reused buffer: a raw frame refers
  * to it, so the caller must not overwrite it until the frame has been written.
  */
-export function encodeBlock(block: Uint8Array, codec: Codec, policy?: CompressionPolicy): DataMessage {
-  if (codec === 'none' || block.length === 0) return { type: 'Data', data: block };
-  // The connection's measured rates first (a link faster than the codec: raw, without even
-  // probing), then the block's own look.
-  const choice = policy?.choose();
-  if (choice?.compress === false || !looksCompressible(block)) return { type: 'Data', data: block };
-  const level = choice?.level ?? 3;
+export function encodeBlock(block: Uint8Array, codec: Codec): DataMessage {
+  if (codec === 'none' || block.length === 0 || !looksCompressible(block))
+    return { type: 'Data', data: block };
   try {
-    const t0 = performance.now();
     if (codec === 'zstd') {
-      const z = zlib.zstdCompressSync(block, ZSTD_OPTS[level]);
-      policy?.recordCodec(level, block.length, performance.now() - t0);
+      const z = zlib.zstdCompressSync(block, ZSTD_OPTS);
       if (worthIt(z.length, block.length)) {
         return { type: 'DataCompressed', algo: Algo.ZSTD, originalSize: block.length, payload: z };
       }
     } else {
       // lz4-napi prepends the block's size as u32 LE; the wire carries the bare block.
       const l = (lz4 as Lz4).compressSync(Buffer.from(block.buffer, block.byteOffset, block.length));
-      // LZ4 has no levels here: its rate stands for the codec's.
-      policy?.recordCodec(3, block.length, performance.now() - t0);
       if (worthIt(l.length - 4, block.length)) {
         return { type: 'DataCompressed', algo: Algo.LZ4, originalSize: block.length, payload: l.subarray(4) };
       }

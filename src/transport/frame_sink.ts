@@ -7,7 +7,6 @@
  */
 import type { Writable } from 'node:stream';
 import { type Codec, encodeBlock } from '../codec/block.js';
-import { CompressionPolicy } from '../codec/compression_policy.js';
 import { ConnectionClosedError } from '../errors.js';
 import { ByteWriter, REF_THRESHOLD } from '../protocol/byte_writer.js';
 import { encodeMessage } from '../protocol/codec.js';
@@ -23,8 +22,6 @@ export class FrameSink {
   private last: Promise<void> = Promise.resolve();
   /** Called whenever the stream has taken a write: the peer is reading (idle watchdogs). */
   onWritten: (() => void) | null = null;
-  /** Whether this connection's blocks are worth compressing, from the rates it measures. */
-  readonly compression = new CompressionPolicy();
 
   constructor(private readonly out: Writable) {
     out.on('error', (err) => {
@@ -63,10 +60,6 @@ export class FrameSink {
     if (out.destroyed || out.writableEnded) {
       return Promise.reject(new ConnectionClosedError('Connection closed while writing'));
     }
-    const queued = out.writableLength;
-    let bytes = 0;
-    for (const p of parts) bytes += p.length;
-    const t0 = performance.now();
     this.last = new Promise<void>((resolve, reject) => {
       out.cork();
       for (let i = 0; i < parts.length - 1; i++) out.write(parts[i]);
@@ -75,7 +68,6 @@ export class FrameSink {
         else {
           // Streams call back in order: every view of the retired slabs is written by now.
           if (retired.length > 0) this.w.recycle(retired);
-          this.compression.recordWrite(bytes, queued, performance.now() - t0);
           this.onWritten?.();
           resolve();
         }
@@ -90,7 +82,7 @@ export class FrameSink {
    * when the stream has written it; a copied or compressed one at once (after backpressure).
    */
   async sendBlock(block: Uint8Array, codec: Codec): Promise<Release> {
-    const frame = encodeBlock(block, codec, this.compression);
+    const frame = encodeBlock(block, codec);
     this.send(frame);
     if (frame.type === 'Data' && block.length >= REF_THRESHOLD) return { released: this.flush() };
     await this.flushIfFull();
