@@ -52,6 +52,13 @@ export function casCapBytes(env: NodeJS.ProcessEnv = process.env): number {
   return mb === 0 ? Number.POSITIVE_INFINITY : mb * 1024 * 1024;
 }
 
+/** A block of an uploaded file: its hash and where it lies in the file. */
+export interface StoredBlock {
+  hex: string;
+  offset: number;
+  length: number;
+}
+
 export class Cas {
   private checked: Promise<void> | null = null;
   constructor(readonly dir: string) {}
@@ -103,6 +110,7 @@ export class Cas {
       return false;
     }
     await touch(p);
+    if (this.isPartial(ref.file)) await touch(ref.file);
     return true;
   }
 
@@ -146,7 +154,67 @@ export class Cas {
       return null;
     }
     await touch(p);
+    if (this.isPartial(ref.file)) await touch(ref.file);
     return data;
+  }
+
+  /** Where the files of failed uploads are kept for their blocks (see `keepPartial`). */
+  get partialDir(): string {
+    return path.join(this.dir, 'partial');
+  }
+
+  private isPartial(file: string): boolean {
+    return path.dirname(file) === this.partialDir;
+  }
+
+  /**
+   * Keeps the blocks a failed upload received and verified (connection lost, Ctrl-C, killed
+   * client), so that a plain rerun sends only what the server lacks (the Rust server keeps its
+   * received blocks too). The temp file moves into `partial/` and the store refers to its blocks
+   * there: no byte is copied. Across filesystems it cannot move, and the blocks are copied into
+   * block files instead, each read back and re-hashed first (bytes still in a write batch when
+   * the upload failed never reached the file). The file is gone from the destination directory
+   * either way. Kept files count against the cap like blocks and are evicted the same way.
+   */
+  async keepPartial(file: string, blocks: readonly StoredBlock[]): Promise<void> {
+    await this.ready();
+    await mkdir(this.partialDir, { recursive: true, mode: 0o700 });
+    const kept = path.join(this.partialDir, randomBytes(8).toString('hex'));
+    try {
+      await rename(file, kept);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await this.copyBlocks(file, blocks);
+      return;
+    }
+    await chmod(kept, 0o600).catch(() => {});
+    // Received pieces are written in order, so the file holds exactly the prefix that reached
+    // the disk: a block beyond its end was still in a write batch when the upload failed.
+    const size = (await stat(kept)).size;
+    for (const b of blocks) {
+      if (b.offset + b.length <= size) await this.refer(b.hex, kept, b.offset, b.length).catch(() => {});
+    }
+  }
+
+  private async copyBlocks(file: string, blocks: readonly StoredBlock[]): Promise<void> {
+    const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      for (const b of blocks) {
+        const buf = Buffer.allocUnsafe(b.length);
+        const { bytesRead } = await fh.read(buf, 0, b.length, b.offset);
+        if (bytesRead !== b.length || blake3Hex(buf) !== b.hex) continue;
+        await mkdir(path.dirname(this.blockPath(b.hex)), { recursive: true, mode: 0o700 });
+        const tmp = `${this.blockPath(b.hex)}.tmp-${randomBytes(6).toString('hex')}`;
+        try {
+          await writeFile(tmp, buf, { mode: 0o600, flag: 'wx' });
+          await rename(tmp, this.blockPath(b.hex));
+        } catch {
+          await unlink(tmp).catch(() => {});
+        }
+      }
+    } finally {
+      await fh.close();
+    }
   }
 
   /** Records that `file` holds the block at `[offset, offset + length)` (see the header). */
@@ -188,7 +256,9 @@ export class Cas {
           const p = path.join(sub, f);
           try {
             const st = await stat(p);
-            const size = isRef ? ((await readRefFile(p))?.length ?? 0) : st.size;
+            // A reference into a kept partial file costs nothing of its own: the file counts.
+            const ref = isRef ? await readRefFile(p) : null;
+            const size = isRef ? (ref && !this.isPartial(ref.file) ? ref.length : 0) : st.size;
             blocks.push({ p, size, mtime: st.mtimeMs });
             total += size;
           } catch {
@@ -196,6 +266,13 @@ export class Cas {
           }
         }
       }
+    }
+    for (const f of await readdirOrEmpty(this.partialDir)) {
+      const p = path.join(this.partialDir, f);
+      const st = await stat(p).catch(() => null);
+      if (!st) continue;
+      blocks.push({ p, size: st.size, mtime: st.mtimeMs });
+      total += st.size;
     }
     if (total <= capBytes) return;
     blocks.sort((x, y) => x.mtime - y.mtime);

@@ -17,7 +17,7 @@ import { type ClientMessage, isData, type Message } from '../../protocol/message
 import type { FdFile } from '../../util/fd_file.js';
 import { publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
-import { casCapBytes } from '../cas.js';
+import { casCapBytes, type StoredBlock } from '../cas.js';
 import { Cap, errorLine, hasCap, OpError, type SessionContext } from '../context.js';
 import { trackTemp, untrackTemp } from '../live_temps.js';
 import { CREATE, CREATE_NEW, clip, type JailDir, openForWrite, type WriteTarget } from '../path_guard.js';
@@ -35,6 +35,8 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
   let tmp: string | null = null;
   let fh: FdFile | null = null;
   let done = false;
+  // Blocks of a dedup Put that crossed the wire and matched their hashes, as they arrive.
+  const received: StoredBlock[] = [];
   try {
     // Refused up front (bad path, exists, no space, not a regular file): the Error goes out at
     // once, as the Rust server does, so a pipelining client learns it before streaming the
@@ -77,9 +79,9 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     const { dir, name } = target;
     const hasher = takeHasher();
     const first = await ctx.reader.expect('Put');
-    let fresh: FreshBlock[] | null = null;
+    let stored = false;
     if (first.type === 'HaveBlocks') {
-      fresh = await receiveDedup(ctx, fh, m.size, first, hasher);
+      stored = await receiveDedup(ctx, fh, m.size, first, hasher, received);
     } else {
       ctx.reader.unread(first);
       await receiveInto(ctx, fh, 0, m.size, hasher);
@@ -94,7 +96,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     untrackTemp(tmp as string);
     tmp = null;
     if (ctx.sync) await dir.sync();
-    if (fresh) await storeFresh(ctx, dir.realOf(name), fresh);
+    if (stored) await storeFresh(ctx, dir.realOf(name), received);
     ctx.sink.send({ type: 'Ok', hash: digestAndRecycle(hasher) });
   } catch (err) {
     if (err instanceof ProtocolError) throw err;
@@ -103,6 +105,7 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
     throw err;
   } finally {
     fh?.close();
+    if (tmp && received.length > 0) await keepReceived(ctx, tmp, received);
     if (tmp) {
       rmQuiet(tmp);
       untrackTemp(tmp);
@@ -171,7 +174,8 @@ async function receiveDedup(
   size: number,
   have: Of<'HaveBlocks'>,
   hasher: Blake3Hasher,
-): Promise<FreshBlock[] | null> {
+  fresh: StoredBlock[],
+): Promise<boolean> {
   const count = have.hashes.length / 32;
   const refuse = (line: string): never => {
     ctx.sink.send({ type: 'Error', message: line });
@@ -205,7 +209,6 @@ async function receiveDedup(
   ctx.sink.send({ type: 'MissingBlocks', bitmap });
   await ctx.sink.flush();
   let corrupt: string | null = null;
-  const fresh: FreshBlock[] = [];
   // Blocks are written in order from offset 0, gathered and written on the pool while the next
   // pieces arrive; a received block is hashed and written piece by piece, never assembled.
   await WriteBatch.run(fh, 0, async (batch) => {
@@ -246,14 +249,22 @@ async function receiveDedup(
     throw new OpError(`proto: expected Done after dedup blocks, got ${end.type}`);
   }
   if (corrupt) throw new AfterDone(corrupt);
-  return cas ? fresh : null;
+  return cas !== null;
 }
 
-/** A block that crossed the wire in a dedup Put: the store refers to it once published. */
-interface FreshBlock {
-  hex: string;
-  offset: number;
-  length: number;
+/**
+ * A dedup Put that failed after some blocks arrived (most often: the connection was lost)
+ * leaves them in the store (`Cas.keepPartial`) instead of deleting them with its temp file, so
+ * a plain rerun, without -C, sends only the blocks the server lacks. Housekeeping: a failure
+ * here only means the temp file is removed as before.
+ */
+async function keepReceived(ctx: SessionContext, tmp: string, blocks: StoredBlock[]): Promise<void> {
+  try {
+    await ctx.cas().keepPartial(tmp, blocks);
+    await ctx.cas().evict(casCapBytes());
+  } catch {
+    // Not kept: the caller removes the temp file.
+  }
 }
 
 /**
@@ -262,7 +273,7 @@ interface FreshBlock {
  * at the start, so it rests within its cap (oldest blocks first). Housekeeping only: a failure
  * here never fails the Put.
  */
-async function storeFresh(ctx: SessionContext, dest: string, fresh: FreshBlock[]): Promise<void> {
+async function storeFresh(ctx: SessionContext, dest: string, fresh: StoredBlock[]): Promise<void> {
   const cas = ctx.cas();
   await Promise.all(fresh.map((b) => cas.refer(b.hex, dest, b.offset, b.length).catch(() => {})));
   await cas.evict(casCapBytes()).catch(() => {});
