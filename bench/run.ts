@@ -8,14 +8,18 @@
  *   servers    1 GiB and 10,000 x 64 KiB with an installed bcmr, the zero-install bundle on the
  *              remote's Node, and the plain-ssh fallback on the remote
  *   fallback   2,000 x 64 KiB and 1 GiB through the fallback against tar|ssh|tar, scp, rsync
+ *   wan        1 GiB and 10,000 x 64 KiB both ways over emulated long fat pipes (bench/wan_link.ts:
+ *              every packet, ssh's and the direct plane's, delayed and rate-limited between two
+ *              network namespaces): scp, rsync, rclone, tar|ssh, bcmr -P 1/2/4/8, --direct=direct
+ *              -P 1/2/4, -P auto --direct auto, and raw TCP over 1 and 4 streams as the ceiling
  * Every cell also counts whole-machine CPU seconds (/proc/stat busy jiffies before and after).
  * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
  * not a time. Median and spread of `--reps` runs (default 3), tools interleaved, page cache
  * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
  *
  * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
- * --conditions loopback,latency,slow,features,servers,fallback, --only-tools NAME,... (substring match), --datasets
- * big,small,text.
+ * --conditions loopback,latency,slow,features,servers,fallback,wan, --only-tools NAME,... (substring match),
+ * --datasets big,small,text, --wan RTT/MBIT,... (default 50/1000,100/200).
  * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
  * what is measured).
  */
@@ -31,6 +35,7 @@ import { dedupRepeat, resumeAfterKill, syncCost } from './features.js';
 import { type Measurement, type ReportInfo, writeReport } from './report.js';
 import { setupSlowLink, slowLinkUnavailable } from './slow_link.js';
 import { bcmr, type Job, type Route, rclone, rsync, scp, sshCat, type Tool, tarSsh } from './tools.js';
+import { rawTcp, setupWan, startTcpReceivers, wanUnavailable } from './wan_link.js';
 
 const args = process.argv.slice(2);
 const opt = (name: string): string | undefined => {
@@ -40,7 +45,9 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers,fallback').split(',');
+const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers,fallback,wan').split(',');
+/** `--wan 50/1000,100/200`: the emulated paths, RTT ms / Mbit/s each way. */
+const wanPaths = (opt('--wan') ?? '50/1000,100/200').split(',').map((p) => p.split('/').map(Number));
 const onlyTools = opt('--only-tools')?.split(',');
 /** `--datasets big,small,text`: which datasets to run (default all). */
 const datasets = (opt('--datasets') ?? 'big,small,text').split(',');
@@ -108,7 +115,7 @@ function ensurePeers(): void {
 function usable(t: Tool): boolean {
   if (onlyTools && !onlyTools.some((o) => t.name.includes(o))) return false;
   const cmd = t.name.split(' ')[0];
-  return cmd === 'bcmr' || cmd === 'tar' || cmd === 'ssh' || available(cmd);
+  return cmd === 'bcmr' || cmd === 'tar' || cmd === 'ssh' || t.copies === false || available(cmd);
 }
 
 let bigData: Dataset | null = null;
@@ -185,8 +192,10 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
           const measured = GNU_TIME && !tool.peer ? [GNU_TIME, '-a', '-o', RSS_LOG, '-f', 'client %M'] : [];
           const { wall: t, cpu } = await timed([...measured, ...tool.argv(job)], w.prefix);
           const rss = peakRss();
-          const got = await digestOf(path.join(dstDir, path.basename(w.data.path)));
-          if (got !== w.data.digest) throw new Error('copy differs from the source (BLAKE3)');
+          if (tool.copies !== false) {
+            const got = await digestOf(path.join(dstDir, path.basename(w.data.path)));
+            if (got !== w.data.digest) throw new Error('copy differs from the source (BLAKE3)');
+          }
           rec.times.push(t);
           if (cpu !== null) rec.cpu.push(cpu);
           if (rss.client !== null) rec.rssClient.push(rss.client);
@@ -396,6 +405,73 @@ async function main(): Promise<void> {
         await proxy.close();
       }
     }
+    if (conditions.includes('wan')) {
+      const why = wanUnavailable();
+      if (why) notes.push(`WAN paths skipped: ${why}.`);
+      for (const [rttMs, mbit] of why ? [] : wanPaths) {
+        const condition = `WAN ${rttMs} ms, ${mbit} Mbit/s`;
+        const wan = await setupWan(path.join(BASE, 'wan'), rttMs, mbit);
+        try {
+          const inner = await startSshd({
+            serveLog: false,
+            listen: wan.serverAddr,
+            wrap: wan.inServer,
+            serveWrap: GNU_TIME ? `'${GNU_TIME}' -a -o '${RSS_LOG}' -f 'server %M'` : undefined,
+          });
+          const receivers = await startTcpReceivers(wan);
+          try {
+            const r = route('bcmr-test', wan.serverAddr, inner.port, inner);
+            const reset = () => rmSync(path.join(inner.dir, 'cas'), { recursive: true, force: true });
+            const auto = bcmr('auto', 'auto', 'auto');
+            const striped = [bcmr(1), bcmr(2), bcmr(4), bcmr(8)];
+            const direct = [bcmr(1, 'auto', true), bcmr(2, 'auto', true), bcmr(4, 'auto', true)];
+            await runWorkload(
+              {
+                condition,
+                data: big,
+                directions: ['up', 'down'],
+                tools: [
+                  ...striped,
+                  ...direct,
+                  auto,
+                  scp,
+                  rsync(),
+                  rclone,
+                  tarSsh,
+                  rawTcp(wan, receivers, 1),
+                  rawTcp(wan, receivers, 4),
+                ],
+                route: r,
+                prefix: wan.inClient,
+                reset,
+              },
+              results,
+            );
+            // scp and rclone wait for round trips per file: 10,000 files would take many minutes.
+            await runWorkload(
+              {
+                condition,
+                data: small,
+                directions: ['up', 'down'],
+                tools: [bcmr(1), bcmr(4), bcmr(8), bcmr(4, 'auto', true), auto, rsync(), tarSsh],
+                route: r,
+                prefix: wan.inClient,
+                reset,
+              },
+              results,
+            );
+          } finally {
+            receivers.stop();
+            await inner.stop();
+          }
+        } finally {
+          const counters = await wan.teardown();
+          notes.push(
+            `${condition}: every packet between two network namespaces through bench/wan/wanlink.c (${rttMs / 2} ms each way, ${mbit} Mbit/s, 50 ms router queue, MTU 9000, kernel-default TCP buffers); ${counters.replace(/^wanlink: /, '')}.`,
+          );
+        }
+      }
+    }
     if (conditions.includes('slow')) {
       const why = slowLinkUnavailable();
       if (why) notes.push(`slow link skipped: ${why}.`);
@@ -453,7 +529,7 @@ async function main(): Promise<void> {
   } finally {
     await sshd.stop();
   }
-  const all = ['loopback', 'latency', 'slow', 'features', 'servers', 'fallback'].every((c) =>
+  const all = ['loopback', 'latency', 'slow', 'features', 'servers', 'fallback', 'wan'].every((c) =>
     conditions.includes(c),
   );
   const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));

@@ -38,6 +38,8 @@ export interface Tool {
   peer: boolean;
   /** Whether the tool can do this job (e.g. `ssh cat` moves single files only). */
   can?(job: Job): boolean;
+  /** False for a ceiling that moves bytes but writes no copy (raw TCP): nothing to check. */
+  copies?: false;
   argv(job: Job): string[];
 }
 
@@ -52,9 +54,15 @@ export interface Via {
   label: string;
 }
 
-export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = false, via?: Via): Tool {
+export function bcmr(
+  n: number | 'auto',
+  compress: 'auto' | 'none' = 'auto',
+  direct: boolean | 'auto' = false,
+  via?: Via,
+): Tool {
+  const plane = direct === 'auto' ? ' --direct auto' : direct ? ' --direct=direct' : '';
   return {
-    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}${direct ? ' --direct=direct' : ''}${via ? ` (${via.label})` : ''}`,
+    name: `bcmr -P ${n}${compress === 'none' ? ' --compress none' : ''}${plane}${via ? ` (${via.label})` : ''}`,
     peer: false,
     argv: (j) => {
       const base = [
@@ -67,7 +75,7 @@ export function bcmr(n: number, compress: 'auto' | 'none' = 'auto', direct = fal
         String(n),
         '--compress',
         compress,
-        ...(direct ? ['--direct=direct', '--no-fallback'] : []),
+        ...(direct === 'auto' ? ['--direct', 'auto'] : direct ? ['--direct=direct', '--no-fallback'] : []),
         '--rsh',
         j.route.rsh,
       ];
