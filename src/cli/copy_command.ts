@@ -33,7 +33,7 @@ interface RawOptions {
   resume?: boolean;
   progress: ProgressMode;
   fallback: boolean;
-  direct: 'ssh' | 'direct';
+  direct: 'ssh' | 'direct' | 'auto';
   timeout: string;
 }
 
@@ -55,7 +55,11 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     )
     .option('-v, --verbose', 'list each file copied')
     .option('-q, --quiet', 'print nothing but errors')
-    .option('-P, --parallel <n>', 'ssh connections to use for the files', '1')
+    .option(
+      '-P, --parallel <n>',
+      'connections to use for the files, or auto (from the measured round trip and the work)',
+      '1',
+    )
     .option('--no-deref', 'copy symlinks as links instead of following them')
     .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
     .option(
@@ -82,9 +86,9 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .addOption(
       new Option(
         '--direct <mode>',
-        'data path: ssh, or direct (bulk data over its own TCP connection, AES-256-GCM; ssh only authenticates)',
+        "data path: ssh, direct (bulk data over its own TCP connection, AES-256-GCM; ssh only authenticates), or auto (direct where ssh's window would limit a stream and the port answers)",
       )
-        .choices(['ssh', 'direct'])
+        .choices(['ssh', 'direct', 'auto'])
         .default('ssh'),
     )
     .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
@@ -170,9 +174,9 @@ function startFirstConnection(paths: string[], opts: CopyOptions): void {
 }
 
 function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
-  const parallel = Number(raw.parallel);
-  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 64) {
-    throw new UsageError(`--parallel must be an integer from 1 to 64, not '${raw.parallel}'`);
+  const parallel = raw.parallel === 'auto' ? 'auto' : Number(raw.parallel);
+  if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1 || parallel > 64)) {
+    throw new UsageError(`--parallel must be auto or an integer from 1 to 64, not '${raw.parallel}'`);
   }
   const exclude = raw.exclude.map((re) => {
     try {
@@ -204,7 +208,7 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     fast: Boolean(raw.fast),
     sync: Boolean(raw.sync),
     fallback: raw.fallback,
-    direct: raw.direct === 'direct',
+    direct: raw.direct === 'auto' ? 'auto' : raw.direct === 'direct',
     confirmOverwrite: interactive ? askOverwrite : undefined,
   };
 }

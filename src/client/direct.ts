@@ -38,7 +38,11 @@ export function parseDirectAddr(addr: string): { host: string; port: number } {
  * Throws DirectUnavailableError when the plane cannot be reached (the caller may fall back to
  * `control`), DowngradeError when the peer would run it without AEAD.
  */
-export async function openDirect(control: ServeClient, caps: number): Promise<ServeClient> {
+export async function openDirect(
+  control: ServeClient,
+  caps: number,
+  timeoutMs = CONNECT_TIMEOUT_MS,
+): Promise<ServeClient> {
   if ((control.caps & Cap.DIRECT_TCP) === 0) {
     throw new DirectUnavailableError('the remote bcmr offers no direct data plane');
   }
@@ -49,14 +53,14 @@ export async function openDirect(control: ServeClient, caps: number): Promise<Se
     throw new DirectUnavailableError(`the server could not open a direct channel: ${(err as Error).message}`);
   }
   const { host, port } = parseDirectAddr(ready.addr);
-  const sock = await connectWithin(host, port, CONNECT_TIMEOUT_MS).catch((err: Error) => {
+  const sock = await connectWithin(host, port, timeoutMs).catch((err: Error) => {
     throw new DirectUnavailableError(`cannot reach ${ready.addr}: ${err.message}`);
   });
-  const challenge = await readAuthFrame(sock, CONNECT_TIMEOUT_MS);
+  const challenge = await readAuthFrame(sock, timeoutMs);
   if (typeof challenge !== 'object' || challenge.type !== 'AuthChallenge') {
     sock.destroy();
     const why = {
-      timeout: `no AuthChallenge within ${CONNECT_TIMEOUT_MS / 1000} s`,
+      timeout: `no AuthChallenge within ${timeoutMs / 1000} s`,
       closed: 'the direct listener closed the connection (already taken?)',
       malformed: 'it did not send an AuthChallenge',
     } as const;

@@ -13,7 +13,7 @@ import {
   type GetItem,
   type PutItem,
 } from '../core/items.js';
-import type { RemoteFs } from '../core/remote_fs.js';
+import type { PathChoice, RemoteFs, WorkFacts } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
   AeadError,
@@ -24,10 +24,12 @@ import {
   SshError,
   TimeoutError,
 } from '../errors.js';
+import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
 import { shellQuote } from '../util/shell.js';
 import { openDirect } from './direct.js';
 import { getFiles } from './get_files.js';
+import { choosePath, type PathAsk } from './path_choice.js';
 import { stripes } from './policy.js';
 import { putFiles } from './put_files.js';
 import type { ServeClient, StatResult } from './serve_client.js';
@@ -40,10 +42,14 @@ const MAX_RECONNECTS = 3;
 const REMOVE_TEMP_MS = 5000;
 
 export interface PoolOptions {
-  connections: number;
+  /** -P: a number, or 'auto' (decided in `prepare` from the path and the work). */
+  connections: number | 'auto';
   caps: number;
-  /** Run each connection's data over a direct AES-256-GCM TCP session (PROTOCOL.md 12). */
-  direct?: boolean;
+  /**
+   * Run each connection's data over a direct AES-256-GCM TCP session (PROTOCOL.md 12); 'auto':
+   * decided in `prepare`, and an unreachable port quietly leaves the data on ssh.
+   */
+  direct?: boolean | 'auto';
   /** When the direct plane is unavailable, use the ssh sessions (said once) instead of failing. */
   directFallback?: boolean;
   notice?: (msg: string) => void;
@@ -57,6 +63,10 @@ export interface PoolOptions {
 class Connector {
   /** Set once the direct plane proved unavailable: later connections stay on ssh. */
   directDown = false;
+  /** --direct auto chose the direct plane (`prepare`). */
+  autoDirect = false;
+  /** How long to wait for the direct port (auto: a firewall that drops SYNs costs less). */
+  directTimeoutMs: number | undefined;
 
   constructor(
     private readonly cfg: SshConfig,
@@ -66,24 +76,35 @@ class Connector {
 
   async connect(): Promise<ServeConnection> {
     const conn = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
-    const { client } = conn;
-    if (!this.opts.direct || this.directDown) return conn;
+    const wanted = this.opts.direct === true || (this.opts.direct === 'auto' && this.autoDirect);
+    if (!wanted || this.directDown) return conn;
+    return { ...conn, client: await this.upgrade(conn.client) };
+  }
+
+  /** The direct session beside `client` (which it then owns), or `client` when it is out of reach. */
+  async upgrade(client: ServeClient): Promise<ServeClient> {
     try {
-      return { ...conn, client: await openDirect(client, this.opts.caps) };
+      return await openDirect(client, this.opts.caps, this.directTimeoutMs);
     } catch (err) {
-      if (err instanceof DirectUnavailableError && this.opts.directFallback) {
+      const auto = this.opts.direct === 'auto';
+      if (err instanceof DirectUnavailableError && (this.opts.directFallback || auto)) {
         if (!this.directDown) {
           this.directDown = true;
-          this.opts.notice?.(
-            `direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`,
-          );
+          if (!auto)
+            this.opts.notice?.(
+              `direct data plane unavailable (${err.message}); using the ssh data path (--no-fallback to refuse)`,
+            );
+          this.downWhy = err.message;
         }
-        return conn;
+        return client;
       }
       await client.destroy();
       throw err;
     }
   }
+
+  /** Why the direct plane was given up (for --direct auto's report). */
+  downWhy = '';
 }
 
 export class ServePool implements RemoteFs {
@@ -100,6 +121,10 @@ export class ServePool implements RemoteFs {
   private readonly spare: Promise<ServeClient>[] = [];
   /** The connection each worker (after the first, which uses `control`) works on. */
   private slots: (Promise<ServeClient> | undefined)[] = [];
+  /** How many connections carry the files: -P, or what `prepare` chose for -P auto. */
+  private connections: number;
+  /** What `prepare` chose, once (a relay prepares once per batch). */
+  private chosen: PathChoice | null = null;
 
   private constructor(
     private readonly cfg: SshConfig,
@@ -114,6 +139,12 @@ export class ServePool implements RemoteFs {
     this.server = first.server;
     this.remoteNode = first.nodeVersion;
     this.open.add(this.control);
+    this.connections = decidedLater(opts) ? 1 : (opts.connections as number);
+    this.adopt(spare);
+  }
+
+  /** Takes extra connections into the pool as they come up (dropped if it was destroyed meanwhile). */
+  private adopt(spare: Promise<ServeClient>[]): void {
     for (const p of spare) {
       const adopted = p.then(async (c) => {
         if (this.destroyed) {
@@ -130,6 +161,67 @@ export class ServePool implements RemoteFs {
   }
 
   /**
+   * -P auto / --direct auto: measures the round trip on the first connection, chooses from it
+   * and the work (path_choice.ts), then takes up the direct plane and opens the extra
+   * connections. Null when neither was asked for (-P N and --direct ssh|direct as given).
+   */
+  async prepare(work: WorkFacts): Promise<PathChoice | null> {
+    if (this.chosen) return this.chosen;
+    if (!decidedLater(this.opts)) return null;
+    const rttMs = await this.roundTrip();
+    const ask: PathAsk = {
+      connections: this.opts.connections,
+      plane: this.opts.direct === 'auto' ? 'auto' : this.opts.direct ? 'direct' : 'ssh',
+    };
+    const choice = choosePath(
+      { rttMs, directOffered: (this.control.caps & Cap.DIRECT_TCP) !== 0 },
+      work,
+      ask,
+    );
+    if (this.opts.direct === 'auto' && choice.plane === 'direct') {
+      this.connector.autoDirect = true;
+      // A port that drops SYNs silently would cost the whole 5 s; on this path an answer takes
+      // one round trip, so a few hundred ms is plenty.
+      this.connector.directTimeoutMs = Math.max(1000, 20 * rttMs);
+      const ssh = this.control;
+      this.control = await this.connector.upgrade(ssh);
+      if (this.control !== ssh) {
+        this.open.delete(ssh);
+        this.open.add(this.control);
+      } else {
+        choice.plane = 'ssh';
+        choice.why += ` (direct port out of reach: ${this.connector.downWhy}; ssh instead)`;
+      }
+    }
+    if (choice.connections > 1) {
+      this.connections = choice.connections;
+      const extra = Array.from({ length: choice.connections - 1 }, () =>
+        this.connector.connect().then((c) => c.client),
+      );
+      for (const p of extra) p.catch(() => {});
+      this.adopt(extra);
+    }
+    this.chosen = choice;
+    return this.chosen;
+  }
+
+  /** The smallest of three round trips on the control connection, in ms. */
+  private async roundTrip(): Promise<number> {
+    let best = Number.POSITIVE_INFINITY;
+    for (let i = 0; i < 3; i++) {
+      const t0 = performance.now();
+      await this.control.stat('/').catch(() => null);
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best;
+  }
+
+  /** How many connections carry the files. */
+  get connectionCount(): number {
+    return this.connections;
+  }
+
+  /**
    * Opens all N connections at once (an ssh handshake is ~0.3 s: they overlap with each other
    * and with planning) and waits for the first. Throws NoRemoteBcmrError when the remote has
    * no bcmr.
@@ -138,9 +230,9 @@ export class ServePool implements RemoteFs {
     const connector = new Connector(cfg, target, opts);
     const first = connector.connect();
     // The others start at once too (with --direct, each with a rendezvous of its own).
-    const spare = Array.from({ length: Math.max(0, opts.connections - 1) }, () =>
-      connector.connect().then((c) => c.client),
-    );
+    // With -P auto or --direct auto the others open once the path is measured (prepare).
+    const n = decidedLater(opts) ? 1 : (opts.connections as number);
+    const spare = Array.from({ length: Math.max(0, n - 1) }, () => connector.connect().then((c) => c.client));
     for (const p of spare) p.catch(() => {});
     try {
       const conn = await first;
@@ -160,7 +252,8 @@ export class ServePool implements RemoteFs {
 
   /** Direct when asked for and the first connection got it (the others follow its verdict). */
   get plane(): 'ssh' | 'direct' {
-    return this.opts.direct && !this.connector.directDown ? 'direct' : 'ssh';
+    const wanted = this.opts.direct === true || (this.opts.direct === 'auto' && this.connector.autoDirect);
+    return wanted && !this.connector.directDown ? 'direct' : 'ssh';
   }
 
   get caps(): number {
@@ -200,8 +293,8 @@ export class ServePool implements RemoteFs {
   }
 
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
-    if (this.opts.connections > 1) {
-      const big = queue.extract((it) => stripes(it.size ?? 0, this.opts.connections, it.resume));
+    if (this.connections > 1) {
+      const big = queue.extract((it) => stripes(it.size ?? 0, this.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await putStriped(this.stripeHost(), item, cb));
     }
     // Rule 17.3: a server that found a corrupt block in its store asks for the file without dedup.
@@ -213,8 +306,8 @@ export class ServePool implements RemoteFs {
   }
 
   async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
-    if (this.opts.connections > 1) {
-      const big = queue.extract((it) => stripes(it.size, this.opts.connections, it.resume));
+    if (this.connections > 1) {
+      const big = queue.extract((it) => stripes(it.size, this.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await getStriped(this.stripeHost(), item, cb));
     }
     await this.runWorkers(queue, cb, getFiles);
@@ -223,7 +316,7 @@ export class ServePool implements RemoteFs {
   /** What the striping flow (stripe.ts) needs from the pool. */
   private stripeHost(): StripeHost {
     return {
-      connections: this.opts.connections,
+      connections: this.connections,
       caps: this.caps,
       control: () => this.controlClient(),
       runRanges: (ranges, batch, onBytes) => this.runRanges(ranges, batch, onBytes),
@@ -355,7 +448,7 @@ export class ServePool implements RemoteFs {
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, this.opts.connections) }, (_, i) => worker(i)));
+    await Promise.all(Array.from({ length: Math.max(1, this.connections) }, (_, i) => worker(i)));
     const left = queue.drain();
     for (const item of left) {
       cb.onFileDone?.(
@@ -365,6 +458,11 @@ export class ServePool implements RemoteFs {
       );
     }
   }
+}
+
+/** -P auto or --direct auto: the extra connections wait for `prepare`. */
+function decidedLater(o: PoolOptions): boolean {
+  return o.connections === 'auto' || o.direct === 'auto';
 }
 
 /** `p`, or a rejection once `ms` have passed. */

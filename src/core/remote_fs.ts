@@ -14,6 +14,22 @@ export interface ShellTools {
   verify: 'b3sum' | 'size';
 }
 
+/** What a copy will move: -P auto weighs it against the path (client/path_choice.ts). */
+export interface WorkFacts {
+  bytes: number;
+  files: number;
+  largest: number;
+}
+
+/** What -P auto / --direct auto chose for a host, and why (reported in --json's start event). */
+export interface PathChoice {
+  connections: number;
+  plane: 'ssh' | 'direct';
+  /** Smallest round trip measured on the first connection. */
+  rttMs: number;
+  why: string;
+}
+
 export interface RemoteFs {
   /** How this host is reached, for messages and events. */
   readonly via: 'bcmr' | 'ssh';
@@ -31,6 +47,13 @@ export interface RemoteFs {
    * is published (`b3sum`: BLAKE3 of each staged file; `size`: sizes and tar's own framing).
    */
   readonly shellTools?: ShellTools;
+  /**
+   * -P auto / --direct auto: decides from the measured path and the work, and opens what was
+   * chosen. Null when nothing was left to decide; absent where there is nothing to choose.
+   */
+  prepare?(work: WorkFacts): Promise<PathChoice | null>;
+  /** How many connections carry the files (1 when there is only one). */
+  readonly connectionCount?: number;
   /** The remote account's home: relative paths start there. */
   readonly home: string;
   /** null when the path does not exist. */

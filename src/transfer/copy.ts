@@ -17,7 +17,7 @@ import {
   type RemoteEndpoint,
 } from '../core/endpoint.js';
 import type { FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
-import type { RemoteFs, ShellTools } from '../core/remote_fs.js';
+import type { PathChoice, RemoteFs, ShellTools, WorkFacts } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
   ExistsError,
@@ -90,6 +90,8 @@ export interface StartEvent {
   bytes: number;
   dirs: number;
   connections: number;
+  /** With -P auto / --direct auto: the round trip measured and why the connections and plane. */
+  path?: { rttMs: number; why: string };
 }
 
 export interface CopyReporter {
@@ -187,7 +189,8 @@ class Job {
       plan.failures.unshift(...failures);
       if (!this.opts.force && plan.files.length > 0)
         await this.resolveConflicts(plan, await to.existing(plan));
-      this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path);
+      const chosen = this.opts.dryRun ? null : await this.choosePaths(plan, from, to);
+      this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path, chosen);
       if (this.opts.dryRun) return this.outcome;
       this.checkAbort();
       await to.makeDirs(plan, info);
@@ -404,7 +407,8 @@ class Job {
       }
       // Whether the server offers dedup is not known yet: hashing ahead is a guess that costs
       // nothing when wrong (ssh is still connecting).
-      if (!st.isFile() || !dedups(st.size, { offered: true, connections: this.opts.parallel })) continue;
+      const connections = this.opts.parallel === 'auto' ? 1 : this.opts.parallel;
+      if (!st.isFile() || !dedups(st.size, { offered: true, connections })) continue;
       out.set(path.resolve(p), prehashFile(p));
     }
     return out;
@@ -437,7 +441,22 @@ class Job {
     throw new ExistsError(`${clash.length} file(s) already exist (use -f to overwrite):\n  ${shown}${more}`);
   }
 
-  private begin(plan: CopyPlan, from: Side, to: Side, destLabel: string): void {
+  /**
+   * -P auto / --direct auto: each remote measures its path and opens what the work can use
+   * (ServePool.prepare). Returns the destination's choice (the source's for a download).
+   */
+  private async choosePaths(plan: CopyPlan, from: Side, to: Side): Promise<PathChoice | null> {
+    const work: WorkFacts = {
+      bytes: plan.bytes,
+      files: plan.files.length,
+      largest: plan.files.reduce((m, f) => Math.max(m, f.size), 0),
+    };
+    const src = (await from.remote?.prepare?.(work)) ?? null;
+    const dst = (await to.remote?.prepare?.(work)) ?? null;
+    return dst ?? src;
+  }
+
+  private begin(plan: CopyPlan, from: Side, to: Side, destLabel: string, chosen: PathChoice | null): void {
     for (const f of plan.failures) this.fail(f.path, '', f.error);
     const remote = to.remote ?? from.remote;
     const op: StartEvent['op'] =
@@ -454,7 +473,8 @@ class Job {
       files: plan.files.length,
       bytes: plan.bytes,
       dirs: plan.dirs.length,
-      connections: via === 'bcmr' ? this.opts.parallel : 1,
+      connections: remote?.connectionCount ?? 1,
+      ...(chosen ? { path: { rttMs: Math.round(chosen.rttMs * 100) / 100, why: chosen.why } } : {}),
     });
     if (this.opts.dryRun) {
       for (const d of plan.dirs) this.rep.planned(`mkdir ${d.dest}`);

@@ -17,7 +17,8 @@ export type Compress = 'auto' | 'zstd' | 'lz4' | 'none';
 
 export interface RemoteOptions {
   ssh: SshConfig;
-  parallel: number;
+  /** -P: a number, or 'auto' (chosen from the measured path and the work). */
+  parallel: number | 'auto';
   compress: Compress;
   fast: boolean;
   sync: boolean;
@@ -25,8 +26,11 @@ export interface RemoteOptions {
   resume?: boolean;
   /** -f: the fallback's publishing replaces existing files (bcmr serve is told per file). */
   force?: boolean;
-  /** --direct=direct: bulk data over an AES-256-GCM TCP connection beside each ssh session. */
-  direct?: boolean;
+  /**
+   * --direct=direct: bulk data over an AES-256-GCM TCP connection beside each ssh session;
+   * 'auto': where ssh's window would bind and the port answers.
+   */
+  direct?: boolean | 'auto';
 }
 
 /** The caps we ask for (PROTOCOL.md section 4: as the Rust client, plus FAST / SYNC). */
@@ -70,7 +74,7 @@ export async function openRemote(
     return await ServePool.open(opts.ssh, target, {
       connections: opts.parallel,
       caps: clientCaps(opts),
-      direct: opts.direct === true,
+      direct: opts.direct ?? false,
       directFallback: opts.fallback,
       notice,
     });

@@ -1,0 +1,116 @@
+/**
+ * `-P auto` and `--direct auto`: how many connections and which data plane, from what the path
+ * showed while connecting (its round-trip time; whether the server offers the direct plane)
+ * and from the work (bytes, files, the largest file). Pure: the pool measures, this decides,
+ * and the unit tests feed it given inputs.
+ *
+ * The model: one stream carries at most its window per round trip. OpenSSH's channel window
+ * is 2 MiB, so an ssh stream tops out at 2 MiB / RTT (42 MB/s at 50 ms) whatever the link; a
+ * direct TCP connection is bounded by the kernel's default socket buffer limits instead
+ * (measured through the bench's emulated path: 52 MB/s at 50 ms, ~2.5 MiB per round trip).
+ * Neither bound matters where one connection already moves what this machine can push through
+ * one bcmr stream (STREAM_CEILING, loopback and LANs): there more connections only share the
+ * same cores, so auto keeps one. Otherwise it opens as many as it takes to reach that rate,
+ * never more than the work can use: striping needs a file of STRIPE_MIN_BYTES, files need one
+ * each, and every extra connection (an ssh handshake and a remote server start) must have a
+ * second or more of work at its own ceiling.
+ */
+import type { PathChoice, WorkFacts } from '../core/remote_fs.js';
+import { STRIPE_MIN_BYTES } from './policy.js';
+
+export type { PathChoice, WorkFacts };
+
+const MiB = 1 << 20;
+/** OpenSSH's per-channel window (CHAN_SES_WINDOW_DEFAULT). */
+export const SSH_WINDOW = 2 * MiB;
+/** What one direct TCP connection keeps in flight with Linux's default buffer limits (measured). */
+export const DIRECT_WINDOW = 2.5 * MiB;
+/** What one bcmr connection moves on a path without a window bound (loopback, this class of host). */
+export const STREAM_CEILING = 250e6;
+/** Most connections auto opens (each is an ssh session and a remote server process). */
+export const AUTO_MAX_CONNECTIONS = 8;
+/** An extra connection must have at least this long of work at its own ceiling to pay. */
+const MIN_SECONDS_PER_CONNECTION = 1;
+
+export interface PathFacts {
+  /** Smallest round trip seen on the first connection, in ms. */
+  rttMs: number;
+  /** The server negotiated DIRECT_TCP (the port itself is tried when the plane is chosen). */
+  directOffered: boolean;
+}
+
+export interface PathAsk {
+  /** -P: a number, or 'auto'. */
+  connections: number | 'auto';
+  /** --direct: 'ssh', 'direct', or 'auto'. */
+  plane: 'ssh' | 'direct' | 'auto';
+}
+
+/** Bytes per second one stream of `plane` can carry at `rttMs`. */
+export function streamRate(plane: 'ssh' | 'direct', rttMs: number): number {
+  const window = plane === 'ssh' ? SSH_WINDOW : DIRECT_WINDOW;
+  return Math.min(STREAM_CEILING, window / (Math.max(rttMs, 0.01) / 1000));
+}
+
+const mbps = (bytesPerSecond: number) => `${Math.round(bytesPerSecond / 1e6)} MB/s`;
+
+export function choosePath(path: PathFacts, work: WorkFacts, ask: PathAsk): PathChoice {
+  const rtt = `rtt ${path.rttMs < 10 ? path.rttMs.toFixed(2) : path.rttMs.toFixed(0)} ms`;
+  const sshRate = streamRate('ssh', path.rttMs);
+  const windowBound = sshRate < STREAM_CEILING;
+  // The direct plane pays where ssh's window binds and there is more than a second of work.
+  let plane: 'ssh' | 'direct';
+  let planeWhy: string;
+  if (ask.plane !== 'auto') {
+    plane = ask.plane;
+    planeWhy = `--direct=${ask.plane}`;
+  } else if (!path.directOffered) {
+    plane = 'ssh';
+    planeWhy = 'the server offers no direct plane';
+  } else if (!windowBound) {
+    plane = 'ssh';
+    planeWhy = `one ssh stream is not window-bound (up to ${mbps(sshRate)})`;
+  } else if (work.bytes < sshRate * MIN_SECONDS_PER_CONNECTION) {
+    plane = 'ssh';
+    planeWhy = `too little work for a second connection (${work.bytes} B)`;
+  } else {
+    plane = 'direct';
+    planeWhy = `ssh's 2 MiB window caps a stream at ${mbps(sshRate)}, direct TCP at ${mbps(streamRate('direct', path.rttMs))}`;
+  }
+  if (ask.connections !== 'auto') {
+    return {
+      connections: ask.connections,
+      plane,
+      rttMs: path.rttMs,
+      why: `${rtt}; -P ${ask.connections}; ${planeWhy}`,
+    };
+  }
+  const rate = streamRate(plane, path.rttMs);
+  if (rate >= STREAM_CEILING) {
+    return {
+      connections: 1,
+      plane,
+      rttMs: path.rttMs,
+      why: `${rtt}; 1 connection: one stream is not window-bound; ${planeWhy}`,
+    };
+  }
+  const wanted = Math.ceil(STREAM_CEILING / rate);
+  // What the work can use: a file each, or ranges of one file large enough to stripe.
+  const usable = work.largest >= STRIPE_MIN_BYTES ? AUTO_MAX_CONNECTIONS : work.files;
+  const worth = Math.floor(work.bytes / (rate * MIN_SECONDS_PER_CONNECTION));
+  const n = Math.max(1, Math.min(wanted, AUTO_MAX_CONNECTIONS, usable, worth));
+  const limit =
+    n === wanted
+      ? `${wanted} reach ${mbps(STREAM_CEILING)}`
+      : n === AUTO_MAX_CONNECTIONS
+        ? `at most ${AUTO_MAX_CONNECTIONS}`
+        : n === usable
+          ? `the work can use ${usable}`
+          : `${work.bytes} B are worth ${Math.max(1, worth)}`;
+  return {
+    connections: n,
+    plane,
+    rttMs: path.rttMs,
+    why: `${rtt}; ${n} connection${n > 1 ? 's' : ''} (one stream ≤ ${mbps(rate)}; ${limit}); ${planeWhy}`,
+  };
+}
