@@ -27,8 +27,15 @@ export const SSH_WINDOW = 2 * MiB;
 export const DIRECT_WINDOW = 2.5 * MiB;
 /** What one bcmr connection moves on a path without a window bound (loopback, this class of host). */
 export const STREAM_CEILING = 250e6;
-/** Most connections auto opens (each is an ssh session and a remote server process). */
-export const AUTO_MAX_CONNECTIONS = 8;
+/**
+ * Most connections auto opens: each is an ssh session, a remote server process and a TCP
+ * stream's kernel work, and past about two per core they only share the CPU (measured on the
+ * bench's 50 ms path with 2 cores: -P 2 and 4 moved 1 GiB in 14-16 s, -P 5 and 8 in 17.6-17.8 s
+ * with a third more CPU).
+ */
+export function maxAutoConnections(cores: number): number {
+  return Math.max(2, Math.min(8, 2 * Math.floor(cores)));
+}
 /** An extra connection must have at least this long of work at its own ceiling to pay. */
 const MIN_SECONDS_PER_CONNECTION = 1;
 
@@ -37,6 +44,8 @@ export interface PathFacts {
   rttMs: number;
   /** The server negotiated DIRECT_TCP (the port itself is tried when the plane is chosen). */
   directOffered: boolean;
+  /** This machine's cores (os.availableParallelism()): bounds how many connections pay. */
+  cores: number;
 }
 
 export interface PathAsk {
@@ -95,15 +104,16 @@ export function choosePath(path: PathFacts, work: WorkFacts, ask: PathAsk): Path
     };
   }
   const wanted = Math.ceil(STREAM_CEILING / rate);
+  const most = maxAutoConnections(path.cores);
   // What the work can use: a file each, or ranges of one file large enough to stripe.
-  const usable = work.largest >= STRIPE_MIN_BYTES ? AUTO_MAX_CONNECTIONS : work.files;
+  const usable = work.largest >= STRIPE_MIN_BYTES ? most : work.files;
   const worth = Math.floor(work.bytes / (rate * MIN_SECONDS_PER_CONNECTION));
-  const n = Math.max(1, Math.min(wanted, AUTO_MAX_CONNECTIONS, usable, worth));
+  const n = Math.max(1, Math.min(wanted, most, usable, worth));
   const limit =
     n === wanted
       ? `${wanted} reach ${mbps(STREAM_CEILING)}`
-      : n === AUTO_MAX_CONNECTIONS
-        ? `at most ${AUTO_MAX_CONNECTIONS}`
+      : n === most
+        ? `at most ${most} on ${path.cores} cores`
         : n === usable
           ? `the work can use ${usable}`
           : `${work.bytes} B are worth ${Math.max(1, worth)}`;

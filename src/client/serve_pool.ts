@@ -5,6 +5,7 @@
  * section 13) is replaced, and the files that were in flight on it go back to the queue.
  */
 
+import os from 'node:os';
 import type { RemoteEndpoint } from '../core/endpoint.js';
 import {
   type BatchCallbacks,
@@ -173,11 +174,8 @@ export class ServePool implements RemoteFs {
       connections: this.opts.connections,
       plane: this.opts.direct === 'auto' ? 'auto' : this.opts.direct ? 'direct' : 'ssh',
     };
-    const choice = choosePath(
-      { rttMs, directOffered: (this.control.caps & Cap.DIRECT_TCP) !== 0 },
-      work,
-      ask,
-    );
+    const directOffered = (this.control.caps & Cap.DIRECT_TCP) !== 0;
+    const choice = choosePath({ rttMs, directOffered, cores: os.availableParallelism() }, work, ask);
     if (this.opts.direct === 'auto' && choice.plane === 'direct') {
       this.connector.autoDirect = true;
       // A port that drops SYNs silently would cost the whole 5 s; on this path an answer takes

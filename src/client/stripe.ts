@@ -10,7 +10,7 @@
  */
 
 import { constants, unlinkSync } from 'node:fs';
-import { fileHashHex } from '../codec/hash.js';
+import { blake3Hex, fileHashHex } from '../codec/hash.js';
 import {
   type BatchCallbacks,
   type FileResult,
@@ -25,6 +25,7 @@ import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
 import { tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
+import { partNameFor } from './resume.js';
 import type { ServeClient } from './serve_client.js';
 
 const RANGE_MIN = 16 << 20;
@@ -175,9 +176,66 @@ export interface StripeHost {
 }
 
 /**
- * One large upload over every connection: Truncate the remote temp file, PutChunked its
+ * The 4 MiB blocks of `remote` (an earlier striped upload's part file) that already hold the
+ * local file's bytes, by comparing the server's Hash of each block with the local one; null
+ * when there is no such file. Blocks are compared, not prefixes: the ranges of an interrupted
+ * striped upload each stop part way, leaving a hole after every one.
+ */
+async function blocksPresent(
+  control: ServeClient,
+  remote: string,
+  fh: FdFile,
+  size: number,
+): Promise<boolean[] | null> {
+  // An earlier striped upload of this very file made its part file this size at once; any
+  // other size is another file's, and Truncate starts it afresh.
+  const st = await control.stat(remote).catch(() => null);
+  if (!st || st.isDir || st.size !== size || size === 0) return null;
+  const count = Math.ceil(size / MAX_BLOCK);
+  const theirs = Array.from({ length: count }, (_, i) =>
+    control.hash(remote, i * MAX_BLOCK, Math.min(MAX_BLOCK, size - i * MAX_BLOCK)).catch(() => ''),
+  );
+  const buf = Buffer.allocUnsafe(MAX_BLOCK);
+  const present: boolean[] = [];
+  for (let i = 0; i < count; i++) {
+    const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
+    const got = await fh.read(buf, len, i * MAX_BLOCK);
+    const mine = got === len ? blake3Hex(buf.subarray(0, len)) : null;
+    present.push(mine !== null && (await theirs[i]) === mine);
+  }
+  await Promise.all(theirs);
+  return present;
+}
+
+/** The parts of `ranges` whose blocks are not `present`, split where a present block lies. */
+export function missingRanges<F>(ranges: RangeItem<F>[], present: readonly boolean[] | null): RangeItem<F>[] {
+  if (!present) return ranges;
+  const out: RangeItem<F>[] = [];
+  for (const r of ranges) {
+    let start = -1;
+    const end = r.offset + r.length;
+    for (let at = r.offset; at < end; at += MAX_BLOCK) {
+      const have = present[at / MAX_BLOCK] === true;
+      if (!have && start < 0) start = at;
+      if (have && start >= 0) {
+        out.push({ file: r.file, offset: start, length: at - start });
+        start = -1;
+      }
+    }
+    if (start >= 0) out.push({ file: r.file, offset: start, length: end - start });
+  }
+  return out;
+}
+
+/**
+ * One large upload over every connection: Truncate the remote part file, PutChunked its
  * ranges from all connections, then compare the stored file's BLAKE3 with the source's
- * (both computed at once). The caller renames the temp file (`publishFrom`), as for -C.
+ * (both computed at once). The caller renames the part file (`publishFrom`), as for -C.
+ *
+ * The part file has a fixed name (`.NAME.bcmr-part`) and an interrupted upload (Ctrl-C, a
+ * lost link, a killed client) leaves it: a plain rerun, without -C, finds it and sends only
+ * the 4 MiB blocks it does not already hold. The whole-file hash still decides: a part file
+ * that hashes wrong in the end is removed, never published.
  */
 export async function putStriped(
   host: StripeHost,
@@ -185,14 +243,19 @@ export async function putStriped(
   cb: BatchCallbacks<PutItem>,
 ): Promise<FileResult<PutItem>> {
   const t0 = performance.now();
-  const remoteTemp = tempNameFor(item.remote);
+  const remoteTemp = partNameFor(item.remote);
   let bytes = 0;
   let fh: FdFile | null = null;
   try {
     fh = FdFile.open(item.local, 'r');
     const size = fh.stat().size;
-    await (await host.control()).truncate(remoteTemp, size);
-    await host.runRanges(planRanges({ fh, remoteTemp }, size, host.connections), putRanges, (n) => {
+    const control = await host.control();
+    const present = await blocksPresent(control, remoteTemp, fh, size);
+    // Our server's Truncate zeroes the file: only a fresh part file is truncated.
+    if (!present) await control.truncate(remoteTemp, size);
+    const ranges = missingRanges(planRanges({ fh, remoteTemp }, size, host.connections), present);
+    const kept = size - ranges.reduce((n, r) => n + r.length, 0);
+    await host.runRanges(ranges, putRanges, (n) => {
       bytes += n;
       cb.onBytes?.(n, item);
     });
@@ -203,11 +266,16 @@ export async function putStriped(
     if (stored !== local) {
       throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
     }
-    return fileResult(item, t0, { bytes, hash: local }, { publishFrom: remoteTemp });
+    return fileResult(
+      item,
+      t0,
+      { bytes, hash: local },
+      { publishFrom: remoteTemp, ...(kept > 0 ? { resumedFrom: kept } : {}) },
+    );
   } catch (err) {
-    // Also after Ctrl-C: the protocol has no delete, so nothing else would remove it. Bounded,
-    // so an unreachable host cannot hold up the exit.
-    await host.removeRemote(remoteTemp);
+    // A part file that hashed wrong is removed (bounded: the protocol has no delete, and an
+    // unreachable host must not hold up the exit); an interrupted one stays for the rerun.
+    if (err instanceof IntegrityError) await host.removeRemote(remoteTemp);
     return fileResult(item, t0, { bytes, error: err as Error });
   } finally {
     (fh as FdFile | null)?.close();

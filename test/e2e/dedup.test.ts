@@ -2,10 +2,10 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { type SshServer, startSshd } from '../harness/sshd.js';
+import { countingRelay } from '../helpers/counting_relay.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, leftovers } from './run.js';
 
@@ -65,45 +65,6 @@ test('a stale block in the server store is refused, and the file is resent whole
   assert.equal(third.deduped, undefined);
 });
 
-/**
- * A TCP relay in front of sshd that counts the bytes going to the server (the upload's wire
- * bytes, ssh framing included) and can hold them back once `holdAfter` bytes went through.
- */
-async function countingRelay(holdAfter = Number.POSITIVE_INFINITY) {
-  let up = 0;
-  let held = false;
-  const waiting: (() => void)[] = [];
-  const server = net.createServer((c) => {
-    const s = net.connect(sshd.port, '127.0.0.1');
-    c.on('data', (b: Buffer) => {
-      up += b.length;
-      if (!s.write(b)) {
-        c.pause();
-        s.once('drain', () => !held && c.resume());
-      }
-      if (up >= holdAfter && !held) {
-        held = true;
-        c.pause();
-        waiting.push(() => c.resume());
-      }
-    });
-    s.pipe(c);
-    c.on('end', () => s.end());
-    c.on('error', () => s.destroy());
-    s.on('error', () => c.destroy());
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    up: () => up,
-    release() {
-      held = false;
-      for (const go of waiting.splice(0)) go();
-    },
-    close: () => new Promise((r) => server.close(r)),
-  };
-}
-
 test('an upload killed at about half, rerun without -C, sends only the blocks the server lacks', async () => {
   emptyStore();
   const SIZE = 96 * MiB;
@@ -117,7 +78,7 @@ test('an upload killed at about half, rerun without -C, sends only the blocks th
 
   // First run: the relay holds the upload after ~52 MiB; once the server's temp file holds
   // 48 MiB the client is killed (-9), and the relay lets the rest of ssh's bytes and its EOF go.
-  const first = await countingRelay(52 * MiB);
+  const first = await countingRelay(sshd.port, 52 * MiB);
   sshd.addAlias('bcmr-half', '127.0.0.1', first.port);
   let pid = 0;
   const run = bcmr(argv('bcmr-half'), { onSpawn: (p) => (pid = p) });
@@ -139,7 +100,7 @@ test('an upload killed at about half, rerun without -C, sends only the blocks th
   assert.deepEqual(leftovers(dest), []);
   await first.close();
 
-  const second = await countingRelay();
+  const second = await countingRelay(sshd.port);
   sshd.addAlias('bcmr-rerun', '127.0.0.1', second.port);
   const r = await bcmr(argv('bcmr-rerun'));
   await second.close();
@@ -147,5 +108,52 @@ test('an upload killed at about half, rerun without -C, sends only the blocks th
   assert.ok(fs.readFileSync(path.join(dest, 'big.bin')).equals(fs.readFileSync(src)), 'bit-identical');
   const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
   assert.ok(Number(file.deduped) >= 44 * MiB, `deduped ${file.deduped}`);
+  assert.ok(second.up() <= 0.6 * SIZE, `the rerun put ${second.up()} bytes on the wire for ${SIZE}`);
+});
+
+test('a striped upload (-P 4) killed at about half, rerun without -C, sends only the blocks not there', async () => {
+  const SIZE = 96 * MiB;
+  const src = path.join(dir, 'striped.bin');
+  const fd = fs.openSync(src, 'w');
+  for (let i = 0; i < SIZE / (4 * MiB); i++) fs.writeSync(fd, randomBytes(4 * MiB));
+  fs.closeSync(fd);
+  const dest = path.join(dir, 'out-striped');
+  fs.mkdirSync(dest, { recursive: true });
+  const argv = (alias: string) => [
+    '--json',
+    'copy',
+    '-P',
+    '4',
+    '--rsh',
+    sshd.rsh,
+    src,
+    `${alias}:${dest}/striped.bin`,
+  ];
+  const part = path.join(dest, '.striped.bin.bcmr-part');
+
+  // The ranges go out on four connections at once, each leaving a hole behind it: wait until
+  // the (sparse) part file holds 44 MiB, then kill the client (-9).
+  const first = await countingRelay(sshd.port, 52 * MiB);
+  sshd.addAlias('bcmr-half-striped', '127.0.0.1', first.port);
+  let pid = 0;
+  const run = bcmr(argv('bcmr-half-striped'), { onSpawn: (p) => (pid = p) });
+  const deadline = Date.now() + 30_000;
+  const held = () => (fs.statSync(part, { throwIfNoEntry: false })?.blocks ?? 0) * 512;
+  while (Date.now() < deadline && held() < 44 * MiB) await new Promise((r) => setTimeout(r, 5));
+  process.kill(pid, 'SIGKILL');
+  first.release();
+  assert.equal((await run).signal, 'SIGKILL');
+  await first.close();
+  assert.equal(fs.existsSync(path.join(dest, 'striped.bin')), false, 'nothing under the final name');
+
+  const second = await countingRelay(sshd.port);
+  sshd.addAlias('bcmr-rerun-striped', '127.0.0.1', second.port);
+  const r = await bcmr(argv('bcmr-rerun-striped'));
+  await second.close();
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(fs.readFileSync(path.join(dest, 'striped.bin')).equals(fs.readFileSync(src)), 'bit-identical');
+  assert.deepEqual(leftovers(dest), []);
+  const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+  assert.ok(Number(file.resumedFrom) >= 40 * MiB, `kept ${file.resumedFrom}`);
   assert.ok(second.up() <= 0.6 * SIZE, `the rerun put ${second.up()} bytes on the wire for ${SIZE}`);
 });

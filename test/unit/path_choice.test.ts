@@ -2,12 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import {
-  AUTO_MAX_CONNECTIONS,
-  choosePath,
-  STREAM_CEILING,
-  streamRate,
-} from '../../src/client/path_choice.js';
+import { choosePath, maxAutoConnections, STREAM_CEILING, streamRate } from '../../src/client/path_choice.js';
 import { STRIPE_MIN_BYTES } from '../../src/client/policy.js';
 
 const MiB = 1 << 20;
@@ -19,7 +14,7 @@ const manySmall = { bytes: 10_000 * 64 * 1024, files: 10_000, largest: 64 * 1024
 test('loopback and LAN: one connection over ssh, whatever the work', () => {
   for (const rttMs of [0.05, 0.3, 2]) {
     for (const work of [oneBigFile, manySmall]) {
-      const c = choosePath({ rttMs, directOffered: true }, work, auto);
+      const c = choosePath({ rttMs, directOffered: true, cores: 4 }, work, auto);
       assert.equal(c.connections, 1, `${rttMs} ms: ${c.why}`);
       assert.equal(c.plane, 'ssh', c.why);
     }
@@ -27,39 +22,51 @@ test('loopback and LAN: one connection over ssh, whatever the work', () => {
 });
 
 test('50 ms, one 1 GiB file: the direct plane, striped until the streams reach the ceiling', () => {
-  const c = choosePath({ rttMs: 50, directOffered: true }, oneBigFile, auto);
+  const c = choosePath({ rttMs: 50, directOffered: true, cores: 4 }, oneBigFile, auto);
   assert.equal(c.plane, 'direct', c.why);
   assert.equal(c.connections, Math.ceil(STREAM_CEILING / streamRate('direct', 50)), c.why);
-  assert.ok(c.connections >= 4 && c.connections <= AUTO_MAX_CONNECTIONS, c.why);
+  assert.ok(c.connections >= 4 && c.connections <= maxAutoConnections(4), c.why);
   assert.match(c.why, /rtt 50 ms/);
 });
 
 test('50 ms without a direct plane on the server: more ssh streams instead', () => {
-  const c = choosePath({ rttMs: 50, directOffered: false }, oneBigFile, auto);
+  const c = choosePath({ rttMs: 50, directOffered: false, cores: 4 }, oneBigFile, auto);
   assert.equal(c.plane, 'ssh');
   assert.equal(c.connections, Math.ceil(STREAM_CEILING / streamRate('ssh', 50)), c.why);
   assert.match(c.why, /offers no direct plane/);
 });
 
-test('100 ms: never more than the cap', () => {
-  const c = choosePath({ rttMs: 100, directOffered: false }, oneBigFile, auto);
-  assert.equal(c.connections, AUTO_MAX_CONNECTIONS, c.why);
+test('100 ms: never more than two per core, 2 to 8', () => {
+  for (const [cores, most] of [
+    [1, 2],
+    [2, 4],
+    [4, 8],
+    [64, 8],
+  ]) {
+    assert.equal(maxAutoConnections(cores), most);
+    const c = choosePath({ rttMs: 100, directOffered: false, cores }, oneBigFile, auto);
+    assert.equal(c.connections, most, c.why);
+  }
 });
 
 test('never more connections than the work can use', () => {
   // Three small files: a handful of round trips on one connection; nothing to win.
-  const few = choosePath({ rttMs: 50, directOffered: true }, { bytes: 3e6, files: 3, largest: 1e6 }, auto);
+  const few = choosePath(
+    { rttMs: 50, directOffered: true, cores: 4 },
+    { bytes: 3e6, files: 3, largest: 1e6 },
+    auto,
+  );
   assert.equal(few.connections, 1, few.why);
   assert.equal(few.plane, 'ssh', few.why);
   // One file too small to stripe: one connection, but the direct plane's larger window pays.
   const one = { bytes: 60 * MiB, files: 1, largest: 60 * MiB };
   assert.ok(one.largest < STRIPE_MIN_BYTES);
-  const c = choosePath({ rttMs: 50, directOffered: true }, one, auto);
+  const c = choosePath({ rttMs: 50, directOffered: true, cores: 4 }, one, auto);
   assert.equal(c.connections, 1, c.why);
   assert.equal(c.plane, 'direct', c.why);
   // Two files: two connections at most.
   const two = choosePath(
-    { rttMs: 80, directOffered: false },
+    { rttMs: 80, directOffered: false, cores: 4 },
     { bytes: 400e6, files: 2, largest: 60e6 },
     auto,
   );
@@ -67,16 +74,19 @@ test('never more connections than the work can use', () => {
 });
 
 test('what was asked for stands: -P N, --direct ssh|direct', () => {
-  const p4 = choosePath({ rttMs: 50, directOffered: true }, oneBigFile, { connections: 4, plane: 'auto' });
+  const p4 = choosePath({ rttMs: 50, directOffered: true, cores: 4 }, oneBigFile, {
+    connections: 4,
+    plane: 'auto',
+  });
   assert.equal(p4.connections, 4);
   assert.equal(p4.plane, 'direct');
-  const ssh = choosePath({ rttMs: 50, directOffered: true }, oneBigFile, {
+  const ssh = choosePath({ rttMs: 50, directOffered: true, cores: 4 }, oneBigFile, {
     connections: 'auto',
     plane: 'ssh',
   });
   assert.equal(ssh.plane, 'ssh');
   assert.equal(ssh.connections, Math.ceil(STREAM_CEILING / streamRate('ssh', 50)));
-  const lo = choosePath({ rttMs: 0.1, directOffered: true }, oneBigFile, {
+  const lo = choosePath({ rttMs: 0.1, directOffered: true, cores: 4 }, oneBigFile, {
     connections: 'auto',
     plane: 'direct',
   });
@@ -95,12 +105,13 @@ test('property: within bounds, within the work, and never fewer connections on a
       fc.double({ min: 0.01, max: 1000, noNaN: true }),
       fc.double({ min: 0, max: 500, noNaN: true }),
       fc.boolean(),
+      fc.integer({ min: 1, max: 128 }),
       work,
-      (rtt, more, directOffered, w) => {
+      (rtt, more, directOffered, cores, w) => {
         const facts = { bytes: w.largest + w.extra, files: w.files, largest: w.largest };
-        const a = choosePath({ rttMs: rtt, directOffered }, facts, auto);
-        const b = choosePath({ rttMs: rtt + more, directOffered }, facts, auto);
-        assert.ok(a.connections >= 1 && a.connections <= AUTO_MAX_CONNECTIONS);
+        const a = choosePath({ rttMs: rtt, directOffered, cores }, facts, auto);
+        const b = choosePath({ rttMs: rtt + more, directOffered, cores }, facts, auto);
+        assert.ok(a.connections >= 1 && a.connections <= maxAutoConnections(cores));
         if (facts.largest < STRIPE_MIN_BYTES) assert.ok(a.connections <= facts.files, a.why);
         if (!directOffered) assert.equal(a.plane, 'ssh');
         if (a.plane === b.plane) assert.ok(b.connections >= a.connections, `${a.why} / ${b.why}`);
