@@ -313,6 +313,7 @@ export class ServePool implements RemoteFs {
 
   /** What the striping flow (stripe.ts) needs from the pool. */
   private stripeHost(): StripeHost {
+    const pool = this;
     return {
       connections: this.connections,
       caps: this.caps,
@@ -320,6 +321,9 @@ export class ServePool implements RemoteFs {
       runRanges: (ranges, batch, onBytes) => this.runRanges(ranges, batch, onBytes),
       removeRemote: async (p) => {
         await within(REMOVE_TEMP_MS, this.script(`rm -f -- ${shellQuote(p)}\n`)).catch(() => {});
+      },
+      get interrupted() {
+        return pool.destroyed;
       },
     };
   }

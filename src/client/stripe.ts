@@ -173,6 +173,8 @@ export interface StripeHost {
   runRanges<F>(ranges: RangeItem<F>[], batch: RangeBatch<F>, onBytes: (n: number) => void): Promise<void>;
   /** Removes a remote temp file (the protocol has no delete), bounded in time. */
   removeRemote(path: string): Promise<void>;
+  /** Ctrl-C: the copy was given up, not cut off. */
+  readonly interrupted: boolean;
 }
 
 /**
@@ -232,9 +234,9 @@ export function missingRanges<F>(ranges: RangeItem<F>[], present: readonly boole
  * ranges from all connections, then compare the stored file's BLAKE3 with the source's
  * (both computed at once). The caller renames the part file (`publishFrom`), as for -C.
  *
- * The part file has a fixed name (`.NAME.bcmr-part`) and an interrupted upload (Ctrl-C, a
- * lost link, a killed client) leaves it: a plain rerun, without -C, finds it and sends only
- * the 4 MiB blocks it does not already hold. The whole-file hash still decides: a part file
+ * The part file has a fixed name (`.NAME.bcmr-part`) and an upload cut off (a lost link, a
+ * killed client) leaves it: a plain rerun, without -C, finds it and sends only the 4 MiB
+ * blocks it does not already hold. The whole-file hash still decides: a part file
  * that hashes wrong in the end is removed, never published.
  */
 export async function putStriped(
@@ -273,9 +275,10 @@ export async function putStriped(
       { publishFrom: remoteTemp, ...(kept > 0 ? { resumedFrom: kept } : {}) },
     );
   } catch (err) {
-    // A part file that hashed wrong is removed (bounded: the protocol has no delete, and an
-    // unreachable host must not hold up the exit); an interrupted one stays for the rerun.
-    if (err instanceof IntegrityError) await host.removeRemote(remoteTemp);
+    // A part file that hashed wrong is removed, and so is one given up with Ctrl-C, as rsync
+    // does without --partial (bounded: the protocol has no delete, and an unreachable host
+    // must not hold up the exit). One cut off (lost link, dead connections) stays for the rerun.
+    if (err instanceof IntegrityError || host.interrupted) await host.removeRemote(remoteTemp);
     return fileResult(item, t0, { bytes, error: err as Error });
   } finally {
     (fh as FdFile | null)?.close();
