@@ -190,7 +190,7 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
       const perGiB = num(cpu / (r.bytes / 2 ** 30));
       const perKFiles = r.files > 1 ? num(cpu / (r.files / 1000)) : '';
       out.push(
-        `| ${r.tool} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${num(cpu)} | ${perGiB} | ${perKFiles} | ${num(cpu / scpCpu)} | ${num(cpu / bestCpu)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+        `| ${r.tool.replaceAll('|', '\\|')} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${num(cpu)} | ${perGiB} | ${perKFiles} | ${num(cpu / scpCpu)} | ${num(cpu / bestCpu)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
       );
     }
     out.push('');

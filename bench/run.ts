@@ -189,7 +189,10 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         runs.set(tool.name, rec);
         try {
           rmSync(RSS_LOG, { force: true });
-          const measured = GNU_TIME && !tool.peer ? [GNU_TIME, '-a', '-o', RSS_LOG, '-f', 'client %M'] : [];
+          const measured =
+            GNU_TIME && !tool.peer && tool.copies !== false
+              ? [GNU_TIME, '-a', '-o', RSS_LOG, '-f', 'client %M']
+              : [];
           const { wall: t, cpu } = await timed([...measured, ...tool.argv(job)], w.prefix);
           const rss = peakRss();
           if (tool.copies !== false) {
@@ -297,7 +300,11 @@ async function main(): Promise<void> {
           condition: 'loopback',
           data: small,
           directions: ['up', 'down'],
-          tools: [...scaling, ...(quick ? [] : [bcmr('auto'), bcmr('auto', 'auto', 'auto')]), ...peers],
+          tools: [
+            ...scaling,
+            ...(quick ? [] : [bcmr(1, 'auto', true), bcmr('auto'), bcmr('auto', 'auto', 'auto')]),
+            ...peers,
+          ],
           route: lo,
           prefix: [],
           reset: () => rmSync(path.join(sshd.dir, 'cas'), { recursive: true, force: true }),
@@ -554,6 +561,7 @@ async function rerender(file: string): Promise<void> {
     notes: j.notes,
     textZstdRatio: j.textZstdRatio,
     features: j.features ?? {},
+    label: j.label,
   });
 }
 

@@ -57,8 +57,8 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('-q, --quiet', 'print nothing but errors')
     .option(
       '-P, --parallel <n>',
-      'connections to use for the files, or auto (from the measured round trip and the work)',
-      '1',
+      'connections to use for the files, or auto (default: from the measured round trip and the work)',
+      'auto',
     )
     .option('--no-deref', 'copy symlinks as links instead of following them')
     .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')

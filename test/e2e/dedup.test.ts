@@ -65,95 +65,76 @@ test('a stale block in the server store is refused, and the file is resent whole
   assert.equal(third.deduped, undefined);
 });
 
-test('an upload killed at about half, rerun without -C, sends only the blocks the server lacks', async () => {
-  emptyStore();
-  const SIZE = 96 * MiB;
-  const src = path.join(dir, 'big.bin');
+const SIZE = 96 * MiB;
+
+/**
+ * Uploads a fresh 96 MiB random file `name` (with `extra` options) through a counting relay
+ * that holds the upload after 52 MiB; once `holds(dest)` says the server has about half,
+ * kills the client (-9) and lets ssh's remaining bytes and its EOF through. Then reruns the
+ * same command, unchanged, through a new relay: its result and the bytes it put on the wire.
+ */
+async function killedThenRerun(name: string, extra: string[], holds: (dest: string) => boolean) {
+  const src = path.join(dir, name);
   const fd = fs.openSync(src, 'w');
   for (let i = 0; i < SIZE / (4 * MiB); i++) fs.writeSync(fd, randomBytes(4 * MiB));
   fs.closeSync(fd);
-  const dest = path.join(dir, 'out');
-  fs.mkdirSync(dest, { recursive: true });
-  const argv = (alias: string) => ['--json', 'copy', '--rsh', sshd.rsh, src, `${alias}:${dest}/big.bin`];
-
-  // First run: the relay holds the upload after ~52 MiB; once the server's temp file holds
-  // 48 MiB the client is killed (-9), and the relay lets the rest of ssh's bytes and its EOF go.
-  const first = await countingRelay(sshd.port, 52 * MiB);
-  sshd.addAlias('bcmr-half', '127.0.0.1', first.port);
-  let pid = 0;
-  const run = bcmr(argv('bcmr-half'), { onSpawn: (p) => (pid = p) });
-  const temp = () => fs.readdirSync(dest).filter((f) => f.includes('.bcmr-tmp-'));
-  const deadline = Date.now() + 30_000;
-  while (
-    Date.now() < deadline &&
-    !temp().some((f) => (fs.statSync(path.join(dest, f), { throwIfNoEntry: false })?.size ?? 0) >= 48 * MiB)
-  ) {
-    await new Promise((r) => setTimeout(r, 5));
-  }
-  process.kill(pid, 'SIGKILL');
-  first.release();
-  const killed = await run;
-  assert.equal(killed.signal, 'SIGKILL');
-  assert.equal(fs.existsSync(path.join(dest, 'big.bin')), false, 'nothing under the final name');
-  // The server keeps what it received in its store, not in the destination directory.
-  while (Date.now() < deadline && leftovers(dest).length > 0) await new Promise((r) => setTimeout(r, 5));
-  assert.deepEqual(leftovers(dest), []);
-  await first.close();
-
-  const second = await countingRelay(sshd.port);
-  sshd.addAlias('bcmr-rerun', '127.0.0.1', second.port);
-  const r = await bcmr(argv('bcmr-rerun'));
-  await second.close();
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(fs.readFileSync(path.join(dest, 'big.bin')).equals(fs.readFileSync(src)), 'bit-identical');
-  const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
-  assert.ok(Number(file.deduped) >= 44 * MiB, `deduped ${file.deduped}`);
-  assert.ok(second.up() <= 0.6 * SIZE, `the rerun put ${second.up()} bytes on the wire for ${SIZE}`);
-});
-
-test('a striped upload (-P 4) killed at about half, rerun without -C, sends only the blocks not there', async () => {
-  const SIZE = 96 * MiB;
-  const src = path.join(dir, 'striped.bin');
-  const fd = fs.openSync(src, 'w');
-  for (let i = 0; i < SIZE / (4 * MiB); i++) fs.writeSync(fd, randomBytes(4 * MiB));
-  fs.closeSync(fd);
-  const dest = path.join(dir, 'out-striped');
+  const dest = path.join(dir, `out-${name}`);
   fs.mkdirSync(dest, { recursive: true });
   const argv = (alias: string) => [
     '--json',
     'copy',
-    '-P',
-    '4',
+    ...extra,
     '--rsh',
     sshd.rsh,
     src,
-    `${alias}:${dest}/striped.bin`,
+    `${alias}:${dest}/${name}`,
   ];
-  const part = path.join(dest, '.striped.bin.bcmr-part');
 
-  // The ranges go out on four connections at once, each leaving a hole behind it: wait until
-  // the (sparse) part file holds 44 MiB, then kill the client (-9).
   const first = await countingRelay(sshd.port, 52 * MiB);
-  sshd.addAlias('bcmr-half-striped', '127.0.0.1', first.port);
+  sshd.addAlias(`bcmr-half-${name}`, '127.0.0.1', first.port);
   let pid = 0;
-  const run = bcmr(argv('bcmr-half-striped'), { onSpawn: (p) => (pid = p) });
+  const run = bcmr(argv(`bcmr-half-${name}`), { onSpawn: (p) => (pid = p) });
   const deadline = Date.now() + 30_000;
-  const held = () => (fs.statSync(part, { throwIfNoEntry: false })?.blocks ?? 0) * 512;
-  while (Date.now() < deadline && held() < 44 * MiB) await new Promise((r) => setTimeout(r, 5));
+  while (Date.now() < deadline && !holds(dest)) await new Promise((r) => setTimeout(r, 5));
   process.kill(pid, 'SIGKILL');
   first.release();
   assert.equal((await run).signal, 'SIGKILL');
   await first.close();
-  assert.equal(fs.existsSync(path.join(dest, 'striped.bin')), false, 'nothing under the final name');
+  assert.equal(fs.existsSync(path.join(dest, name)), false, 'nothing under the final name');
+  // The server has seen its stream end once its temp file is gone (kept in its store, or not).
+  const temps = () => fs.readdirSync(dest).filter((f) => f.includes('.bcmr-tmp-'));
+  while (Date.now() < deadline && temps().length > 0) await new Promise((r) => setTimeout(r, 5));
 
   const second = await countingRelay(sshd.port);
-  sshd.addAlias('bcmr-rerun-striped', '127.0.0.1', second.port);
-  const r = await bcmr(argv('bcmr-rerun-striped'));
+  sshd.addAlias(`bcmr-rerun-${name}`, '127.0.0.1', second.port);
+  const r = await bcmr(argv(`bcmr-rerun-${name}`));
   await second.close();
   assert.equal(r.code, 0, r.stderr);
-  assert.ok(fs.readFileSync(path.join(dest, 'striped.bin')).equals(fs.readFileSync(src)), 'bit-identical');
+  assert.ok(fs.readFileSync(path.join(dest, name)).equals(fs.readFileSync(src)), 'bit-identical');
   assert.deepEqual(leftovers(dest), []);
   const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+  return { file, wire: second.up() };
+}
+
+/** Bytes allocated to `file` (a sparse part file holds less than its size). */
+const allocated = (file: string) => (fs.statSync(file, { throwIfNoEntry: false })?.blocks ?? 0) * 512;
+
+test('an upload killed at about half, rerun without -C, sends only the blocks the server lacks', async () => {
+  emptyStore();
+  // The server's temp file holds 48 MiB: the kill. Afterwards the server keeps what it
+  // received in its store, not in the destination directory (checked by the helper).
+  const temp48 = (dest: string) =>
+    fs.readdirSync(dest).some((f) => f.includes('.bcmr-tmp-') && allocated(path.join(dest, f)) >= 48 * MiB);
+  const { file, wire } = await killedThenRerun('whole.bin', [], temp48);
+  assert.ok(Number(file.deduped) >= 44 * MiB, `deduped ${file.deduped}`);
+  assert.ok(wire <= 0.6 * SIZE, `the rerun put ${wire} bytes on the wire for ${SIZE}`);
+});
+
+test('a striped upload (-P 4) killed at about half, rerun without -C, sends only the blocks not there', async () => {
+  // The ranges go out on four connections at once, each leaving a hole behind it: the kill
+  // comes once the (sparse) part file holds 44 MiB.
+  const part44 = (dest: string) => allocated(path.join(dest, '.striped.bin.bcmr-part')) >= 44 * MiB;
+  const { file, wire } = await killedThenRerun('striped.bin', ['-P', '4'], part44);
   assert.ok(Number(file.resumedFrom) >= 40 * MiB, `kept ${file.resumedFrom}`);
-  assert.ok(second.up() <= 0.6 * SIZE, `the rerun put ${second.up()} bytes on the wire for ${SIZE}`);
+  assert.ok(wire <= 0.6 * SIZE, `the rerun put ${wire} bytes on the wire for ${SIZE}`);
 });

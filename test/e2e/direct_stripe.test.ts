@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, type TestContext, test } from 'node:test';
 import { startDelayProxy } from '../../bench/delay_proxy.js';
 import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
@@ -201,53 +201,63 @@ describe('-P auto and --direct auto', () => {
   }
   const startOf = (stdout: string) => jsonEvents(stdout).find((e) => e.event === 'start') as unknown as Start;
 
-  test('on loopback: one connection over ssh, as -P 1 would', async () => {
-    const out = path.join(dir, 'auto-lo');
-    fs.mkdirSync(out);
+  /**
+   * Uploads big.bin with -P auto --direct auto (and `extra`) into `out`, on loopback or, when
+   * `far`, through a 60 ms delay proxy (ssh only: the direct plane's own port is not delayed);
+   * checks the copy and returns the start event and stderr.
+   */
+  async function autoUpload(t: TestContext, out: string, far: boolean, extra: string[] = []) {
+    let alias = 'bcmr-test';
+    if (far) {
+      const proxy = await startDelayProxy('127.0.0.1', sshd.port, 60);
+      t.after(() => proxy.close());
+      alias = `bcmr-far-${out}`;
+      sshd.addAlias(alias, '127.0.0.1', proxy.port);
+    }
+    const dest = path.join(dir, out);
+    fs.mkdirSync(dest);
     fs.rmSync(sshd.serveLog, { force: true });
-    const r = await copy(...auto, `${dir}/src/big.bin`, `bcmr-test:${out}/`);
+    const r = await copy(...auto, ...extra, `${dir}/src/big.bin`, `${alias}:${dest}/`);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(sha(path.join(dest, 'big.bin')), sha(path.join(dir, 'src', 'big.bin')));
+    return { start: startOf(r.stdout), stderr: r.stderr };
+  }
+
+  test('on loopback: one connection, on the direct plane for a big file', async (t) => {
+    const { start } = await autoUpload(t, 'auto-lo', false);
+    assert.equal(start.connections, 1, JSON.stringify(start));
+    assert.equal(start.plane, 'direct');
+    assert.ok(start.path.rttMs < 20, JSON.stringify(start.path));
+    assert.match(start.path.why, /not window-bound.*less CPU per byte/);
+    assert.match(log(), /^\d+ direct Put$/m);
+    assert.doesNotMatch(log(), /PutChunked/);
+  });
+
+  test('on loopback, a small tree: one connection over ssh', async () => {
+    const out = path.join(dir, 'auto-lo-small');
+    fs.mkdirSync(out);
+    const r = await copy(...auto, '-r', path.join(path.dirname(BCMR_BIN), '../src'), `bcmr-test:${out}/`);
     assert.equal(r.code, 0, r.stderr);
     const start = startOf(r.stdout);
     assert.equal(start.connections, 1, JSON.stringify(start));
-    assert.equal(start.plane, 'ssh');
-    assert.ok(start.path.rttMs < 20, JSON.stringify(start.path));
-    assert.match(start.path.why, /not window-bound/);
-    assert.match(log(), /^\d+ Put$/m);
-    assert.doesNotMatch(log(), /PutChunked|direct session/);
-    assert.equal(sha(path.join(out, 'big.bin')), sha(path.join(dir, 'src', 'big.bin')));
+    assert.equal(start.plane, 'ssh', JSON.stringify(start));
   });
 
   test('at 60 ms RTT: striped over several connections on the direct plane', async (t) => {
-    const proxy = await startDelayProxy('127.0.0.1', sshd.port, 60);
-    t.after(() => proxy.close());
-    sshd.addAlias('bcmr-far', '127.0.0.1', proxy.port);
-    const out = path.join(dir, 'auto-far');
-    fs.mkdirSync(out);
-    fs.rmSync(sshd.serveLog, { force: true });
-    const r = await copy(...auto, `${dir}/src/big.bin`, `bcmr-far:${out}/`);
-    assert.equal(r.code, 0, r.stderr);
-    const start = startOf(r.stdout);
+    const { start } = await autoUpload(t, 'auto-far', true);
     assert.ok(start.path.rttMs >= 55, JSON.stringify(start.path));
     assert.ok(start.connections >= 2, JSON.stringify(start));
     assert.equal(start.plane, 'direct', JSON.stringify(start));
     assert.ok(pidsWith('direct PutChunked').size >= 2, 'the file is spread over direct sessions');
-    assert.equal(sha(path.join(out, 'big.bin')), sha(path.join(dir, 'src', 'big.bin')));
   });
 
   test('at 60 ms RTT with the direct port out of reach: ssh, quietly, and --json says why', async (t) => {
-    const proxy = await startDelayProxy('127.0.0.1', sshd.port, 60);
-    t.after(() => proxy.close());
-    sshd.addAlias('bcmr-far-closed', '127.0.0.1', proxy.port);
-    const out = path.join(dir, 'auto-closed');
-    fs.mkdirSync(out);
-    const r = await copy(
-      ...auto, '--remote-path', mitm('unreachable'), `${dir}/src/big.bin`, `bcmr-far-closed:${out}/`,
-    ); // biome-ignore format: argv
-    assert.equal(r.code, 0, r.stderr);
-    const start = startOf(r.stdout);
+    const { start, stderr } = await autoUpload(t, 'auto-closed', true, [
+      '--remote-path',
+      mitm('unreachable'),
+    ]);
     assert.equal(start.plane, 'ssh', JSON.stringify(start));
     assert.match(start.path.why, /direct port out of reach/);
-    assert.doesNotMatch(r.stderr, /direct data plane unavailable/);
-    assert.equal(sha(path.join(out, 'big.bin')), sha(path.join(dir, 'src', 'big.bin')));
+    assert.doesNotMatch(stderr, /direct data plane unavailable/);
   });
 });

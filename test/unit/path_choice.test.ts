@@ -11,13 +11,24 @@ const auto = { connections: 'auto', plane: 'auto' } as const;
 const oneBigFile = { bytes: GiB, files: 1, largest: GiB };
 const manySmall = { bytes: 10_000 * 64 * 1024, files: 10_000, largest: 64 * 1024 };
 
-test('loopback and LAN: one connection over ssh, whatever the work', () => {
+test('loopback and LAN: one connection, whatever the work; the direct plane for big files', () => {
   for (const rttMs of [0.05, 0.3, 2]) {
     for (const work of [oneBigFile, manySmall]) {
       const c = choosePath({ rttMs, directOffered: true, cores: 4 }, work, auto);
       assert.equal(c.connections, 1, `${rttMs} ms: ${c.why}`);
-      assert.equal(c.plane, 'ssh', c.why);
+      // Big files over direct TCP (less CPU per byte); many small ones over ssh (a record each).
+      assert.equal(c.plane, work === oneBigFile ? 'direct' : 'ssh', c.why);
+      const ssh = choosePath({ rttMs, directOffered: false, cores: 4 }, work, auto);
+      assert.equal(ssh.connections, 1, ssh.why);
+      assert.equal(ssh.plane, 'ssh', ssh.why);
     }
+    // Under a second of one ssh stream's work: not worth the rendezvous.
+    const small = choosePath(
+      { rttMs, directOffered: true, cores: 4 },
+      { bytes: 100e6, files: 10, largest: 10e6 },
+      auto,
+    );
+    assert.equal(small.plane, 'ssh', small.why);
   }
 });
 
