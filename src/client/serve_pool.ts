@@ -64,6 +64,8 @@ export interface PoolOptions {
 class Connector {
   /** Set once the direct plane proved unavailable: later connections stay on ssh. */
   directDown = false;
+  /** Why the direct plane was given up (for --direct auto's report). */
+  downWhy = '';
   /** --direct auto chose the direct plane (`prepare`). */
   autoDirect = false;
   /** How long to wait for the direct port (auto: a firewall that drops SYNs costs less). */
@@ -103,9 +105,6 @@ class Connector {
       throw err;
     }
   }
-
-  /** Why the direct plane was given up (for --direct auto's report). */
-  downWhy = '';
 }
 
 export class ServePool implements RemoteFs {
@@ -124,7 +123,7 @@ export class ServePool implements RemoteFs {
   private slots: (Promise<ServeClient> | undefined)[] = [];
   /** How many connections carry the files: -P, or what `prepare` chose for -P auto. */
   private connections: number;
-  /** What `prepare` chose, once (a relay prepares once per batch). */
+  /** What `prepare` chose: decided once per copy, whatever asks again. */
   private chosen: PathChoice | null = null;
 
   private constructor(
