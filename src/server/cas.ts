@@ -203,14 +203,7 @@ export class Cas {
         const buf = Buffer.allocUnsafe(b.length);
         const { bytesRead } = await fh.read(buf, 0, b.length, b.offset);
         if (bytesRead !== b.length || blake3Hex(buf) !== b.hex) continue;
-        await mkdir(path.dirname(this.blockPath(b.hex)), { recursive: true, mode: 0o700 });
-        const tmp = `${this.blockPath(b.hex)}.tmp-${randomBytes(6).toString('hex')}`;
-        try {
-          await writeFile(tmp, buf, { mode: 0o600, flag: 'wx' });
-          await rename(tmp, this.blockPath(b.hex));
-        } catch {
-          await unlink(tmp).catch(() => {});
-        }
+        await this.writeAtomic(this.blockPath(b.hex), buf).catch(() => {});
       }
     } finally {
       await fh.close();
@@ -227,7 +220,7 @@ export class Cas {
     await this.writeAtomic(this.refPath(hex), `${offset}\t${length}\t${file}`);
   }
 
-  private async writeAtomic(p: string, data: string): Promise<void> {
+  private async writeAtomic(p: string, data: string | Uint8Array): Promise<void> {
     await mkdir(path.dirname(p), { recursive: true, mode: 0o700 });
     const tmp = `${p}.tmp-${randomBytes(6).toString('hex')}`;
     try {

@@ -1,7 +1,8 @@
 /** Dedup Put: HaveBlocks / MissingBlocks, a repeat upload sends no blocks, a corrupt CAS block is refused. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
 import { prehashFile } from '../../src/client/dedup.js';
@@ -249,3 +250,42 @@ it('putFiles uses block hashes computed ahead (prehash) when the size still matc
   assert.equal(changed.error, null);
   assert.equal(changed.hash, blake3Hex(content.subarray(0, 17 * MiB)));
 });
+
+/**
+ * A dedup Put cut off after two blocks crossed the wire (the client goes away) keeps them: in
+ * the store's partial/ with references when the store shares the destination's filesystem,
+ * as block files when it cannot (rename across filesystems). A rerun then skips them.
+ */
+for (const across of [false, true]) {
+  it(`a Put cut off after two blocks keeps them (${across ? 'store on another filesystem' : 'same filesystem'})`, async (t) => {
+    const where = await freshStore();
+    if (across) {
+      if (!existsSync('/dev/shm') || statSync('/dev/shm').dev === statSync(where.root).dev) {
+        t.skip('no /dev/shm on another filesystem than the temp dir here');
+        return;
+      }
+      where.cas = await mkdtemp(path.join('/dev/shm', 'bcmr-cas-'));
+      cleanups.push(() => rm(where.cas, { recursive: true, force: true }));
+    }
+    const { client, serverDone } = await connectInProcess(where.root, {}, where.cas);
+    const cut = client
+      .beginPut('cut.bin', { size: data.length, dedupHashes: hashes }, async (emit) => {
+        for (const b of blocks.slice(0, 2)) await (await emit(b)).released;
+        await client.destroy();
+      })
+      .then((ticket) => ticket.done);
+    await assert.rejects(cut);
+    await serverDone;
+    const kept = await blockFiles(where.cas);
+    assert.equal(kept.filter((p) => p.endsWith(across ? '.blk' : '.ref')).length, 2, kept.join(' '));
+    assert.deepEqual(
+      (await readdir(where.root)).filter((n) => n.includes('bcmr-tmp')),
+      [],
+      'no temp file left in the destination',
+    );
+    const again = await upload(where, 'cut.bin');
+    assert.equal(again.hash, blake3Hex(data));
+    assert.equal(again.skipped, 2);
+    assert.equal(again.sent, blocks.length - 2);
+  });
+}
