@@ -79,7 +79,7 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
     a && b ? median(a.times) / median(b.times) : Number.NaN;
   const row = (what: string, value: number, ok: boolean, shown = value.toFixed(2)) =>
     lines.push(
-      `| ${what} | ${Number.isNaN(value) ? 'n/a' : shown} | ${Number.isNaN(value) ? 'n/a' : ok ? 'yes' : '**no**'} |`,
+      `| ${what.replaceAll('|', '\\|')} | ${Number.isNaN(value) ? 'n/a' : shown} | ${Number.isNaN(value) ? 'n/a' : ok ? 'yes' : '**no**'} |`,
     );
   for (const dir of ['upload', 'download']) {
     const big = new RegExp(`random file ${dir}`);
@@ -142,6 +142,33 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
     row(`small files ${dir}: CPU bcmr -P 1 / rsync -a <= 1.0`, cr, cr <= 1);
     const tr = ratio(b, find(ms, 'loopback', small, 'tar | ssh | tar'));
     row(`small files ${dir}: bcmr -P 1 / tar | ssh | tar <= 1.2`, tr, tr <= 1.2);
+  }
+  // Issue 17: the emulated 50 ms / 1 Gbit/s path, and -P auto against -P 1 on loopback.
+  const wan = ms.find((m) => m.condition.startsWith('WAN 50'))?.condition ?? 'WAN 50 ms';
+  for (const dir of ['upload', 'download']) {
+    const big = new RegExp(`random file ${dir}`);
+    const small = new RegExp(`files ${dir}`);
+    const vsScp = (tool: string) => ratio(find(ms, wan, big, tool), find(ms, wan, big, 'scp'));
+    const d1 = vsScp('bcmr -P 1 --direct=direct');
+    row(`${wan}: random file ${dir}: --direct=direct -P 1 / scp <= 0.7`, d1, d1 <= 0.7);
+    for (const tool of ['bcmr -P 4', 'bcmr -P 4 --direct=direct']) {
+      const r = vsScp(tool);
+      row(`${wan}: random file ${dir}: ${tool} / scp <= 0.4`, r, r <= 0.4);
+    }
+    const auto = vsScp('bcmr -P auto --direct auto');
+    row(`${wan}: random file ${dir}: -P auto --direct auto / scp <= 0.35`, auto, auto <= 0.35);
+    const many = ratio(find(ms, wan, small, 'bcmr -P auto'), find(ms, wan, small, 'rsync -a'));
+    row(`${wan}: small files ${dir}: -P auto / rsync -a <= 0.35`, many, many <= 0.35);
+    for (const [kind, re] of [
+      ['random file', big],
+      ['small files', small],
+    ] as const) {
+      const lo = ratio(
+        find(ms, 'loopback', re, 'bcmr -P auto --direct auto'),
+        find(ms, 'loopback', re, 'bcmr -P 1'),
+      );
+      row(`loopback: ${kind} ${dir}: -P auto --direct auto / -P 1 <= 1.05`, lo, lo <= 1.05);
+    }
   }
   const rss = ms.flatMap((m) => [...(m.rssClient ?? []), ...(m.rssServer ?? [])]);
   const topRss = rss.length ? Math.max(...rss) : Number.NaN;
