@@ -143,19 +143,18 @@ export function rawTcp(wan: WanPath, rx: TcpReceivers, streams: number): Tool {
     copies: false,
     can: (j) => j.kind === 'file',
     argv: (j) => {
-      const bytes = String(statSync(j.src).size);
+      const send = (to: string, port: number) => [
+        process.execPath,
+        PEER,
+        'send',
+        to,
+        String(port),
+        String(statSync(j.src).size),
+        String(streams),
+      ];
       return j.direction === 'up'
-        ? [process.execPath, PEER, 'send', wan.serverAddr, String(rx.serverPort), bytes, String(streams)]
-        : [
-            ...wan.inServer,
-            process.execPath,
-            PEER,
-            'send',
-            CLIENT_ADDR,
-            String(rx.clientPort),
-            bytes,
-            String(streams),
-          ];
+        ? send(wan.serverAddr, rx.serverPort)
+        : [...wan.inServer, ...send(CLIENT_ADDR, rx.clientPort)];
     },
   };
 }

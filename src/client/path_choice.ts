@@ -93,23 +93,15 @@ export function choosePath(path: PathFacts, work: WorkFacts, ask: PathAsk): Path
       ? `ssh's 2 MiB window caps a stream at ${mbps(sshRate)}, direct TCP at ${mbps(streamRate('direct', path.rttMs))}`
       : 'direct TCP costs less CPU per byte than the ssh channel';
   }
-  if (ask.connections !== 'auto') {
-    return {
-      connections: ask.connections,
-      plane,
-      rttMs: path.rttMs,
-      why: `${rtt}; -P ${ask.connections}; ${planeWhy}`,
-    };
-  }
+  const chose = (connections: number, why: string): PathChoice => ({
+    connections,
+    plane,
+    rttMs: path.rttMs,
+    why: `${rtt}; ${why}; ${planeWhy}`,
+  });
+  if (ask.connections !== 'auto') return chose(ask.connections, `-P ${ask.connections}`);
   const rate = streamRate(plane, path.rttMs);
-  if (rate >= STREAM_CEILING) {
-    return {
-      connections: 1,
-      plane,
-      rttMs: path.rttMs,
-      why: `${rtt}; 1 connection: one stream is not window-bound; ${planeWhy}`,
-    };
-  }
+  if (rate >= STREAM_CEILING) return chose(1, '1 connection: one stream is not window-bound');
   const wanted = Math.ceil(STREAM_CEILING / rate);
   const most = maxAutoConnections(path.cores);
   // What the work can use: a file each, or ranges of one file large enough to stripe.
@@ -124,10 +116,5 @@ export function choosePath(path: PathFacts, work: WorkFacts, ask: PathAsk): Path
         : n === usable
           ? `the work can use ${usable}`
           : `${work.bytes} B are worth ${Math.max(1, worth)}`;
-  return {
-    connections: n,
-    plane,
-    rttMs: path.rttMs,
-    why: `${rtt}; ${n} connection${n > 1 ? 's' : ''} (one stream ≤ ${mbps(rate)}; ${limit}); ${planeWhy}`,
-  };
+  return chose(n, `${n} connection${n > 1 ? 's' : ''} (one stream ≤ ${mbps(rate)}; ${limit})`);
 }

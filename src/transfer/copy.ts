@@ -451,9 +451,9 @@ class Job {
       files: plan.files.length,
       largest: plan.files.reduce((m, f) => Math.max(m, f.size), 0),
     };
-    const src = (await from.remote?.prepare?.(work)) ?? null;
-    const dst = (await to.remote?.prepare?.(work)) ?? null;
-    return dst ?? src;
+    // A relay's two hosts are measured at once: their round trips do not depend on each other.
+    const [src, dst] = await Promise.all([from.remote?.prepare?.(work), to.remote?.prepare?.(work)]);
+    return dst ?? src ?? null;
   }
 
   private begin(plan: CopyPlan, from: Side, to: Side, destLabel: string, chosen: PathChoice | null): void {
