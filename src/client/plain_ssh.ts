@@ -37,7 +37,7 @@ import { ConnectionClosedError, IntegrityError, RemoteError, SshError } from '..
 import type { ListEntry } from '../protocol/messages.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../util/file_blocks.js';
-import { shellQuote } from '../util/shell.js';
+import { type ShText, sh, shellQuote, shRaw } from '../util/shell.js';
 import { publish, tempNameFor } from '../util/temp_file.js';
 import { bootstrap, PROBE_SCRIPT, parseProbe, type RemoteTools, statFormat } from './remote_shell.js';
 import type { StatResult } from './serve_client.js';
@@ -49,8 +49,11 @@ import { uploadTar } from './tar_upload.js';
 /** Big files in flight at once over the master (each its own `cat`). */
 const CONCURRENCY = 4;
 
-/** From this size a file moves alone through `cat` (as fast as tar for it, and no staging copy). */
-export const CAT_MIN_BYTES = 64 << 20;
+/**
+ * From this size a file moves alone through `cat` (as fast as tar for it, and no staging copy).
+ * BCMR_CAT_MIN_BYTES lowers it so tests can drive the big-file scripts with small files.
+ */
+export const CAT_MIN_BYTES = Number(process.env.BCMR_CAT_MIN_BYTES) || 64 << 20;
 
 /** At most this many bytes per tar stream, so a failure costs a bounded redo and progress is even. */
 const TAR_BATCH_BYTES = 1 << 30;
@@ -125,7 +128,7 @@ export class PlainSsh implements RemoteFs {
   async stat(p: string): Promise<StatResult | null> {
     const r = await this.run(
       'sh -s',
-      `exec stat -L ${statFormat(this.tools.stat)} -- ${shellQuote(p)} 2>/dev/null\n`,
+      sh`exec stat -L ${shRaw(statFormat(this.tools.stat))} -- ${p} 2>/dev/null\n`.text,
     );
     if (r.code !== 0) return null;
     const m = /^(\d+) (\d+) (.*)$/m.exec(r.stdout.toString('utf8'));
@@ -138,14 +141,14 @@ export class PlainSsh implements RemoteFs {
    * `find -print0` names (any bytes but NUL) and one `stat` line per name, in the same order.
    */
   async list(p: string): Promise<ListEntry[]> {
-    const script = `cd -- ${shellQuote(p)} || exit 1
+    const script = sh`cd -- ${p} || exit 1
 t=$(mktemp) || exit 1
 trap 'rm -f -- "$t"' EXIT
 find -L . ! -name . \\( -type f -o -type d \\) -print0 > "$t" || exit 1
-if [ -s "$t" ]; then xargs -0 stat -L ${statFormat(this.tools.stat)} -- < "$t" || exit 1; fi
-echo '${NAMES_MARK}'
+if [ -s "$t" ]; then xargs -0 stat -L ${shRaw(statFormat(this.tools.stat))} -- < "$t" || exit 1; fi
+echo ${NAMES_MARK}
 cat "$t"
-`;
+`.text;
     const r = await this.run('sh -s', script);
     if (r.code !== 0) throw new RemoteError(`cannot list ${p}: ${lastLine(r.stderr)}`);
     const out = r.stdout;
@@ -171,23 +174,29 @@ cat "$t"
     });
   }
 
+  /**
+   * Makes the directories (parents too) and remembers which of them it made: only those may be
+   * replaced whole by a tar upload's staged copy (see tar_upload.ts); an existing one stays.
+   */
   async mkdirs(paths: readonly string[]): Promise<void> {
     if (paths.length === 0) return;
-    const lines: string[] = [];
-    for (let i = 0; i < paths.length; i += 500)
-      lines.push(
-        `mkdir -p -- ${paths
-          .slice(i, i + 500)
-          .map(shellQuote)
-          .join(' ')} || exit 1`,
-      );
+    const lines: ShText[] = [];
+    for (let i = 0; i < paths.length; i += 500) {
+      const chunk = paths.slice(i, i + 500);
+      lines.push(sh`for d in ${chunk}; do [ -d "$d" ] || printf '%s\\0' "$d"; done`);
+      lines.push(sh`mkdir -p -- ${chunk} || exit 1`);
+    }
     const r = await this.run('sh -s', `${lines.join('\n')}\n`);
     if (r.code !== 0) throw new RemoteError(`mkdir failed: ${lastLine(r.stderr)}`);
+    for (const d of r.stdout.toString('utf8').split('\0')) if (d) this.madeDirs.add(d);
   }
 
-  async script(text: string): Promise<string> {
+  /** Directories `mkdirs` created (they did not exist before). */
+  private readonly madeDirs = new Set<string>();
+
+  async script(text: ShText): Promise<string> {
     // sh -s: the script is stdin, never a word of the login shell (fish, csh).
-    const r = await this.run('sh -s', text);
+    const r = await this.run('sh -s', text.text);
     if (r.code !== 0)
       throw new RemoteError(`remote command failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     return r.stdout.toString('utf8');
@@ -201,12 +210,7 @@ cat "$t"
     if (this.tools.b3sum) {
       const lines: string[] = [];
       for (let i = 0; i < paths.length; i += 500)
-        lines.push(
-          `b3sum --no-names -- ${paths
-            .slice(i, i + 500)
-            .map(shellQuote)
-            .join(' ')} || exit 1`,
-        );
+        lines.push(sh`b3sum --no-names -- ${paths.slice(i, i + 500)} || exit 1`.text);
       const r = await this.run('sh -s', `${lines.join('\n')}\n`);
       const hashes = r.stdout.toString('utf8').split('\n');
       if (r.code === 0 && hashes.length > paths.length) return paths.map((_, i) => hashes[i]);
@@ -230,7 +234,7 @@ cat "$t"
       await uploadTar(
         batch,
         (script, feed) => this.feedSh(script, feed),
-        { force: this.force, sync: this.sync, b3sum: this.tools.b3sum },
+        { force: this.force, sync: this.sync, b3sum: this.tools.b3sum, madeDirs: this.madeDirs },
         cb,
       );
     }
@@ -329,16 +333,15 @@ cat "$t"
     let size: number;
     try {
       size = f.stat().size;
-      const dest = shellQuote(item.remote);
-      const tmp = shellQuote(tempNameFor(item.remote));
-      const publishCmd = item.overwrite ? `mv -f -- "$t" ${dest}` : `ln -- "$t" ${dest} && rm -f -- "$t"`;
+      const dest = item.remote;
+      const publishCmd = item.overwrite ? sh`mv -f -- "$t" ${dest}` : sh`ln -- "$t" ${dest} && rm -f -- "$t"`;
       const cmd =
         // noclobber: the temp name is created new (O_EXCL), never opened through a link planted
         // there, and only then is it ours to remove; the data goes through that descriptor.
-        `t=${tmp}; set -C; exec 3> "$t" || exit 1; set +C; trap 'rm -f -- "$t"' EXIT HUP INT TERM PIPE; ` +
-        `cat >&3 || exit 1; exec 3>&-; n=$(wc -c < "$t"); ` +
-        `if [ "$n" -ne ${size} ]; then echo "received $n of ${size} bytes" >&2; exit 3; fi; ` +
-        `${this.sync ? 'sync "$t" 2>/dev/null; ' : ''}${publishCmd}`;
+        sh`t=${tempNameFor(item.remote)}; set -C; exec 3> "$t" || exit 1; set +C; trap 'rm -f -- "$t"' EXIT HUP INT TERM PIPE; \
+cat >&3 || exit 1; exec 3>&-; n=$(wc -c < "$t"); \
+if [ "$n" -ne ${size} ]; then echo "received $n of ${size} bytes" >&2; exit 3; fi; \
+${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
       let sent = 0;
       let code: number | null;
       if (!/[\n!]/.test(cmd)) {
@@ -400,7 +403,7 @@ cat "$t"
     let got = 0;
     let tooMuch = false;
     let child: ChildProcess | undefined;
-    const text = Buffer.from(`exec cat -- ${shellQuote(item.remote)}\n`);
+    const text = Buffer.from(sh`exec cat -- ${item.remote}\n`.text);
     const poll = setInterval(() => {
       const now = fstatSync(fd).size;
       if (now > item.size && !tooMuch) {

@@ -1,6 +1,5 @@
 /** -C: resumable downloads and uploads through `.NAME.bcmr-part` files (PROTOCOL.md 17.2). */
 import { constants } from 'node:fs';
-import path from 'node:path';
 import { Blake3Hasher, blake3Hex } from '../codec/hash.js';
 import {
   type BatchCallbacks,
@@ -13,15 +12,10 @@ import { IntegrityError, isNotFound } from '../errors.js';
 import { MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { type BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { PART_SUFFIX } from '../util/temp_file.js';
+import { partNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
 import type { ServeClient } from './serve_client.js';
-
-/** Where a resumable download collects its bytes (PROTOCOL.md 17.2), found again by a rerun. */
-export function partNameFor(dest: string): string {
-  return path.join(path.dirname(dest), `.${path.basename(dest)}${PART_SUFFIX}`);
-}
 
 /**
  * Bytes of the longest prefix of `local`'s first `have` bytes whose 4 MiB blocks hash as the

@@ -27,7 +27,7 @@ import {
 } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import type { ListEntry } from '../protocol/messages.js';
-import { shellQuote } from '../util/shell.js';
+import { type ShText, sh } from '../util/shell.js';
 import { openDirect } from './direct.js';
 import { getFiles } from './get_files.js';
 import { choosePath, type PathAsk } from './path_choice.js';
@@ -280,8 +280,8 @@ export class ServePool implements RemoteFs {
     return Promise.all(paths.map((p) => c.hash(p).catch((e: Error) => e)));
   }
 
-  async script(text: string): Promise<string> {
-    const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text });
+  async script(text: ShText): Promise<string> {
+    const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text.text });
     if (r.code !== 0)
       throw new RemoteError(
         `remote command failed: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
@@ -319,7 +319,7 @@ export class ServePool implements RemoteFs {
       control: () => this.controlClient(),
       runRanges: (ranges, batch, onBytes) => this.runRanges(ranges, batch, onBytes),
       removeRemote: async (p) => {
-        await within(REMOVE_TEMP_MS, this.script(`rm -f -- ${shellQuote(p)}\n`)).catch(() => {});
+        await within(REMOVE_TEMP_MS, this.script(sh`rm -f -- ${p}\n`)).catch(() => {});
       },
       get interrupted() {
         return pool.destroyed;

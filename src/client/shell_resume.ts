@@ -12,21 +12,20 @@ import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, wri
 import { Blake3Hasher } from '../codec/hash.js';
 import type { BatchCallbacks, GetItem } from '../core/items.js';
 import { IntegrityError, RemoteError } from '../errors.js';
-import { shellQuote } from '../util/shell.js';
-import { publish } from '../util/temp_file.js';
+import { sh, shRaw } from '../util/shell.js';
+import { partNameFor, publish } from '../util/temp_file.js';
 import { SHA256_FN } from './remote_shell.js';
-import { partNameFor } from './resume.js';
 import type { StreamRunner } from './tar_download.js';
 
 /** Prints `ALGO HASH` of the first $n bytes of $f with what the remote has, then the rest of $f. */
 function resumeScript(remote: string, have: number): string {
-  return `${SHA256_FN}
-f=${shellQuote(remote)}; n=${have}
+  return sh`${shRaw(SHA256_FN)}
+f=${remote}; n=${have}
 if [ "$n" -eq 0 ]; then echo "none -"
 elif command -v b3sum >/dev/null 2>&1; then echo "blake3 $(head -c "$n" -- "$f" | b3sum --no-names)"
 else h=$(head -c "$n" -- "$f" | sha256); if [ "$h" = none ]; then echo "none -"; else echo "sha256 $h"; fi; fi
 exec tail -c +$((n + 1)) -- "$f"
-`;
+`.text;
 }
 
 const PREFIX_DIFFERS = new Error('the partial file differs from the remote file');

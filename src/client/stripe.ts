@@ -22,10 +22,9 @@ import { IntegrityError } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { tempNameFor } from '../util/temp_file.js';
+import { partNameFor, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
-import { partNameFor } from './resume.js';
 import type { ServeClient } from './serve_client.js';
 
 const RANGE_MIN = 16 << 20;

@@ -20,7 +20,7 @@ import { Blake3Hasher } from '../codec/hash.js';
 import { type BatchCallbacks, type FileResult, fileResult, type PutItem } from '../core/items.js';
 import { IntegrityError, RemoteError } from '../errors.js';
 import { publishOutcomes } from '../transfer/publish_script.js';
-import { shellQuote } from '../util/shell.js';
+import { type ShText, sh, shRaw } from '../util/shell.js';
 import { TarWriter } from './tar_writer.js';
 
 /** Runs `script` in sh on the remote with `feed` writing what follows it on stdin. */
@@ -37,6 +37,8 @@ export interface TarUploadOptions {
   force: boolean;
   sync: boolean;
   b3sum: boolean;
+  /** Destination directories this copy created (empty, replaceable by their staged copies). */
+  madeDirs?: ReadonlySet<string>;
 }
 
 /** The deepest directory that holds every destination (where the staging directory goes). */
@@ -61,15 +63,19 @@ export async function uploadTar(
   const stage = path.posix.join(root, `.bcmr-stage-${randomBytes(6).toString('hex')}`);
   const sent: Sent[] = [];
   const failed: FileResult<PutItem>[] = [];
-  const script = `s=${shellQuote(stage)}
+  // After the cd, the stage must be the directory we made (ours, mode 700) and is then named
+  // by its real path: a user who can write the parent cannot swap in another one.
+  const script = sh`s=${stage}
 mkdir -m 700 -- "$s" || exit 1
 trap 'cd /; rm -rf -- "$s"' EXIT
 trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
 cd -- "$s" || exit 1
+[ -O . ] && [ "$(ls -ld . | cut -c1-10)" = drwx------ ] || { echo "the staging directory was replaced" >&2; exit 1; }
+s=$(pwd -P) || exit 1
 tar -x -m -f - || exit 1
 [ -f ${MANIFEST} ] || { echo "the tar stream ended before its manifest" >&2; exit 1; }
-${opts.sync ? 'sync\n' : ''}. ./${MANIFEST}
-`;
+${shRaw(opts.sync ? 'sync\n' : '')}. ./${MANIFEST}
+`.text;
   const result = await run(script, async (write) => {
     const tar = new TarWriter(write);
     for (const item of items) {
@@ -158,64 +164,61 @@ async function addFile(
  * checked first where the remote has `b3sum`. Then one status line per file, from builtins.
  */
 function manifestScript(sent: readonly Sent[], root: string, opts: TarUploadOptions): string {
-  const q = shellQuote;
   const dest = (rel: string) => (rel ? path.posix.join(root, rel) : root);
   const dirs = new Set<string>();
   for (const f of sent) for (let d = f.rel; d; d = parentOf(d)) dirs.add(d);
   const shallowFirst = [...dirs].sort((a, b) => depth(a) - depth(b) || (a < b ? -1 : 1));
-  const lines = [
+  const lines: ShText[] = [
+    // The first line mv wrote on stderr, read without a process (only when a -f move failed).
+    sh`why() { IFS= read -r e < "$s/.e" || :; w="not published: \${e:-mv failed}"; }`,
     // r I STAGED: a file still in the staging directory was not published; $w says why.
-    `r() { if [ -e "$s/$2" ] || [ -L "$s/$2" ]; then echo "$1 $w"; else echo "$1 ok"; fi; }`,
-    `w=${q(opts.force ? 'not published' : 'exists (use -f to overwrite)')}`,
+    sh`r() { if [ -e "$s/$2" ] || [ -L "$s/$2" ]; then echo "$1 $w"; else echo "$1 ok"; fi; }`,
+    sh`w=${opts.force ? 'not published' : 'exists (use -f to overwrite)'}`,
   ];
   if (opts.b3sum) {
     // A batch that does not hash as sent is published not at all: every file says why.
     lines.push(
-      `none() { i=0; while [ "$i" -lt ${sent.length} ]; do echo "$i $1"; i=$((i + 1)); done; exit 0; }`,
+      sh`none() { i=0; while [ "$i" -lt ${sent.length} ]; do echo "$i $1"; i=$((i + 1)); done; exit 0; }`,
     );
     for (let c = 0; c < sent.length; c += CHUNK_NAMES) {
       const chunk = sent.slice(c, c + CHUNK_NAMES);
       lines.push(
-        `[ "$(b3sum --no-names -- ${chunk.map((f) => q(f.staged)).join(' ')})" = ${q(chunk.map((f) => f.hash).join('\n'))} ] || none 'differs from what was sent (BLAKE3)'`,
+        sh`[ "$(b3sum --no-names -- ${chunk.map((f) => f.staged)})" = ${chunk.map((f) => f.hash).join('\n')} ] || none 'differs from what was sent (BLAKE3)'`,
       );
     }
   }
-  const deepestFirst = [...shallowFirst].reverse();
+  // Only directories this copy made itself are replaced by their staged copies: an existing
+  // one (its mode, owner, setgid bit, ACLs) stays and receives the files.
+  const made = opts.madeDirs ?? new Set<string>();
+  const deepestFirst = [...shallowFirst].reverse().filter((d) => made.has(dest(d)));
   for (let c = 0; c < deepestFirst.length; c += CHUNK_NAMES) {
     const chunk = deepestFirst.slice(c, c + CHUNK_NAMES);
-    lines.push(`rmdir -- ${chunk.map((d) => q(dest(d))).join(' ')} 2>/dev/null`);
+    lines.push(sh`rmdir -- ${chunk.map(dest)} 2>/dev/null`);
   }
   const filesIn = new Map<string, Sent[]>();
   for (const f of sent) filesIn.set(f.rel, [...(filesIn.get(f.rel) ?? []), f]);
   for (const d of ['', ...shallowFirst]) {
     const staged = d ? `t/${d}` : 't';
     const files = filesIn.get(d) ?? [];
-    const moveFiles: string[] = [];
+    const moveFiles: ShText[] = [];
     for (let c = 0; c < files.length; c += CHUNK_NAMES) {
-      const names = files
-        .slice(c, c + CHUNK_NAMES)
-        .map((f) => q(f.name))
-        .join(' ');
+      const names = files.slice(c, c + CHUNK_NAMES).map((f) => f.name);
       moveFiles.push(
         opts.force
-          ? `mv -f -- ${names} ${q(`${dest(d)}/`)} 2>"$s/.e" || why`
-          : `mv -n -- ${names} ${q(`${dest(d)}/`)} 2>/dev/null`,
+          ? sh`mv -f -- ${names} ${`${dest(d)}/`} 2>"$s/.e" || why`
+          : sh`mv -n -- ${names} ${`${dest(d)}/`} 2>/dev/null`,
       );
     }
-    const moveFilesText = moveFiles.length ? `cd -- "$s/${staged}" && { ${moveFiles.join('; ')}; }` : ':';
+    const moveFilesText = moveFiles.length
+      ? sh`cd -- "$s"/${staged} && { ${shRaw(moveFiles.join('; '))}; }`
+      : sh`:`;
     if (!d) lines.push(moveFilesText);
     else
       lines.push(
-        `if [ -d "$s/${staged}" ]; then if [ -e ${q(dest(d))} ] || [ -L ${q(dest(d))} ]; then ${moveFilesText}; else mv -n -- "$s/${staged}" ${q(`${dest(parentOf(d))}/`)} 2>/dev/null; fi; fi`,
+        sh`if [ -d "$s"/${staged} ]; then if [ -e ${dest(d)} ] || [ -L ${dest(d)} ]; then ${moveFilesText}; else mv -n -- "$s"/${staged} ${`${dest(parentOf(d))}/`} 2>/dev/null; fi; fi`,
       );
   }
-  lines.push(
-    // The first line mv wrote on stderr, read without a process (only when a -f move failed).
-    `why() { IFS= read -r e < "$s/.e" || :; w="not published: \${e:-mv failed}"; }`,
-  );
-  // why() is used above only at run time; define it first.
-  lines.unshift(lines.pop() as string);
-  for (const [i, f] of sent.entries()) lines.push(`r ${i} ${q(f.staged)}`);
+  for (const [i, f] of sent.entries()) lines.push(sh`r ${i} ${f.staged}`);
   return `${lines.join('\n')}\n`;
 }
 

@@ -3,8 +3,10 @@
  * or more ssh connections) and `PlainSsh` (section 15 fallback: one shell command per step).
  * The copy engine is written once against this interface.
  */
+
 import path from 'node:path';
 import type { ListEntry } from '../protocol/messages.js';
+import type { ShText } from '../util/shell.js';
 import type { BatchCallbacks, GetItem, PutItem, StatResult } from './items.js';
 import type { WorkQueue } from './work_queue.js';
 
@@ -67,7 +69,7 @@ export interface RemoteFs {
   /** BLAKE3 hex of each file as stored now, or the error. */
   hashFiles(paths: readonly string[]): Promise<(string | Error)[]>;
   /** Runs a POSIX shell script on the remote (modes, times, links); rejects on failure. */
-  script(text: string): Promise<string>;
+  script(text: ShText): Promise<string>;
   close(): Promise<void>;
   /** Aborts everything in flight (Ctrl-C). */
   destroy(): Promise<void>;

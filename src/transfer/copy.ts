@@ -346,18 +346,45 @@ class Job {
     for (const [i, m] of ok.entries()) verifyAgainst(m.r, stored[i]);
   }
 
-  /** -p: the sources' modes and times onto the destination files and directories. */
+  /**
+   * -p: the sources' modes and times onto the destination files and directories. What cannot
+   * be kept fails that file (its data is there, as cp -p reports it) or that directory; a
+   * step that fails as a whole fails every file it was for, and none goes unreported.
+   */
   private async preserve(from: Side, to: Side, done: Moved[], plan: CopyPlan): Promise<void> {
     const byDest = new Map(plan.files.map((f) => [f.dest, f]));
-    const ok = done
-      .filter((m) => !m.r.error)
-      .map((m) => byDest.get(m.dest))
-      .filter((f) => f !== undefined);
-    const modes = await from.modes(ok);
-    await to.applyAttrs(
-      ok.map((f, i) => ({ dest: f.dest, mtime: f.mtime, mode: modes[i] })),
-      plan.dirs,
-    );
+    const ok = done.flatMap((m) => {
+      const f = m.r.error ? undefined : byDest.get(m.dest);
+      return f ? [{ m, f }] : [];
+    });
+    const keepFailed = (m: Moved, why: Error) => {
+      m.r.error = new PathError(`${m.dest}: copied, but -p could not keep its mode and time: ${why.message}`);
+    };
+    try {
+      const modes = await from.modes(ok.map((x) => x.f));
+      const failed = await to.applyAttrs(
+        ok.map(({ f }, i) => {
+          const mode = modes[i];
+          return { dest: f.dest, mtime: f.mtime, mode: mode instanceof Error ? null : mode };
+        }),
+        plan.dirs,
+      );
+      for (const [i, { m }] of ok.entries()) {
+        const why = modes[i] instanceof Error ? (modes[i] as Error) : failed[i];
+        if (why) keepFailed(m, why);
+      }
+      for (const [i, d] of plan.dirs.entries()) {
+        const why = failed[ok.length + i];
+        if (why)
+          this.fail(
+            '',
+            d.dest,
+            new PathError(`${d.dest}: -p could not keep its mode and time: ${why.message}`),
+          );
+      }
+    } catch (err) {
+      for (const { m } of ok) keepFailed(m, err as Error);
+    }
   }
 
   /** The walk's options: the copy's own, and special files said once each as skipped. */

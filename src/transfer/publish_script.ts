@@ -7,7 +7,7 @@
  * would move the file *into* it). A failure leaves that file's temp file for another -C run and
  * does not stop the others.
  */
-import { shellQuote } from '../util/shell.js';
+import { type ShText, sh, shLines, shRaw } from '../util/shell.js';
 
 export interface Publish {
   from: string;
@@ -29,9 +29,9 @@ const FUNCTION = `p() {
 }
 `;
 
-export function publishScript(files: readonly Publish[], force: boolean): string {
-  const lines = files.map((f, i) => `p ${i} ${shellQuote(f.from)} ${shellQuote(f.to)} ${force ? 'f' : 'n'}`);
-  return `${FUNCTION}${lines.join('\n')}\n`;
+export function publishScript(files: readonly Publish[], force: boolean): ShText {
+  const lines = files.map((f, i) => sh`p ${i} ${f.from} ${f.to} ${force ? 'f' : 'n'}`);
+  return sh`${shRaw(FUNCTION)}${shLines(lines)}\n`;
 }
 
 /** Each file's outcome from the script's output: null when published, else why not. */

@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileHashHex } from '../codec/hash.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
-import { PathError } from '../errors.js';
-import { shellQuote } from '../util/shell.js';
-import { type Attrs, applyLocalAttrs, remoteAttrScript, remoteLinkScript } from './attrs.js';
+import { PathError, RemoteError } from '../errors.js';
+import { sh } from '../util/shell.js';
+import { type Attrs, applyLocalAttrs, entryFailures, remoteAttrScript, remoteLinkScript } from './attrs.js';
 import { LocalTreeGuard } from './local_guard.js';
 import {
   baseName,
@@ -44,9 +44,10 @@ export interface Side {
   checkTarget(file: string): Error | null;
   /** BLAKE3 of each file as stored now, or the error. */
   hashes(paths: readonly string[]): Promise<(string | Error)[]>;
-  /** Permission bits of source files (-p), null where unknown. */
-  modes(files: readonly PlannedFile[]): Promise<(number | null)[]>;
-  applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void>;
+  /** Permission bits of source files (-p), or why each could not be read. */
+  modes(files: readonly PlannedFile[]): Promise<(number | null | Error)[]>;
+  /** Sets modes and times: per entry of `files` then `dirs`, what failed (null if nothing). */
+  applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<(Error | null)[]>;
 }
 
 export class LocalSide implements Side {
@@ -115,12 +116,12 @@ export class LocalSide implements Side {
     return Promise.all(paths.map((p) => fileHashHex(p).catch((e: Error) => e)));
   }
 
-  async modes(files: readonly PlannedFile[]): Promise<(number | null)[]> {
+  async modes(files: readonly PlannedFile[]): Promise<(number | null | Error)[]> {
     return files.map((f) => f.mode);
   }
 
-  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void> {
-    applyLocalAttrs(files, dirs);
+  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<(Error | null)[]> {
+    return applyLocalAttrs(files, dirs);
   }
 }
 
@@ -207,8 +208,14 @@ export class RemoteSide implements Side {
     await this.remote.mkdirs(plan.dirs.map((d) => d.dest));
   }
 
-  async makeLinks(plan: CopyPlan, force: boolean): Promise<void> {
-    if (plan.links.length > 0) await this.remote.script(remoteLinkScript(plan.links, force));
+  async makeLinks(plan: CopyPlan, force: boolean, fail: (dest: string, err: Error) => void): Promise<void> {
+    if (plan.links.length === 0) return;
+    const failed = entryFailures(
+      await this.remote.script(remoteLinkScript(plan.links, force)),
+      plan.links.length,
+      'cannot make the link',
+    );
+    for (const [i, err] of failed.entries()) if (err) fail(plan.links[i].dest, err);
   }
 
   checkTarget(): Error | null {
@@ -219,26 +226,40 @@ export class RemoteSide implements Side {
     return this.remote.hashFiles(paths);
   }
 
-  /** The protocol carries no modes: one `stat` over ssh for all of them. */
-  async modes(files: readonly PlannedFile[]): Promise<(number | null)[]> {
+  /**
+   * The protocol carries no modes: one `stat` over ssh for all of them, every answer in its
+   * file's place. When any file cannot be stat'ed (gone, unreadable), each is asked on its own
+   * and answers `-`: a failure never shifts the others' modes onto the wrong files.
+   */
+  async modes(files: readonly PlannedFile[]): Promise<(number | null | Error)[]> {
     if (files.length === 0) return [];
     const paths = files.map((f) => f.src);
     // printf is a shell builtin, so the list is not bound by the kernel's argument limit.
     const out = (
-      await this.remote
-        .script(
-          // GNU stat -c, else BSD stat -f (%Lp: the permission bits).
-          `l() { printf '%s\\0' ${paths.map(shellQuote).join(' ')}; }\nl | xargs -0 stat -c %a -- 2>/dev/null || l | xargs -0 stat -f %Lp --\n`,
-        )
-        .catch(() => '')
+      await this.remote.script(
+        sh`if stat -c %a / >/dev/null 2>&1; then set -- -c %a; else set -- -f %Lp; fi
+l() { printf '%s\\0' ${paths}; }
+if o=$(l | xargs -0 stat -L "$@" -- 2>/dev/null); then printf '%s\\n' "$o"
+else for f in ${paths}; do stat -L "$@" -- "$f" 2>/dev/null || echo -; done; fi
+`,
+      )
     )
       .trim()
       .split('\n');
-    return paths.map((_, i) => (out[i] ? Number.parseInt(out[i], 8) : null));
+    if (out.length !== paths.length)
+      throw new RemoteError(`-p: the remote's stat answered ${out.length} lines for ${paths.length} files`);
+    return out.map((line, i) =>
+      /^[0-7]+$/.test(line) ? Number.parseInt(line, 8) : new RemoteError(`${paths[i]}: cannot read its mode`),
+    );
   }
 
-  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<void> {
+  async applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<(Error | null)[]> {
     const script = remoteAttrScript(files, dirs);
-    if (script) await this.remote.script(script);
+    if (!script) return [...files, ...dirs].map(() => null);
+    return entryFailures(
+      await this.remote.script(script),
+      files.length + dirs.length,
+      'cannot set mode or time',
+    );
   }
 }

@@ -1,5 +1,5 @@
 /** Temp names beside a destination: data is written there and renamed in when verified. */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import path from 'node:path';
 import { ExistsError } from '../errors.js';
@@ -16,8 +16,34 @@ export function tempNameFor(dest: string): string {
   counter = (counter + 1) % 0x1000000;
   return path.join(
     path.dirname(dest),
-    `.${path.basename(dest)}${TEMP_MARKER}${prefix}${counter.toString(16).padStart(6, '0')}`,
+    `.${fitName(path.basename(dest), TEMP_MARKER.length + 13)}${TEMP_MARKER}${prefix}${counter.toString(16).padStart(6, '0')}`,
   );
+}
+
+/** Where a resumable transfer collects its bytes (PROTOCOL.md 17.2), found again by a rerun. */
+export function partNameFor(dest: string): string {
+  return path.join(
+    path.dirname(dest),
+    `.${fitName(path.basename(dest), PART_SUFFIX.length + 1)}${PART_SUFFIX}`,
+  );
+}
+
+/** Longest file name most filesystems take, in bytes. */
+const NAME_MAX = 255;
+
+/**
+ * `name`, or when it and `extra` more bytes would not fit a file name, its longest UTF-8 prefix
+ * that does with `~` and 8 hex digits of its SHA-256 (deterministic: a rerun finds the same
+ * part file; distinct: two long names sharing a prefix do not collide).
+ */
+function fitName(name: string, extra: number): string {
+  const bytes = Buffer.from(name);
+  if (bytes.length + extra <= NAME_MAX) return name;
+  const tag = `~${createHash('sha256').update(bytes).digest('hex').slice(0, 8)}`;
+  let cut = NAME_MAX - extra - tag.length;
+  // Back up to a character boundary: never split a UTF-8 sequence.
+  while (cut > 0 && (bytes[cut] & 0xc0) === 0x80) cut--;
+  return `${bytes.subarray(0, cut).toString('utf8')}${tag}`;
 }
 
 /**

@@ -20,7 +20,7 @@ describe('publish script', () => {
 
   const run = (files: { from: string; to: string }[], force: boolean) =>
     publishOutcomes(
-      execFileSync('sh', ['-s'], { input: publishScript(files, force), encoding: 'utf8' }),
+      execFileSync('sh', ['-s'], { input: publishScript(files, force).text, encoding: 'utf8' }),
       files.length,
     );
 
