@@ -168,7 +168,7 @@ describe('zero-install: a remote with Node 20+ and no bcmr gets the server bundl
     assert.equal(start.server, 'bundle');
     assert.match(String(start.remoteNode), /^v\d+\./);
     assert.deepEqual(snapshot(path.join(dir, 'up1')), snapshot(path.join(dir, 'tree')));
-    const files = cached();
+    const files = cached().filter((n) => n.startsWith('server-'));
     assert.equal(files.length, 1, String(files));
     const file = path.join(cacheDir(), files[0]);
     assert.equal((fs.statSync(cacheDir()).mode & 0o777).toString(8), '700');
@@ -186,6 +186,27 @@ describe('zero-install: a remote with Node 20+ and no bcmr gets the server bundl
     assert.equal(third.code, 0, third.stderr);
     assert.ok(fs.readFileSync(file).equals(good));
     assert.equal(fs.readFileSync(path.join(dir, 'a3.txt'), 'utf8'), 'a\n'.repeat(10_000));
+  });
+
+  test('a cache directory another user could write is not used: the bundle runs from a private one', async () => {
+    // Made by "another user" (nobody), mode 0777: a file there could be swapped after its hash
+    // check, or a compile-cache entry planted. Nothing may be read from or written into it.
+    fs.rmSync(cacheDir(), { recursive: true, force: true });
+    fs.mkdirSync(cacheDir(), { recursive: true });
+    fs.chmodSync(cacheDir(), 0o777);
+    if (process.getuid?.() === 0) fs.chownSync(cacheDir(), 65534, 65534);
+    try {
+      const r = await copyBare(['tree/a.txt', `bcmr-bare:${dir}/a4.txt`]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((JSON.parse(r.stdout.split('\n')[0]) as { server: string }).server, 'bundle');
+      assert.equal(fs.readFileSync(path.join(dir, 'a4.txt'), 'utf8'), 'a\n'.repeat(10_000));
+      assert.deepEqual(cached(), []);
+      // The private directory it used instead is gone with the session.
+      const left = fs.readdirSync(os.tmpdir()).filter((n) => n.startsWith('bcmr-boot-'));
+      assert.deepEqual(left, []);
+    } finally {
+      fs.rmSync(cacheDir(), { recursive: true, force: true });
+    }
   });
 });
 
