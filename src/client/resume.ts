@@ -1,5 +1,3 @@
-/** -C: resumable downloads and uploads through `.NAME.bcmr-part` files (PROTOCOL.md 17.2). */
-import { constants } from 'node:fs';
 import { Blake3Hasher, blake3Hex } from '../codec/hash.js';
 import {
   type BatchCallbacks,
@@ -12,10 +10,11 @@ import { IntegrityError, isNotFound } from '../errors.js';
 import { MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { type BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { partNameFor } from '../util/temp_file.js';
+import { openPartFile, partNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
 import type { ServeClient } from './serve_client.js';
+import { isReplacedPart } from './stripe.js';
 
 /**
  * Bytes of the longest prefix of `local`'s first `have` bytes whose 4 MiB blocks hash as the
@@ -63,7 +62,8 @@ export async function getResumable(
   let keep = 0;
   let fh: FdFile | null = null;
   try {
-    fh = FdFile.open(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW);
+    // Only a part file of ours is continued; anything else there is replaced (openPartFile).
+    fh = FdFile.fromFd(openPartFile(part).fd, part);
     const file = fh;
     const have = Math.min(file.stat().size, item.size);
     const whole = new Blake3Hasher();
@@ -124,18 +124,28 @@ export async function putResumable(
       throw err;
     });
     const have = st && !st.isDir ? st.size : 0;
-    const whole = new Blake3Hasher();
+    let whole = new Blake3Hasher();
     if (have > size) await client.truncate(part, 0);
     else keep = await verifiedPrefix(client, part, fh, have, buffers.bufs[0], whole);
     cb.onBytes?.(keep, item);
-    await client.putChunked(part, keep, size - keep, (emit) =>
-      readBlocks(fh, keep, size - keep, buffers, (block) => {
-        whole.update(block);
-        sent += block.length;
-        cb.onBytes?.(block.length, item);
-        return emit(block);
-      }),
-    );
+    const send = () =>
+      client.putChunked(part, keep, size - keep, (emit) =>
+        readBlocks(fh, keep, size - keep, buffers, (block) => {
+          whole.update(block);
+          sent += block.length;
+          cb.onBytes?.(block.length, item);
+          return emit(block);
+        }),
+      );
+    await send().catch(async (err: unknown) => {
+      // The server replaced a part file that was not ours (openOwnForWrite): the prefix we
+      // verified is gone with it, so the whole file goes again, once.
+      if (keep === 0 || !isReplacedPart(err)) throw err;
+      keep = 0;
+      sent = 0;
+      whole = new Blake3Hasher();
+      await send();
+    });
     if (keep + sent !== size) throw new IntegrityError(`${item.local}: file changed size while being sent`);
     const local = whole.digest('hex');
     const stored = await client.hash(part);

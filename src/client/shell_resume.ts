@@ -8,12 +8,12 @@
  * file stays on failure for the next -C run, and is published only when whole.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, ftruncateSync, readSync, writeSync } from 'node:fs';
 import { Blake3Hasher } from '../codec/hash.js';
 import type { BatchCallbacks, GetItem } from '../core/items.js';
 import { IntegrityError, RemoteError } from '../errors.js';
 import { sh, shRaw } from '../util/shell.js';
-import { partNameFor, publish } from '../util/temp_file.js';
+import { openPartFile, partNameFor, publish } from '../util/temp_file.js';
 import { SHA256_FN } from './remote_shell.js';
 import type { StreamRunner } from './tar_download.js';
 
@@ -42,7 +42,8 @@ export async function getResumableShell(
   cb: BatchCallbacks<GetItem>,
 ): Promise<Resumed> {
   const part = partNameFor(item.local);
-  const fd = openSync(part, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW, 0o644);
+  // Only a part file of ours is continued; anything else there is replaced (openPartFile).
+  const { fd } = openPartFile(part);
   try {
     const have = Math.min(fstatSync(fd).size, item.size);
     const first = await attempt(item, run, cb, fd, have);

@@ -18,7 +18,7 @@ import {
   type GetItem,
   type PutItem,
 } from '../core/items.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, RemoteError } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
@@ -251,22 +251,31 @@ export async function putStriped(
     fh = FdFile.open(item.local, 'r');
     const size = fh.stat().size;
     const control = await host.control();
+    const file = fh;
+    const attempt = async (present: boolean[] | null) => {
+      // Our server's Truncate zeroes the file: only a fresh part file is truncated.
+      if (!present) await control.truncate(remoteTemp, size);
+      const ranges = missingRanges(planRanges({ fh: file, remoteTemp }, size, host.connections), present);
+      await host.runRanges(ranges, putRanges, (n) => {
+        bytes += n;
+        cb.onBytes?.(n, item);
+      });
+      const [stored, local] = await Promise.all([
+        host.control().then((c) => c.hash(remoteTemp)),
+        fileHashHex(item.local),
+      ]);
+      if (stored !== local) {
+        throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
+      }
+      return { local, kept: size - ranges.reduce((n, r) => n + r.length, 0) };
+    };
     const present = await blocksPresent(control, remoteTemp, fh, size);
-    // Our server's Truncate zeroes the file: only a fresh part file is truncated.
-    if (!present) await control.truncate(remoteTemp, size);
-    const ranges = missingRanges(planRanges({ fh, remoteTemp }, size, host.connections), present);
-    const kept = size - ranges.reduce((n, r) => n + r.length, 0);
-    await host.runRanges(ranges, putRanges, (n) => {
-      bytes += n;
-      cb.onBytes?.(n, item);
+    // A continued part file that the server replaced (not ours: see openOwnForWrite) or that
+    // hashes wrong in the end is started again, once, from a fresh Truncate.
+    const { local, kept } = await attempt(present).catch((err: Error) => {
+      if (present && (err instanceof IntegrityError || isReplacedPart(err))) return attempt(null);
+      throw err;
     });
-    const [stored, local] = await Promise.all([
-      host.control().then((c) => c.hash(remoteTemp)),
-      fileHashHex(item.local),
-    ]);
-    if (stored !== local) {
-      throw new IntegrityError(`${item.remote}: striped copy hashes to ${stored}, source ${local}`);
-    }
     return fileResult(
       item,
       t0,
@@ -331,4 +340,9 @@ export async function getStriped(
     }
     return fileResult(item, t0, { bytes, error: err as Error });
   }
+}
+
+/** The server replaced a part file that was not ours: what was before the range is gone. */
+export function isReplacedPart(err: unknown): boolean {
+  return err instanceof RemoteError && / was replaced \(not this user's/.test(err.message);
 }

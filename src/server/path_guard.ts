@@ -32,11 +32,13 @@ import {
   realpathSync,
   type Stats,
   statSync,
+  unlinkSync,
 } from 'node:fs';
 import { mkdir, realpath } from 'node:fs/promises';
 import path from 'node:path';
 import { PathError } from '../errors.js';
 import { FdFile } from '../util/fd_file.js';
+import { adoptable } from '../util/temp_file.js';
 import { OpError } from './context.js';
 
 const PROC_FD = existsSync('/proc/self/fd') ? '/proc/self/fd' : null;
@@ -331,6 +333,44 @@ export function openForWrite(guard: PathGuard, dir: JailDir, name: string, flags
     closeSync(fd);
     throw err;
   }
+}
+
+/**
+ * Opens a file written in place (a part file: Truncate, PutChunked, Put at an offset) inside a
+ * checked directory: one of the session's user that no one else can write is continued as
+ * found; anything else there (another user's, group or world writable, not a regular file) is
+ * removed and a new file created with O_EXCL, never written through. `replaced`: that happened.
+ * Where the directory will not let us remove it (sticky, another user's): refused.
+ */
+export function openOwnForWrite(
+  guard: PathGuard,
+  dir: JailDir,
+  name: string,
+  p: string,
+): { fh: FdFile; replaced: boolean } {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return { fh: openForWrite(guard, dir, name, CREATE_NEW, p), replaced: attempt > 0 };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let fh: FdFile | null = null;
+    try {
+      fh = openForWrite(guard, dir, name, 0, p);
+      if (adoptable(fh.stat())) return { fh, replaced: false };
+    } catch (err) {
+      if (err instanceof PathError) throw err;
+      // Not ours to open, or not a regular file: replaced below.
+    }
+    fh?.close();
+    try {
+      unlinkSync(dir.at(name));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+        throw new OpError(`io: ${clip(p)} is not this user's and cannot be replaced`);
+    }
+  }
+  throw new OpError(`io: ${clip(p)} keeps reappearing`);
 }
 
 export const CREATE_NEW = O_CREAT | O_EXCL;

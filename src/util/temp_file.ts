@@ -1,6 +1,16 @@
 /** Temp names beside a destination: data is written there and renamed in when verified. */
 import { createHash, randomBytes } from 'node:crypto';
-import { linkSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  linkSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  type Stats,
+  unlinkSync,
+} from 'node:fs';
 import path from 'node:path';
 import { ExistsError } from '../errors.js';
 
@@ -77,4 +87,40 @@ export function publishTemp(
 /** Moves a verified local temp file to its final name; an existing one without -f: ExistsError. */
 export function publish(tmp: string, dest: string, overwrite: boolean): void {
   publishTemp(tmp, dest, overwrite, (d) => new ExistsError(`${d}: already exists (use -f to overwrite)`));
+}
+
+/**
+ * A part file may be continued only when it is a regular file of ours that no one else can
+ * write: one another user planted (or can still write) would be published as our copy, owned
+ * by them or open to their changes after the hash check.
+ */
+export function adoptable(st: Stats): boolean {
+  const uid = process.geteuid?.();
+  return st.isFile() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+}
+
+/**
+ * Opens a local part file for reading and writing: ours as found (see `adoptable`), else a new
+ * one (O_EXCL) in place of what was there, which is removed, never written through. `fresh`
+ * says the file starts empty.
+ */
+export function openPartFile(part: string): { fd: number; fresh: boolean } {
+  const { O_RDWR, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      return { fd: openSync(part, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW, 0o644), fresh: true };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    let fd: number | null = null;
+    try {
+      fd = openSync(part, O_RDWR | O_NOFOLLOW);
+      if (adoptable(fstatSync(fd))) return { fd, fresh: false };
+    } catch {
+      // A link, a directory, or not ours to open: replaced below.
+    }
+    if (fd !== null) closeSync(fd);
+    unlinkSync(part);
+  }
+  throw new ExistsError(`${part}: keeps reappearing; not used as a part file`);
 }

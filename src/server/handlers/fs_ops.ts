@@ -1,7 +1,7 @@
 /** Mkdir and Truncate. */
 import type { ClientMessage } from '../../protocol/messages.js';
 import type { SessionContext } from '../context.js';
-import { CREATE, openForWrite } from '../path_guard.js';
+import { openOwnForWrite } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
@@ -14,7 +14,8 @@ export async function handleMkdir(ctx: SessionContext, m: Of<'Mkdir'>): Promise<
 export async function handleTruncate(ctx: SessionContext, m: Of<'Truncate'>): Promise<void> {
   const target = ctx.guard.writeTarget(m.path, true);
   try {
-    const fh = openForWrite(ctx.guard, target.dir, target.name, CREATE, m.path);
+    // A part file of ours is kept; another user's is replaced, never written into.
+    const { fh } = openOwnForWrite(ctx.guard, target.dir, target.name, m.path);
     try {
       // ftruncate on the checked descriptor: O_TRUNC at open would cut before the check.
       fh.truncate(0);

@@ -20,7 +20,14 @@ import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes, type StoredBlock } from '../cas.js';
 import { Cap, errorLine, hasCap, OpError, type SessionContext } from '../context.js';
 import { trackTemp, untrackTemp } from '../live_temps.js';
-import { CREATE, CREATE_NEW, clip, type JailDir, openForWrite, type WriteTarget } from '../path_guard.js';
+import {
+  CREATE_NEW,
+  clip,
+  type JailDir,
+  openForWrite,
+  openOwnForWrite,
+  type WriteTarget,
+} from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
@@ -47,7 +54,8 @@ export async function handlePut(ctx: SessionContext, m: Of<'Put'>): Promise<void
       target = ctx.guard.writeTarget(m.path, true);
       if (m.offset > 0) {
         if (!hasCap(ctx, Cap.PUT_OFFSET)) throw new OpError('io: Put with offset needs PUT_OFFSET');
-        fh = openForWrite(ctx.guard, target.dir, target.name, 0, m.path);
+        const own = openOwnForWrite(ctx.guard, target.dir, target.name, m.path);
+        fh = own.fh;
         const cur = fh.stat().size;
         if (cur < m.offset) throw new OpError(`io: offset ${m.offset} beyond current size ${cur}`);
       } else {
@@ -319,7 +327,14 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
   let target: WriteTarget | null = null;
   try {
     target = ctx.guard.writeTarget(m.path, true);
-    fh = openForWrite(ctx.guard, target.dir, target.name, CREATE, m.path);
+    const own = openOwnForWrite(ctx.guard, target.dir, target.name, m.path);
+    fh = own.fh;
+    // Another user's part file was replaced by an empty one: bytes before this range are gone,
+    // so the client must send the whole file again (it says so; a rerun starts fresh).
+    if (own.replaced && m.offset > 0)
+      throw new OpError(
+        `io: ${clip(m.path)} was replaced (not this user's, or writable by others): send from the start`,
+      );
     // Pieces gathered and written on the pool while the next ones arrive, as for Put.
     await WriteBatch.run(fh, m.offset, async (batch) => {
       while (got < m.length) {
