@@ -17,7 +17,7 @@
  * through a reference; a corrupt block or a stale reference (the file changed) is deleted and
  * reported as absent, and the Put asks the client to resend without dedup.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { constants } from 'node:fs';
 import {
   chmod,
@@ -26,6 +26,7 @@ import {
   open,
   readdir,
   readFile,
+  realpath,
   rename,
   stat,
   unlink,
@@ -61,7 +62,30 @@ export interface StoredBlock {
 
 export class Cas {
   private checked: Promise<void> | null = null;
-  constructor(readonly dir: string) {}
+  /** Where this store's entries live: the base, or for a session jailed with --root its own part. */
+  readonly dir: string;
+
+  /**
+   * `root`: the session's --root. A jailed session gets a store of its own (under
+   * `roots/<hash of the root>`) and follows a reference only to a file inside its root (or to
+   * its own kept partial files): it can never pull blocks of files outside its root by hash.
+   */
+  constructor(
+    base: string,
+    private readonly root = '/',
+  ) {
+    this.dir =
+      root === '/'
+        ? base
+        : path.join(base, 'roots', createHash('sha256').update(root).digest('hex').slice(0, 32));
+  }
+
+  /** A referenced file may be read: inside the root (its real path), or one of our kept partials. */
+  private async reachable(file: string): Promise<boolean> {
+    if (this.root === '/' || this.isPartial(file)) return true;
+    const real = await realpath(file).catch(() => null);
+    return real !== null && (real === this.root || real.startsWith(`${this.root}/`));
+  }
 
   /** Creates the store private, or refuses one that is not ours (see the header). */
   ready(): Promise<void> {
@@ -103,7 +127,7 @@ export class Cas {
     // the Put when read, and cost a new connection and a resend of everything.
     const p = this.refPath(hex);
     const ref = await readRefFile(p);
-    if (!ref) return false;
+    if (!ref || !(await this.reachable(ref.file))) return false;
     const st = await stat(ref.file).catch(() => null);
     if (!st?.isFile() || st.size < ref.offset + ref.length) {
       await unlink(p).catch(() => {});
@@ -134,11 +158,16 @@ export class Cas {
   private async readRef(hex: string): Promise<Buffer | null> {
     const p = this.refPath(hex);
     const ref = await readRefFile(p);
-    if (!ref) return null;
+    if (!ref || !(await this.reachable(ref.file))) return null;
     let data: Buffer | null = null;
     try {
       const fh = await open(ref.file, constants.O_RDONLY | constants.O_NOFOLLOW);
       try {
+        // Checked again on what was opened: a directory swapped for a link meanwhile.
+        if (this.root !== '/' && !this.isPartial(ref.file)) {
+          const real = await realpath(`/proc/self/fd/${fh.fd}`).catch(() => ref.file);
+          if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new Error('outside the root');
+        }
         const buf = Buffer.allocUnsafe(ref.length);
         const { bytesRead } = await fh.read(buf, 0, ref.length, ref.offset);
         data = bytesRead === ref.length ? buf : null;

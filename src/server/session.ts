@@ -116,7 +116,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       caps,
       codec: codecFor(caps),
       cas: () => {
-        cas ??= new Cas(opts.casDir ?? defaultCasDir());
+        cas ??= new Cas(opts.casDir ?? defaultCasDir(), guard.root);
         return cas;
       },
       discardNextDone: false,

@@ -1,7 +1,7 @@
 /** Dedup Put: HaveBlocks / MissingBlocks, a repeat upload sends no blocks, a corrupt CAS block is refused. */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, it } from 'node:test';
@@ -122,7 +122,8 @@ it('blocks of a file removed since are asked for again: the Put succeeds on its 
 it('a corrupt block file is re-hashed, dropped, and never written into a file', async () => {
   const where = await freshStore();
   await upload(where, 'one.bin');
-  const store = new Cas(where.cas);
+  // The store the session used: jailed to its root, it has one of its own (see Cas).
+  const store = new Cas(where.cas, realpathSync(where.root));
   const h = blake3Hex(blocks[2]);
   // A block file (as the Rust server writes them) that lies about its content; no reference.
   await mkdir(path.dirname(store.blockPath(h)), { recursive: true });
@@ -289,3 +290,20 @@ for (const across of [false, true]) {
     assert.equal(again.sent, blocks.length - 2);
   });
 }
+
+it('a session jailed with --root never gets blocks of files outside its root from the store', async () => {
+  // One store, two roots: `outer` holds a file the jailed session must not be able to read,
+  // even by asking for its blocks' hashes. Its store is its own; nothing is skipped.
+  const outer = await freshStore();
+  const jail = path.join(outer.root, 'jail');
+  await mkdir(jail);
+  const first = await upload(outer, 'secret.bin');
+  assert.equal(first.sent, blocks.length);
+  const jailed = await upload({ root: jail, cas: outer.cas }, 'mine.bin');
+  assert.equal(jailed.skipped, 0, 'blocks of a file outside the root were used');
+  assert.equal(jailed.sent, blocks.length);
+  // Within the jail, its own uploads dedup as usual.
+  const again = await upload({ root: jail, cas: outer.cas }, 'again.bin');
+  assert.equal(again.skipped, blocks.length);
+  assert.ok((await readFile(path.join(jail, 'again.bin'))).equals(data));
+});
