@@ -138,18 +138,15 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     const dst = path.join(dir, 'grows-dst');
     fs.mkdirSync(dst);
     // The remote's cat sends the file and then some (a file growing, or a hostile remote).
-    const fakeCat = path.join(sshd.dir, 'nonode-bin', 'cat');
-    const realCat = fs.readlinkSync(fakeCat);
-    fs.rmSync(fakeCat);
-    fs.writeFileSync(fakeCat, `#!/bin/sh\n'${realCat}' "$@" && printf 'more bytes'\n`, { mode: 0o755 });
+    const realCat = fs.realpathSync('/bin/cat');
+    const fakeCat = sshd.replaceTool('cat', `#!/bin/sh\n'${realCat}' "$@" && printf 'more bytes'\n`);
     try {
       const r = await run(['copy', `bcmr-nonode:${src}`, `${dst}/`]);
       assert.equal(r.code, 1, r.stderr);
       assert.match(r.stderr, /more than the 67108864 bytes announced/);
       assert.deepEqual(fs.readdirSync(dst), []);
     } finally {
-      fs.rmSync(fakeCat);
-      fs.symlinkSync(realCat, fakeCat);
+      fakeCat.restore();
     }
     const ok = await run(['copy', `bcmr-nonode:${src}`, `${dst}/`]);
     assert.equal(ok.code, 0, ok.stderr);
@@ -158,17 +155,18 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
   });
 
   test('where the remote has b3sum, staged uploads are checked before publishing; a batch that differs is not published', async () => {
-    const bin = path.join(sshd.dir, 'nonode-bin', 'b3sum');
     const helper = path.join(path.dirname(BCMR_BIN), '../dist/test/helpers/fake_b3sum.js');
     const src = path.join(dir, 'b3src');
     fs.mkdirSync(src);
     for (const n of ['x.txt', 'y.txt']) fs.writeFileSync(path.join(src, n), `content of ${n}`);
-    const write = (lie: string) =>
-      fs.writeFileSync(
-        bin,
+    let fake: { restore: () => void } | null = null;
+    const write = (lie: string) => {
+      fake?.restore();
+      fake = sshd.replaceTool(
+        'b3sum',
         `#!/bin/sh\nBCMR_B3SUM_LIE='${lie}' exec '${process.execPath}' '${helper}' "$@"\n`,
-        { mode: 0o755 },
       );
+    };
     try {
       write('');
       const ok = await run(['--json', 'copy', '-r', 'b3src', `bcmr-nonode:${dir}/b3ok`]);
@@ -191,7 +189,7 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       );
       assert.deepEqual(stagings(dir), []);
     } finally {
-      fs.rmSync(bin, { force: true });
+      (fake as { restore: () => void } | null)?.restore();
     }
   });
 
@@ -226,15 +224,10 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       '-cf', archive, '-C', evil, '--transform', 's,^escape.txt$,../../../escape.txt,', '--show-transformed-names',
       `${rel}/a.txt`, `${rel}/b.txt`, 'escape.txt', `${rel}/c.txt`,
     ]); // biome-ignore format: argv
-    const fakeTar = path.join(sshd.dir, 'nonode-bin', 'tar');
-    const realTar = fs.readlinkSync(fakeTar);
-    fs.rmSync(fakeTar);
-    fs.writeFileSync(
-      fakeTar,
+    const realTar = fs.realpathSync('/bin/tar');
+    const fakeTar = sshd.replaceTool(
+      'tar',
       `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${realTar}' "$@" ;; esac\n`,
-      {
-        mode: 0o755,
-      },
     );
     try {
       const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'hdst']);
@@ -252,8 +245,7 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       for (const p of [path.join(dir, '..', 'escape.txt'), path.join(dir, 'escape.txt'), '/escape.txt'])
         assert.equal(fs.existsSync(p), false, p);
     } finally {
-      fs.rmSync(fakeTar);
-      fs.symlinkSync(realTar, fakeTar);
+      fakeTar.restore();
     }
   });
 
@@ -261,13 +253,10 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     const src = path.join(dir, 'gsrc');
     fs.mkdirSync(src);
     for (const n of ['a.txt', 'b.txt']) fs.writeFileSync(path.join(src, n), n);
-    const fakeTar = path.join(sshd.dir, 'nonode-bin', 'tar');
-    const realTar = fs.readlinkSync(fakeTar);
-    fs.rmSync(fakeTar);
-    fs.writeFileSync(
-      fakeTar,
+    const realTar = fs.realpathSync('/bin/tar');
+    const fakeTar = sshd.replaceTool(
+      'tar',
       `#!/bin/sh\ncase "$1" in -c) head -c 3000 /dev/urandom ;; *) exec '${realTar}' "$@" ;; esac\n`,
-      { mode: 0o755 },
     );
     try {
       const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'gdst']);
@@ -280,8 +269,7 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       for (const f of files) assert.match(String(f.error), /the remote tar stream is damaged/);
       assert.deepEqual(fs.readdirSync(path.join(dir, 'gdst')), []);
     } finally {
-      fs.rmSync(fakeTar);
-      fs.symlinkSync(realTar, fakeTar);
+      fakeTar.restore();
     }
   });
 
@@ -312,10 +300,9 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     const bin = path.join(sshd.dir, 'nonode-bin');
     const real = (n: string) => fs.readlinkSync(path.join(bin, n));
     const saved = { stat: real('stat'), tar: real('tar'), find: real('find'), touch: real('touch') };
-    const wrap = (n: string, body: string) => {
-      fs.rmSync(path.join(bin, n));
-      fs.writeFileSync(path.join(bin, n), `#!/bin/sh\n${body}\n`, { mode: 0o755 });
-    };
+    const restores: (() => void)[] = [];
+    const wrap = (n: string, body: string) =>
+      restores.push(sshd.replaceTool(n, `#!/bin/sh\n${body}\n`).restore);
     // BSD stat: -f FORMAT (%z size, %m mtime, %HT type, %Lp mode); -c is GNU's and refused.
     wrap(
       'stat',
@@ -353,10 +340,7 @@ exec '${saved.stat}' $L -c "$f" -- "$@"`,
       assert.deepEqual(snapshot(path.join(dir, 'bsd-down')), snapshot(path.join(dir, 'bsd-up')));
       assert.deepEqual(snapshot(path.join(dir, 'bsd-up')), expectedCopy());
     } finally {
-      for (const [n, target] of Object.entries(saved)) {
-        fs.rmSync(path.join(bin, n));
-        fs.symlinkSync(target, path.join(bin, n));
-      }
+      for (const restore of restores) restore();
     }
   });
 });

@@ -292,9 +292,7 @@ describe('bcmr deploy', () => {
 
   test('--with-node refuses a remote of another OS or CPU with one line, shipping nothing', async () => {
     // The remote's uname says it is a Mac: a wrapper in front of the real one on its PATH.
-    const uname = path.join(sshd.dir, 'nonode-bin', 'uname');
-    fs.rmSync(uname);
-    fs.writeFileSync(uname, '#!/bin/sh\necho Darwin arm64\n', { mode: 0o755 });
+    const uname = sshd.replaceTool('uname', '#!/bin/sh\necho Darwin arm64\n');
     try {
       const r = await run(['deploy', '--with-node', 'bcmr-nonode']);
       assert.equal(r.code, 2, r.stderr);
@@ -304,8 +302,7 @@ describe('bcmr deploy', () => {
       );
       assert.equal(fs.existsSync(path.join(sshd.home, '.local/share/bcmr/node')), false);
     } finally {
-      fs.rmSync(uname);
-      fs.symlinkSync(execFileSync('sh', ['-c', 'command -v uname'], { encoding: 'utf8' }).trim(), uname);
+      uname.restore();
     }
   });
 });

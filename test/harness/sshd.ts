@@ -19,10 +19,13 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   symlinkSync,
+  unlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -62,6 +65,13 @@ export interface SshServer {
   loginShells: string[];
   /** Adds `Host name` reaching this server through host:port (e.g. a delay proxy). */
   addAlias(name: string, host: string, port: number): void;
+  /**
+   * Puts a script of the test's in place of `name` on the bcmr-nonode PATH (`nonode-bin`, whose
+   * entries are links to the system's tools): the link is removed first and the script created
+   * new (O_EXCL, never through a link), so a test can never write into a system tool. Returns
+   * the tool's real path (or null) and a function that puts things back.
+   */
+  replaceTool(name: string, script: string): { real: string | null; restore: () => void };
   stop(): Promise<void>;
 }
 
@@ -141,7 +151,9 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
   // A fourth port whose PATH has every tool of the system but node (a host with only a shell).
   const noNodePort = await freePort();
   const noNodeBin = path.join(dir, 'nonode-bin');
-  toolsWithout(noNodeBin, new Set(['node', 'nodejs', 'bcmr']));
+  // b3sum too: whether the machine has one must not change what a test sees (tests that need one
+  // put their own in with replaceTool).
+  toolsWithout(noNodeBin, new Set(['node', 'nodejs', 'bcmr', 'b3sum']));
   // Accounts whose login shell is not sh: sshd's ForceCommand hands the command to that shell
   // exactly as a login shell would get it (`SHELL -c COMMAND`).
   const shells: { name: string; shell: string; port: number; barePort: number }[] = [];
@@ -270,6 +282,22 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     loginShells: shells.map((sh) => sh.name),
     addAlias(name: string, host: string, aliasPort: number) {
       appendFileSync(config, `${hostBlock(name, host, aliasPort).join('\n')}\n`);
+    },
+    replaceTool(name: string, script: string) {
+      if (name.includes('/')) throw new Error(`replaceTool: ${name} is not a tool name`);
+      const file = path.join(noNodeBin, name);
+      const st = lstatSync(file, { throwIfNoEntry: false });
+      if (st && !st.isSymbolicLink()) throw new Error(`replaceTool: ${file} is already replaced`);
+      const real = st ? readlinkSync(file) : null;
+      if (st) unlinkSync(file);
+      writeFileSync(file, script, { mode: 0o755, flag: 'wx' });
+      return {
+        real,
+        restore: () => {
+          unlinkSync(file);
+          if (real) symlinkSync(real, file);
+        },
+      };
     },
     async stop() {
       child.kill('SIGTERM');
