@@ -71,7 +71,7 @@ export class Cas {
    * its own kept partial files): it can never pull blocks of files outside its root by hash.
    */
   constructor(
-    base: string,
+    private readonly base: string,
     private readonly root = '/',
   ) {
     this.dir =
@@ -90,16 +90,23 @@ export class Cas {
   /** Creates the store private, or refuses one that is not ours (see the header). */
   ready(): Promise<void> {
     this.checked ??= (async () => {
-      await mkdir(this.dir, { recursive: true, mode: 0o700 });
-      const st = await lstat(this.dir);
-      if (st.isSymbolicLink() || !st.isDirectory()) {
-        throw new Error(`dedup store ${this.dir} is not a plain directory (a symlink?): not used`);
+      // The base and, for a jailed session, its part of the store: each a plain directory of
+      // ours, checked before anything is made inside it.
+      const dirs = this.dir === this.base ? [this.dir] : [this.base, path.dirname(this.dir), this.dir];
+      for (const [i, d] of dirs.entries()) {
+        await mkdir(d, { recursive: i === 0, mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'EEXIST') throw err;
+        });
+        const st = await lstat(d);
+        if (st.isSymbolicLink() || !st.isDirectory()) {
+          throw new Error(`dedup store ${d} is not a plain directory (a symlink?): not used`);
+        }
+        const uid = process.getuid?.();
+        if (uid !== undefined && st.uid !== uid) {
+          throw new Error(`dedup store ${d} belongs to uid ${st.uid}, not to us: not used`);
+        }
+        if ((st.mode & 0o077) !== 0) await chmod(d, 0o700);
       }
-      const uid = process.getuid?.();
-      if (uid !== undefined && st.uid !== uid) {
-        throw new Error(`dedup store ${this.dir} belongs to uid ${st.uid}, not to us: not used`);
-      }
-      if ((st.mode & 0o077) !== 0) await chmod(this.dir, 0o700);
     })();
     return this.checked;
   }

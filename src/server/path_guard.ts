@@ -354,6 +354,11 @@ export function openOwnForWrite(
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
+    // A link there is refused as an escape (as by O_NOFOLLOW), anything but a file as such:
+    // only a regular file of another user is replaced, never a FIFO, device or directory.
+    const st = lstatSync(dir.at(name), { throwIfNoEntry: false });
+    if (st?.isSymbolicLink()) throw escaped(p);
+    if (st && !st.isFile()) throw new OpError(`io: not a regular file: ${clip(p)}`);
     let fh: FdFile | null = null;
     try {
       fh = openForWrite(guard, dir, name, 0, p);

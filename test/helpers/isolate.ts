@@ -1,5 +1,6 @@
 /**
- * Imported by every test that runs the CLI: the CLI's per-user cache (`$XDG_CACHE_HOME/bcmr`,
+ * Imported by every test that runs the CLI: the CLI's per-user cache (`$XDG_CACHE_HOME/bcmr`: hosts
+ * with no bcmr server, V8's compile cache),
  * e.g. hosts with no bcmr server) goes to a temp dir of this test process, never to the real
  * home, and is removed when the process exits.
  */

@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { type ConnectOptions, ServeClient } from '../../src/client/serve_client.js';
 import { serveSession } from '../../src/server/session.js';
 import { childChannel, streamChannel } from '../../src/transport/channel.js';
+import './isolate.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 /** bin/bcmr.js of this checkout (tests run from dist/test/helpers). */
