@@ -12,5 +12,7 @@ if (!process.env.BCMR_TEST_CACHE) {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'bcmr-test-cache-'));
   process.env.BCMR_TEST_CACHE = dir;
   process.env.XDG_CACHE_HOME = dir;
+  // And the default dedup store of in-process servers ($XDG_DATA_HOME/bcmr/cas).
+  process.env.XDG_DATA_HOME = dir;
   process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
 }

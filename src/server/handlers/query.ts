@@ -111,26 +111,38 @@ export async function handleList(ctx: SessionContext, m: Of<'List'>): Promise<vo
         continue; // gone meanwhile
       }
       let sub: JailDir | null = null;
+      // An entry that cannot be listed as what it is (a dangling link, a link leading outside
+      // the root or back to a directory already listed, a directory that cannot be opened) is
+      // listed as an empty file: v2 has no way to say "skipped", and the client's Get of it
+      // then fails with the reason, reported for that entry (never dropped without a word).
+      let unlistable = false;
       if (target.isSymbolicLink()) {
-        // Followed, as metadata is; a link leading outside the root is not listed.
-        let real: string;
+        // Followed, as metadata is.
         try {
-          real = realpathSync.native(dir.at(name));
-          if (!ctx.guard.contains(real)) continue;
-          target = statSync(real);
-          if (target.isDirectory()) {
-            if (seen.has(real)) continue;
-            sub = ctx.guard.openDir(real, false);
+          const real = realpathSync.native(dir.at(name));
+          if (!ctx.guard.contains(real)) unlistable = true;
+          else {
+            target = statSync(real);
+            if (target.isDirectory()) {
+              if (seen.has(real)) unlistable = true;
+              else sub = ctx.guard.openDir(real, false);
+            }
           }
         } catch {
-          continue;
+          unlistable = true;
         }
       } else if (target.isDirectory()) {
         try {
           sub = ctx.guard.openDir(dir.realOf(name), false);
         } catch {
-          continue;
+          unlistable = true;
         }
+      }
+      if (unlistable) {
+        bytes += ENTRY_FIXED + Buffer.byteLength(childRel);
+        if (bytes > MAX_FRAME_LEN || entries.length >= MAX_COUNT) tooBig();
+        entries.push({ path: childRel, size: 0, mtime: 0, isDir: false });
+        continue;
       }
       bytes += ENTRY_FIXED + Buffer.byteLength(childRel);
       if (bytes > MAX_FRAME_LEN || entries.length >= MAX_COUNT) {
