@@ -1,8 +1,7 @@
 /**
- * Imported by every test that runs the CLI: the CLI's per-user cache (`$XDG_CACHE_HOME/bcmr`: hosts
- * with no bcmr server, V8's compile cache),
- * e.g. hosts with no bcmr server) goes to a temp dir of this test process, never to the real
- * home, and is removed when the process exits.
+ * Imported by every test that runs the CLI or a server: the per-user cache (`$XDG_CACHE_HOME/bcmr`:
+ * hosts with no bcmr server, V8's compile cache) and the default dedup store (`$XDG_DATA_HOME`) go
+ * to a temp dir of this test process, never to the real home, removed when the process exits.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
