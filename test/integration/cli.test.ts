@@ -4,7 +4,6 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { BCMR_BIN } from '../helpers/serve.js';
-import '../helpers/isolate.js';
 
 test('--version prints the package version and which BLAKE3 and codecs run', () => {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {

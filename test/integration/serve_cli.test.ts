@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { BCMR_BIN, tempDir } from '../helpers/serve.js';
-import '../helpers/isolate.js';
 
 function run(root: string, input: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {

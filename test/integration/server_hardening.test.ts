@@ -20,7 +20,6 @@ import { BCMR_BIN, connectInProcess, connectSpawned, tempDir } from '../helpers/
 /** A local attacker: exchanges two paths with renameat2(RENAME_EXCHANGE) as fast as it can. */
 const SWAPPER = `
 import ctypes, sys
-import '../helpers/isolate.js';
 libc = ctypes.CDLL(None, use_errno=True)
 a, b = sys.argv[1].encode(), sys.argv[2].encode()
 while True:

@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Cap } from '../../src/protocol/constants.js';
 import { BCMR_BIN } from '../helpers/serve.js';
-import '../helpers/isolate.js';
 
 const repo = path.resolve(path.dirname(BCMR_BIN), '..');
 export const RS_DIR = process.env.BCMR_RS_DIR || path.resolve(repo, '../shared/rust-ref/bin');
