@@ -1,3 +1,4 @@
+/** -C: resumable downloads and uploads through `.NAME.bcmr-part` files (PROTOCOL.md 17.2). */
 import { Blake3Hasher, blake3Hex } from '../codec/hash.js';
 import {
   type BatchCallbacks,
@@ -10,11 +11,10 @@ import { IntegrityError, isNotFound } from '../errors.js';
 import { MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { type BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { openPartFile, partNameFor } from '../util/temp_file.js';
+import { isReplacedPart, openPartFile, partNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
 import type { ServeClient } from './serve_client.js';
-import { isReplacedPart } from './stripe.js';
 
 /**
  * Bytes of the longest prefix of `local`'s first `have` bytes whose 4 MiB blocks hash as the

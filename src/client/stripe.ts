@@ -18,11 +18,11 @@ import {
   type GetItem,
   type PutItem,
 } from '../core/items.js';
-import { IntegrityError, RemoteError } from '../errors.js';
+import { IntegrityError } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
-import { partNameFor, tempNameFor } from '../util/temp_file.js';
+import { isReplacedPart, partNameFor, tempNameFor } from '../util/temp_file.js';
 import { WriteBatch } from '../util/write_batch.js';
 import { publishReceived } from './batch.js';
 import type { ServeClient } from './serve_client.js';
@@ -340,9 +340,4 @@ export async function getStriped(
     }
     return fileResult(item, t0, { bytes, error: err as Error });
   }
-}
-
-/** The server replaced a part file that was not ours: what was before the range is gone. */
-export function isReplacedPart(err: unknown): boolean {
-  return err instanceof RemoteError && / was replaced \(not this user's/.test(err.message);
 }

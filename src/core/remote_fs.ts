@@ -3,7 +3,6 @@
  * or more ssh connections) and `PlainSsh` (section 15 fallback: one shell command per step).
  * The copy engine is written once against this interface.
  */
-
 import path from 'node:path';
 import type { ListEntry } from '../protocol/messages.js';
 import type { ShText } from '../util/shell.js';

@@ -36,6 +36,7 @@ import {
 import os from 'node:os';
 import path from 'node:path';
 import { blake3Hex } from '../codec/hash.js';
+import { isWithin } from './path_guard.js';
 
 export const DEFAULT_CAS_CAP_MB = 1024;
 
@@ -84,7 +85,7 @@ export class Cas {
   private async reachable(file: string): Promise<boolean> {
     if (this.root === '/' || this.isPartial(file)) return true;
     const real = await realpath(file).catch(() => null);
-    return real !== null && (real === this.root || real.startsWith(`${this.root}/`));
+    return real !== null && isWithin(this.root, real);
   }
 
   /** Creates the store private, or refuses one that is not ours (see the header). */
@@ -173,7 +174,7 @@ export class Cas {
         // Checked again on what was opened: a directory swapped for a link meanwhile.
         if (this.root !== '/' && !this.isPartial(ref.file)) {
           const real = await realpath(`/proc/self/fd/${fh.fd}`).catch(() => ref.file);
-          if (real !== this.root && !real.startsWith(`${this.root}/`)) throw new Error('outside the root');
+          if (!isWithin(this.root, real)) throw new Error('outside the root');
         }
         const buf = Buffer.allocUnsafe(ref.length);
         const { bytesRead } = await fh.read(buf, 0, ref.length, ref.offset);

@@ -125,7 +125,7 @@ export class PathGuard {
   }
 
   contains(canonical: string): boolean {
-    return this.root === '/' || canonical === this.root || canonical.startsWith(`${this.root}/`);
+    return isWithin(this.root, canonical);
   }
 
   /**
@@ -379,6 +379,11 @@ export function openOwnForWrite(
 }
 
 export const CREATE_NEW = O_CREAT | O_EXCL;
+
+/** Whether the canonical path `real` is `root` or below it. */
+export function isWithin(root: string, real: string): boolean {
+  return root === '/' || real === root || real.startsWith(`${root}/`);
+}
 export const CREATE = O_CREAT;
 
 function escaped(p: string): PathError {

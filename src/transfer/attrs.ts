@@ -18,16 +18,16 @@ export interface Attrs {
  * entry of `files` then `dirs`, in their order (null where all went well), as cp -p reports.
  */
 export function applyLocalAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): (Error | null)[] {
-  const out: (Error | null)[] = [];
-  for (const f of [...files, ...dirs]) {
+  const attempt = (f: Attrs, withTime: boolean): Error | null => {
     try {
       if (f.mode !== null) fs.chmodSync(f.dest, f.mode);
-      if (f.mtime > 0 && files.includes(f)) fs.utimesSync(f.dest, f.mtime, f.mtime);
-      out.push(null);
+      if (withTime && f.mtime > 0) fs.utimesSync(f.dest, f.mtime, f.mtime);
+      return null;
     } catch (err) {
-      out.push(err as Error);
+      return err as Error;
     }
-  }
+  };
+  const out = [...files.map((f) => attempt(f, true)), ...dirs.map((d) => attempt(d, false))];
   // Directory times last, deepest first: writing into a directory changes its mtime.
   for (let i = dirs.length - 1; i >= 0; i--) {
     const d = dirs[i];
@@ -44,7 +44,7 @@ export function applyLocalAttrs(files: readonly Attrs[], dirs: readonly Attrs[])
 /**
  * A script that sets modes and mtimes on the remote; null when there is nothing to do. Every
  * line runs, and each entry that fails prints its index (files, then dirs, in their order):
- * see `attrFailures`.
+ * see `entryFailures`.
  */
 export function remoteAttrScript(files: readonly Attrs[], dirs: readonly Attrs[]): ShText | null {
   const lines: ShText[] = [];

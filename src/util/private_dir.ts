@@ -28,6 +28,6 @@ export function privateCacheDir(sub: string, env: NodeJS.ProcessEnv = process.en
 }
 
 /** A real directory (not a link) of `uid` that no one else can enter or write. */
-export function isPrivate(st: Stats, uid: number): boolean {
+function isPrivate(st: Stats, uid: number): boolean {
   return st.isDirectory() && st.uid === uid && (st.mode & 0o077) === 0;
 }

@@ -12,7 +12,7 @@ import {
   unlinkSync,
 } from 'node:fs';
 import path from 'node:path';
-import { ExistsError } from '../errors.js';
+import { ExistsError, RemoteError } from '../errors.js';
 
 export const TEMP_MARKER = '.bcmr-tmp-';
 /** Suffix of a resumable partial file (`.NAME.bcmr-part`), kept across runs with -C. */
@@ -97,6 +97,14 @@ export function publish(tmp: string, dest: string, overwrite: boolean): void {
 export function adoptable(st: Stats): boolean {
   const uid = process.geteuid?.();
   return st.isFile() && (uid === undefined || st.uid === uid) && (st.mode & 0o022) === 0;
+}
+
+/** What the server says when it had to replace a part file that was not adoptable. */
+export const PART_REPLACED = "was replaced (not this user's, or writable by others)";
+
+/** The server replaced a part file that was not ours: the bytes before the range are gone. */
+export function isReplacedPart(err: unknown): boolean {
+  return err instanceof RemoteError && err.message.includes(PART_REPLACED);
 }
 
 /**

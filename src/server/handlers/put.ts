@@ -15,7 +15,7 @@ import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
 import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
 import type { FdFile } from '../../util/fd_file.js';
-import { publishTemp, tempNameFor } from '../../util/temp_file.js';
+import { PART_REPLACED, publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
 import { casCapBytes, type StoredBlock } from '../cas.js';
 import { Cap, errorLine, hasCap, OpError, type SessionContext } from '../context.js';
@@ -332,9 +332,7 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     // Another user's part file was replaced by an empty one: bytes before this range are gone,
     // so the client must send the whole file again (it says so; a rerun starts fresh).
     if (own.replaced && m.offset > 0)
-      throw new OpError(
-        `io: ${clip(m.path)} was replaced (not this user's, or writable by others): send from the start`,
-      );
+      throw new OpError(`io: ${clip(m.path)} ${PART_REPLACED}: send from the start`);
     // Pieces gathered and written on the pool while the next ones arrive, as for Put.
     await WriteBatch.run(fh, m.offset, async (batch) => {
       while (got < m.length) {

@@ -138,18 +138,16 @@ export async function handleList(ctx: SessionContext, m: Of<'List'>): Promise<vo
           unlistable = true;
         }
       }
-      if (unlistable) {
-        bytes += ENTRY_FIXED + Buffer.byteLength(childRel);
-        if (bytes > MAX_FRAME_LEN || entries.length >= MAX_COUNT) tooBig();
-        entries.push({ path: childRel, size: 0, mtime: 0, isDir: false });
-        continue;
-      }
       bytes += ENTRY_FIXED + Buffer.byteLength(childRel);
       if (bytes > MAX_FRAME_LEN || entries.length >= MAX_COUNT) {
         sub?.close();
         tooBig();
       }
-      entries.push({ path: childRel, size: target.size, mtime: mtimeSeconds(target), isDir: sub !== null });
+      entries.push(
+        unlistable
+          ? { path: childRel, size: 0, mtime: 0, isDir: false }
+          : { path: childRel, size: target.size, mtime: mtimeSeconds(target), isDir: sub !== null },
+      );
       if (sub) {
         seen.add(sub.real);
         try {
