@@ -57,7 +57,7 @@ export function remoteAttrScript(files: readonly Attrs[], dirs: readonly Attrs[]
     // `-d @SECONDS` is GNU's; BSD touch reads the ISO 8601 form instead.
     if (f.mtime > 0)
       lines.push(
-        sh`touch -m -d ${`@${f.mtime.toFixed(6)}`} -- ${q} 2>/dev/null || touch -m -d ${new Date(f.mtime * 1000).toISOString().replace(/\.\d+Z$/, 'Z')} -- ${q} || echo ${i}`,
+        sh`touch -c -m -d ${`@${f.mtime.toFixed(6)}`} -- ${q} 2>/dev/null || touch -c -m -d ${new Date(f.mtime * 1000).toISOString().replace(/\.\d+Z$/, 'Z')} -- ${q} || echo ${i}`,
       );
   }
   return lines.length === 0 ? null : sh`${shLines(lines)}\n`;
