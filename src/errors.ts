@@ -36,6 +36,12 @@ export class ProtocolError extends BcmrError {
 }
 
 /**
+ * The stream ended inside a frame: malformed as a protocol matter (the server exits 3 as for
+ * any), but also what a connection cut by the network looks like, so a client tries again.
+ */
+export class TruncatedStreamError extends ProtocolError {}
+
+/**
  * A direct-plane record failed AES-GCM authentication: the bytes were corrupted or tampered
  * with on the way. Fatal to the session like any protocol violation, and never retried (a
  * tampering path would only tamper again).

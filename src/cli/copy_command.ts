@@ -5,6 +5,7 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
+import { DEFAULT_RETRIES } from '../client/retry.js';
 import { isShellOnly } from '../client/shell_hosts.js';
 import { discardPrestarted, prestartServe } from '../client/ssh_start.js';
 import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
@@ -35,6 +36,7 @@ interface RawOptions {
   fallback: boolean;
   direct: 'ssh' | 'direct' | 'auto';
   timeout: string;
+  retries: string;
 }
 
 export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
@@ -92,6 +94,11 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
         .default('ssh'),
     )
     .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
+    .option(
+      '--retries <n>',
+      'tries again (with backoff) after a lost connection, per connection and per request',
+      String(DEFAULT_RETRIES),
+    )
     .option(
       '--no-fallback',
       'fail instead of falling back: to plain ssh when the remote has no bcmr, to the ssh data path when --direct=direct cannot connect',
@@ -189,6 +196,10 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
   if (!Number.isFinite(timeout) || timeout <= 0) {
     throw new UsageError(`--timeout must be a positive number of seconds, not '${raw.timeout}'`);
   }
+  const retries = Number(raw.retries);
+  if (!Number.isInteger(retries) || retries < 0 || retries > 100) {
+    throw new UsageError(`--retries must be an integer from 0 to 100, not '${raw.retries}'`);
+  }
   const rshText = raw.rsh ?? process.env.BCMR_RSH ?? 'ssh';
   const rsh = splitCommand(rshText);
   if (rsh.length === 0) throw new UsageError('--rsh is empty');
@@ -202,7 +213,7 @@ function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     deref: raw.deref,
     verify: Boolean(raw.verify),
     resume: Boolean(raw.resume),
-    ssh: { rsh, remotePath: raw.remotePath, idleMs: timeout * 1000 },
+    ssh: { rsh, remotePath: raw.remotePath, idleMs: timeout * 1000, retries },
     parallel,
     compress: raw.compress,
     fast: Boolean(raw.fast),

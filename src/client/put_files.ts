@@ -2,8 +2,9 @@
  * Pipelined uploads of many files over one ServeClient; the server's Ok hash must equal the
  * source's. Fresh large files go through dedup (dedup.ts); -C uploads are resume.ts's.
  */
-import { digestAndRecycle, takeHasher } from '../codec/hash.js';
-import type { BatchCallbacks, FileResult, PutItem } from '../core/items.js';
+import fs from 'node:fs';
+import { digestAndRecycle, fileHashHex, takeHasher } from '../codec/hash.js';
+import { type BatchCallbacks, type FileResult, fileResult, type PutItem } from '../core/items.js';
 import { IntegrityError } from '../errors.js';
 import { Cap } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
@@ -36,6 +37,15 @@ export async function putFiles(
       continue;
     }
     const t0 = performance.now();
+    if (item.afterLoss && item.overwrite === false) {
+      const earlier = await publishedEarlier(client, item, t0);
+      if (earlier) {
+        if (!earlier.error) cb.onBytes?.(earlier.bytes, item);
+        cb.onFileDone?.(earlier);
+        results.push(Promise.resolve(earlier));
+        continue;
+      }
+    }
     let bytes = 0;
     let deduped = 0;
     let hasher = takeHasher();
@@ -93,4 +103,27 @@ export async function putFiles(
     await sent.catch(() => {});
   }
   return Promise.all(results);
+}
+
+/**
+ * A Put tried again after its connection was lost, without -f: the earlier try may have
+ * published the file and only its Ok was lost, so a second Put would be refused as existing.
+ * Done already when the destination hashes as the source; null to send it (not there, or
+ * different: then the Put's own refusal stands). A lost connection fails it as lost.
+ */
+async function publishedEarlier(
+  client: ServeClient,
+  item: PutItem,
+  t0: number,
+): Promise<FileResult<PutItem> | null> {
+  let stored: string;
+  try {
+    stored = await client.hash(item.remote);
+  } catch (err) {
+    if (client.failure) return fileResult(item, t0, { error: client.failure });
+    return null;
+  }
+  const source = await fileHashHex(item.local).catch(() => null);
+  if (source !== stored) return null;
+  return fileResult(item, t0, { hash: source, bytes: item.size ?? fs.statSync(item.local).size });
 }

@@ -104,6 +104,8 @@ export class ServeClient {
   private readonly pending: Pending[] = [];
   private pendingHead = 0;
   private poisonedBy: Error | null = null;
+  /** close() was called: the end of the stream is expected. */
+  private closing = false;
   private tail: Promise<void> = Promise.resolve();
   private flushScheduled = false;
   private readonly waiters: (() => void)[] = [];
@@ -369,6 +371,7 @@ export class ServeClient {
 
   /** Waits for every request to finish, ends the session and waits for the peer to go. */
   async close(): Promise<void> {
+    this.closing = true;
     try {
       await this.tail;
       while (this.inFlight > 0 && !this.poisonedBy) await new Promise<void>((r) => this.waiters.push(r));
@@ -488,11 +491,11 @@ export class ServeClient {
         const m = await this.reader.next();
         this.lastActivity = Date.now();
         if (m === null) {
-          if (this.inFlight > 0 || !this.poisonedBy) {
-            if (this.inFlight > 0) {
-              const why = this.channel.diagnostics();
-              throw new ConnectionClosedError(`Server closed the connection${why ? `: ${why}` : ''}`);
-            }
+          // Also when nothing was asked: a connection lost while idle must say so before the
+          // next request is sent into it (and waits for an answer that cannot come).
+          if (this.inFlight > 0 || (!this.poisonedBy && !this.closing)) {
+            const why = this.channel.diagnostics();
+            throw new ConnectionClosedError(`Server closed the connection${why ? `: ${why}` : ''}`);
           }
           return;
         }

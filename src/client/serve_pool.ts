@@ -33,12 +33,11 @@ import { getFiles } from './get_files.js';
 import { choosePath, type PathAsk } from './path_choice.js';
 import { stripes } from './policy.js';
 import { putFiles } from './put_files.js';
+import { backoffMs, DEFAULT_RETRIES, gaveUp, isTransient, sleep, withRetries } from './retry.js';
 import type { ServeClient, StatResult } from './serve_client.js';
 import { connectServe, runRemote, type ServeConnection, type ServerKind, type SshConfig } from './ssh.js';
 import { getStriped, putStriped, type RangeBatch, type RangeItem, type StripeHost } from './stripe.js';
 
-/** Reconnections per worker after its connection was poisoned. */
-const MAX_RECONNECTS = 3;
 /** How long removing a failed striped upload's remote temp file may take. */
 const REMOVE_TEMP_MS = 5000;
 
@@ -54,6 +53,8 @@ export interface PoolOptions {
   /** When the direct plane is unavailable, use the ssh sessions (said once) instead of failing. */
   directFallback?: boolean;
   notice?: (msg: string) => void;
+  /** Aborted by Ctrl-C: no further tries. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -77,7 +78,20 @@ class Connector {
     private readonly opts: PoolOptions,
   ) {}
 
-  async connect(): Promise<ServeConnection> {
+  /** Tries after the first for a lost connection or request (`--retries`). */
+  get retries(): number {
+    return this.cfg.retries ?? DEFAULT_RETRIES;
+  }
+
+  /** True once the copy was interrupted: no further tries. */
+  readonly stopped = (): boolean => this.opts.signal?.aborted === true;
+
+  /** One connection, tried again with backoff while the network loses it (retry.ts). */
+  connect(): Promise<ServeConnection> {
+    return withRetries(this.retries, () => this.connectOnce(), this.stopped);
+  }
+
+  private async connectOnce(): Promise<ServeConnection> {
     const conn = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
     const wanted = this.opts.direct === true || (this.opts.direct === 'auto' && this.autoDirect);
     if (!wanted || this.directDown) return conn;
@@ -202,13 +216,23 @@ export class ServePool implements RemoteFs {
     return this.chosen;
   }
 
-  /** The smallest of three round trips on the control connection, in ms. */
+  /**
+   * The smallest of three round trips on the control connection, in ms. A try on a connection
+   * that was lost meanwhile is not a round trip: it is measured again on the new one.
+   */
   private async roundTrip(): Promise<number> {
     let best = Number.POSITIVE_INFINITY;
     for (let i = 0; i < 3; i++) {
-      const t0 = performance.now();
-      await this.control.stat('/').catch(() => null);
-      best = Math.min(best, performance.now() - t0);
+      best = Math.min(
+        best,
+        await this.onControl(async (c) => {
+          const t0 = performance.now();
+          await c.stat('/').catch((err) => {
+            if (c.failure) throw err;
+          });
+          return performance.now() - t0;
+        }),
+      );
     }
     return best;
   }
@@ -259,7 +283,7 @@ export class ServePool implements RemoteFs {
 
   async stat(path: string): Promise<StatResult | null> {
     try {
-      return await (await this.controlClient()).stat(path);
+      return await this.onControl((c) => c.stat(path));
     } catch (err) {
       if (isNotFound(err)) return null;
       throw err;
@@ -267,26 +291,63 @@ export class ServePool implements RemoteFs {
   }
 
   async list(path: string): Promise<ListEntry[]> {
-    return (await this.controlClient()).list(path);
+    return this.onControl((c) => c.list(path));
   }
 
+  /** Mkdir makes what is missing and accepts a directory that exists: safe to send again. */
   async mkdirs(paths: readonly string[]): Promise<void> {
-    const c = await this.controlClient();
-    await Promise.all(paths.map((p) => c.mkdir(p)));
+    await this.onControl((c) => Promise.all(paths.map((p) => c.mkdir(p))));
   }
 
   async hashFiles(paths: readonly string[]): Promise<(string | Error)[]> {
-    const c = await this.controlClient();
-    return Promise.all(paths.map((p) => c.hash(p).catch((e: Error) => e)));
+    return this.onControl(async (c) => {
+      const out = await Promise.all(paths.map((p) => c.hash(p).catch((e: Error) => e)));
+      // Errors from a lost connection are not answers: ask them all again on a new one.
+      if (c.failure && out.some((h) => h instanceof Error && h === c.failure)) throw c.failure;
+      return out;
+    });
   }
 
+  /**
+   * Runs `text` under sh on the remote. Tried again only when ssh itself failed (exit 255)
+   * before the script printed anything: every script we send is safe to run twice (attrs,
+   * links, removals, and publishing, whose second run reports each file as it finds it).
+   */
   async script(text: ShText): Promise<string> {
-    const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text.text });
+    const r = await withRetries(
+      this.connector.retries,
+      async () => {
+        const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text.text });
+        if (r.code === 255 && r.stdout.length === 0)
+          throw new SshError(`ssh to ${this.target.host} failed: ${lastLine(r.stderr) ?? 'exit 255'}`);
+        return r;
+      },
+      this.connector.stopped,
+    );
     if (r.code !== 0)
-      throw new RemoteError(
-        `remote command failed: ${r.stderr.trim().split('\n').pop() ?? `exit ${r.code}`}`,
-      );
+      throw new RemoteError(`remote command failed: ${lastLine(r.stderr) ?? `exit ${r.code}`}`);
     return r.stdout.toString('utf8');
+  }
+
+  /**
+   * Runs one control request (or a group of them), on a new control connection when the one
+   * it ran on was lost: each of these requests asks or makes what it would again (Stat, List,
+   * Hash, Mkdir), so a second try is safe.
+   */
+  private async onControl<T>(fn: (c: ServeClient) => Promise<T>): Promise<T> {
+    return withRetries(
+      this.connector.retries,
+      async () => {
+        const c = await this.controlClient();
+        try {
+          return await fn(c);
+        } catch (err) {
+          // A request that failed because its connection went: the connection's reason.
+          throw c.failure && isTransient(c.failure) ? c.failure : err;
+        }
+      },
+      this.connector.stopped,
+    );
   }
 
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
@@ -299,7 +360,8 @@ export class ServePool implements RemoteFs {
       r.error instanceof RemoteError && /without dedup/.test(r.error.message) && !r.item.noDedup
         ? { ...r.item, noDedup: true }
         : null;
-    await this.runWorkers(queue, cb, putFiles, resend);
+    // A file lost with its connection goes back marked: its earlier try may have published it.
+    await this.runWorkers(queue, cb, putFiles, resend, (item) => ({ ...item, afterLoss: true }));
   }
 
   async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
@@ -397,29 +459,38 @@ export class ServePool implements RemoteFs {
     return client;
   }
 
+  /**
+   * Runs `batch` on every connection, each taking items from `queue`. A connection lost under
+   * its files is replaced (Connector.connect tries with backoff) and its files go back to the
+   * queue as `lostAs` makes them; a worker gives up after `--retries` losses in a row with no
+   * file completed between them, leaving its files to the others.
+   */
   private async runWorkers<T>(
     queue: WorkQueue<T>,
     cb: BatchCallbacks<T>,
     batch: (c: ServeClient, items: Iterable<T>, cb: BatchCallbacks<T>) => Promise<FileResult<T>[]>,
     retryAs: (r: FileResult<T>) => T | null = () => null,
+    lostAs: (item: T) => T = (item) => item,
   ): Promise<void> {
     let lastError: Error | null = null;
+    const retries = this.connector.retries;
     const worker = async (index: number): Promise<void> => {
       let client: ServeClient | null = null;
-      for (let attempt = 0; attempt <= MAX_RECONNECTS && queue.remaining > 0 && !this.destroyed; attempt++) {
+      let losses = 0;
+      while (queue.remaining > 0 && !this.destroyed) {
         try {
           client = index === 0 ? await this.controlClient() : await this.slotClient(index);
         } catch (err) {
+          // Connecting was tried with backoff already: this worker's files go to the others.
           lastError = err as Error;
-          // A refused extra connection leaves the work to the others; ssh errors will not heal.
-          if (err instanceof SshError || index > 0) return;
-          continue;
+          return;
         }
-        const retrying = attempt < MAX_RECONNECTS;
+        const retrying = losses < retries;
         const c = client;
         await batch(client, queue, {
           onBytes: cb.onBytes,
           onFileDone: (r) => {
+            if (!r.error) losses = 0;
             const again = r.error && !this.destroyed ? retryAs(r) : null;
             if (again) {
               cb.onBytes?.(-r.bytes, r.item);
@@ -431,22 +502,25 @@ export class ServePool implements RemoteFs {
             // only be tampered again) nor a stalled peer (each try would wait the timeout again).
             const lost =
               (r.error instanceof ConnectionClosedError || (r.error !== null && r.error === c.failure)) &&
-              !(c.failure instanceof AeadError) &&
-              !(c.failure instanceof TimeoutError);
+              worthAnotherConnection(c.failure);
             if (lost && retrying && !this.destroyed) {
               cb.onBytes?.(-r.bytes, r.item);
-              queue.putBack(r.item);
+              queue.putBack(lostAs(r.item));
               return;
             }
+            if (lost && r.error) gaveUp(r.error, losses + 1);
             cb.onFileDone?.(r);
           },
         });
         if (!client.failure) return;
-        lastError = client.failure;
+        losses++;
+        lastError = gaveUp(client.failure, losses);
         if (index > 0) {
           this.open.delete(client);
           await client.destroy();
         }
+        if (!retrying || !worthAnotherConnection(client.failure)) return;
+        await sleep(backoffMs(losses));
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, this.connections) }, (_, i) => worker(i)));
@@ -459,6 +533,19 @@ export class ServePool implements RemoteFs {
       );
     }
   }
+}
+
+/**
+ * A connection that failed under its files is replaced, whatever ended it (reset, closed, cut
+ * mid-frame, a killed peer), except a tampered record (it would only be tampered again) and a
+ * stalled peer (each try would wait the timeout again).
+ */
+function worthAnotherConnection(failure: Error | null): boolean {
+  return !(failure instanceof AeadError) && !(failure instanceof TimeoutError);
+}
+
+function lastLine(text: string): string | undefined {
+  return text.trim().split('\n').filter(Boolean).pop();
 }
 
 /** -P auto or --direct auto: the extra connections wait for `prepare`. */

@@ -104,6 +104,9 @@ export async function connectServe(
       exitCode,
       new Promise<null>((r) => setTimeout(() => r(null), 2000).unref()),
     ]);
+    // 255 is ssh's own failure (the connection was lost after the shell started), not the
+    // remote command's: a flaky network, not a host without bcmr (which would mean the fallback).
+    if (code === 255) throw new SshError(sshFailure(base.diagnostics(), target), { cause: err });
     const why = start.why ?? base.diagnostics().split('\n').filter(Boolean).pop() ?? (err as Error).message;
     throw new NoRemoteBcmrError(
       `no usable bcmr on ${target.host} (${cfg.remotePath ?? 'bcmr'}: ${why || `exit ${code}`})`,

@@ -20,6 +20,8 @@ export interface SshConfig {
   remotePath?: string;
   /** Idle timeout of every session (`--timeout`; see ConnectOptions.idleMs). */
   idleMs?: number;
+  /** Tries after the first for a lost connection (`--retries`; see retry.ts). */
+  retries?: number;
 }
 
 /**

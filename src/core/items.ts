@@ -42,6 +42,11 @@ export interface PutItem {
    * continue after its verified prefix on a later run; the caller publishes the part file.
    */
   resume?: boolean;
+  /**
+   * An earlier try was lost with its connection: the server may have published the file and
+   * only its Ok was lost. A refusal as existing is then checked against the source's hash.
+   */
+  afterLoss?: boolean;
 }
 
 export interface FileResult<T> {

@@ -13,7 +13,7 @@
  * while they are still in the CPU cache; only receivers that count frames (dedup blocks) must
  * gather pieces back into blocks.
  */
-import { ProtocolError } from '../errors.js';
+import { ProtocolError, TruncatedStreamError } from '../errors.js';
 import { checkFrameLen, decodeFrame } from './codec.js';
 import { MAX_BLOCK, MsgType } from './constants.js';
 import type { Message } from './messages.js';
@@ -94,8 +94,11 @@ export class FrameDecoder {
     }
   }
 
-  /** Call at end of stream: EOF inside a frame is malformed. */
+  /**
+   * Call at end of stream: EOF inside a frame is malformed, and also exactly what a cut
+   * network looks like (a client may try again on a new connection: see TruncatedStreamError).
+   */
   end(): void {
-    if (!this.atBoundary) throw new ProtocolError('Stream ended inside a frame');
+    if (!this.atBoundary) throw new TruncatedStreamError('Stream ended inside a frame');
   }
 }

@@ -442,7 +442,7 @@ class Job {
   }
 
   private async connect(target: RemoteEndpoint): Promise<RemoteFs> {
-    const remote = await openRemote(target, this.opts, (msg) => this.rep.notice(msg));
+    const remote = await openRemote(target, this.opts, (msg) => this.rep.notice(msg), this.signal);
     this.remotes.push(remote);
     if (this.signal.aborted) {
       await remote.destroy();

@@ -50,6 +50,7 @@ export async function openRemote(
   target: RemoteEndpoint,
   opts: RemoteOptions,
   notice: (msg: string) => void,
+  signal?: AbortSignal,
 ): Promise<RemoteFs> {
   // Loaded only when a host has no server: a bcmr-to-bcmr copy never loads the fallback.
   const plain = async () =>
@@ -77,6 +78,7 @@ export async function openRemote(
       direct: opts.direct ?? false,
       directFallback: opts.fallback,
       notice,
+      signal,
     });
   } catch (err) {
     if (!(err instanceof NoRemoteBcmrError) || !opts.fallback) throw err;

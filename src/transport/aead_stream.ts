@@ -15,7 +15,7 @@
  */
 import { type CipherGCM, createCipheriv, createDecipheriv, type DecipherGCM } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
-import { AeadError, ProtocolError } from '../errors.js';
+import { AeadError, ProtocolError, TruncatedStreamError } from '../errors.js';
 import { type DirectionId, recordNonce, TAG_BYTES } from '../protocol/aead.js';
 import { MAX_FRAME_LEN } from '../protocol/constants.js';
 
@@ -124,7 +124,7 @@ abstract class RecordStream extends Transform {
   }
 
   override _flush(done: TransformCallback): void {
-    done(this.cursor.midFrame ? new ProtocolError(this.cutMessage) : null);
+    done(this.cursor.midFrame ? new TruncatedStreamError(this.cutMessage) : null);
   }
 
   protected nonce(): Buffer {
