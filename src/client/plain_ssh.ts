@@ -403,6 +403,14 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
     let got = 0;
     let tooMuch = false;
     let child: ChildProcess | undefined;
+    // Closed exactly once: after an await its number may belong to another worker's download.
+    let fdOpen = true;
+    const closeFd = () => {
+      if (fdOpen) {
+        fdOpen = false;
+        closeSync(fd);
+      }
+    };
     const text = Buffer.from(sh`exec cat -- ${item.remote}\n`.text);
     const poll = setInterval(() => {
       const now = fstatSync(fd).size;
@@ -427,7 +435,7 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
       const size = fstatSync(fd).size;
       if (size > got) cb.onBytes?.(Math.min(size, item.size) - Math.min(got, item.size), item);
       got = size;
-      closeSync(fd);
+      closeFd();
       if (tooMuch || size > item.size)
         throw new IntegrityError(`${item.remote}: more than the ${item.size} bytes announced`);
       if (code !== 0)
@@ -442,7 +450,7 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
     } finally {
       clearInterval(poll);
       try {
-        closeSync(fd);
+        closeFd();
       } catch {}
       if (!ok) {
         try {

@@ -119,7 +119,7 @@ async function publishedEarlier(
   let stored: string;
   try {
     stored = await client.hash(item.remote);
-  } catch (err) {
+  } catch {
     if (client.failure) return fileResult(item, t0, { error: client.failure });
     return null;
   }

@@ -44,18 +44,20 @@ export async function getResumableShell(
   const part = partNameFor(item.local);
   // Only a part file of ours is continued; anything else there is replaced (openPartFile).
   const { fd } = openPartFile(part);
+  // Closed exactly once: a second close could hit a descriptor another download (or the
+  // thread pool, for an async open) was just given the same number.
+  let fdOpen = true;
   try {
     const have = Math.min(fstatSync(fd).size, item.size);
     const first = await attempt(item, run, cb, fd, have);
     const done = first ?? (await attempt(item, run, cb, fd, 0));
     if (!done) throw new IntegrityError(`${item.remote}: the remote could not confirm even an empty prefix`);
+    fdOpen = false;
     closeSync(fd);
     publish(part, item.local, item.overwrite ?? true);
     return done;
   } finally {
-    try {
-      closeSync(fd);
-    } catch {}
+    if (fdOpen) closeSync(fd);
   }
 }
 

@@ -193,6 +193,23 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     }
   });
 
+  test('many files fetched by `cat` at once (4 workers): each download closes only its own descriptor', async () => {
+    // The old code closed its descriptor, awaited the hash, then closed the number again: by
+    // then another worker's download could hold it (seen: EBADF, or a crash, in 4 of 5 rounds):
+    // five rounds, as it is a race.
+    const src = path.join(dir, 'many-cat');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 80; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(200_000));
+    for (let round = 0; round < 5; round++) {
+      const r = await bcmr(['copy', '-r', `bcmr-nonode:${src}`, `${dir}/many-cat-${round}`], {
+        cwd: dir,
+        env: { BCMR_RSH: sshd.rsh, BCMR_CAT_MIN_BYTES: '1' },
+      });
+      assert.equal(r.code, 0, `round ${round}: ${r.stderr}`);
+      assert.deepEqual(snapshot(path.join(dir, `many-cat-${round}`)), snapshot(src));
+    }
+  });
+
   test('no clobber without -f, replaced with -f', async () => {
     fs.writeFileSync(path.join(dir, 'one.txt'), 'new content');
     fs.writeFileSync(path.join(dir, 'taken.txt'), 'old content');
