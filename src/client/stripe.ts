@@ -18,7 +18,7 @@ import {
   type GetItem,
   type PutItem,
 } from '../core/items.js';
-import { IntegrityError } from '../errors.js';
+import { IntegrityError, isNotFound } from '../errors.js';
 import { Cap, MAX_BLOCK } from '../protocol/constants.js';
 import { FdFile } from '../util/fd_file.js';
 import { BlockBuffers, readBlocks } from '../util/file_blocks.js';
@@ -190,7 +190,12 @@ async function blocksPresent(
 ): Promise<boolean[] | null> {
   // An earlier striped upload of this very file made its part file this size at once; any
   // other size is another file's, and Truncate starts it afresh.
-  const st = await control.stat(remote).catch(() => null);
+  // Only "not there" means no part file: any other failure (a lost connection, an I/O error)
+  // fails the file and leaves the part file for a rerun, rather than Truncate zeroing it.
+  const st = await control.stat(remote).catch((err) => {
+    if (isNotFound(err)) return null;
+    throw err;
+  });
   if (!st || st.isDir || st.size !== size || size === 0) return null;
   const count = Math.ceil(size / MAX_BLOCK);
   const theirs = Array.from({ length: count }, (_, i) =>
