@@ -270,8 +270,7 @@ class Job {
   /**
    * Remote -> remote through a spool directory of our own (see RELAY_BATCH_BYTES). Verified end
    * to end: the source server's hash of what it sent must equal the destination server's hash
-   * of what it stored (under --fast the download leg carries none, and -V compares the two
-   * servers' Hash replies instead). Downloads of a batch go into the spool (-C does not apply
+   * of what it stored (under --fast the download leg carries none: the source is asked after). Downloads of a batch go into the spool (-C does not apply
    * to that leg: the spool is temporary); the spool is removed at the end, also on failure.
    */
   private async relay(
@@ -308,21 +307,36 @@ class Job {
         );
         this.checkAbort();
         const puts = [...spooled.entries()].map(([local, { f }]) => this.putItem(local, f));
+        const uploaded: { f: PlannedFile; down: FileResult<GetItem>; up: FileResult<PutItem> }[] = [];
         await dst.upload(new WorkQueue(puts), {
           onBytes: (n) => this.rep.bytes(n),
           onFileDone: (up) => {
             const entry = spooled.get(up.item.local);
             if (!entry) return;
-            const { f, down } = entry;
-            if (!up.error && down.hash !== null && up.hash !== null && down.hash !== up.hash) {
-              up.error = new IntegrityError(
-                `relay: source hashes to ${down.hash}, destination stored ${up.hash}`,
-              );
-            }
             fs.rmSync(up.item.local, { force: true });
-            settle(f.src, f.dest, up);
+            uploaded.push({ ...entry, up });
           },
         });
+        // --fast: the download leg carried no hash, so the source host is asked for it now (a
+        // Hash request, or b3sum / a read-back on the fallback): a relay is always checked end
+        // to end, whatever passed through this machine.
+        const unhashed = uploaded.filter((u) => !u.up.error && u.down.hash === null);
+        const asked = unhashed.length > 0 ? await src.hashFiles(unhashed.map((u) => u.f.src)) : [];
+        for (const [i, u] of unhashed.entries()) {
+          const h = asked[i];
+          if (h instanceof Error)
+            u.up.error = new IntegrityError(`relay: cannot hash the source: ${h.message}`);
+          else u.down.hash = h;
+        }
+        for (const { f, down, up } of uploaded) {
+          if (!up.error && down.hash !== null && down.hash !== up.hash) {
+            up.error = new IntegrityError(
+              `relay: source hashes to ${down.hash}, destination stored ${up.hash}`,
+            );
+            up.hash = null;
+          }
+          settle(f.src, f.dest, up);
+        }
       }
     } finally {
       fs.rmSync(spool, { recursive: true, force: true });

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
-import { type SshServer, startSshd } from '../harness/sshd.js';
+import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, leftovers, makeOddTree, snapshot } from './run.js';
 
@@ -51,6 +51,24 @@ describe('remote -> remote', () => {
       assert.equal(f.blake3, hashOf(path.resolve(dir, String(f.path))));
     }
     assert.deepEqual(leftovers(dir), []);
+  });
+
+  test('--fast (no hash on the download leg): a source serving other bytes of the same size is caught', async () => {
+    // The liar flips a byte of every Data frame the server sends; its Hash replies stay honest.
+    // The old relay skipped its end-to-end check when the download leg had no hash.
+    const liar = `'${process.execPath}' '${path.join(path.dirname(BCMR_BIN), '../dist/test/harness/lying_server.js')}' get-flips`;
+    fs.mkdirSync(path.join(dir, 'dst-fast'));
+    const r = await copy([
+      '--fast', '--compress', 'none', '--remote-path', liar,
+      `bcmr-test:${dir}/src/tree/plain.txt`, `bcmr-other:${dir}/dst-fast/`,
+    ]); // biome-ignore format: argv
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /relay: source hashes to [0-9a-f]{64}, destination stored [0-9a-f]{64}/);
+    const honest = await copy([
+      '--fast', `bcmr-test:${dir}/src/tree/plain.txt`, `bcmr-other:${dir}/dst-fast/honest.txt`,
+    ]); // biome-ignore format: argv
+    assert.equal(honest.code, 0, honest.stderr);
+    assert.equal(hashOf(path.join(dir, 'dst-fast/honest.txt')), hashOf(path.join(dir, 'src/tree/plain.txt')));
   });
 
   test('the fallback on the destination host, then on the source host', async () => {

@@ -4,6 +4,9 @@
  * every frame passes byte for byte except what MODE changes:
  *   hash-lies            every HashResponse names a hash of other bytes (what a server that
  *                        lies about what it stored would say to -V)
+ *   get-flips            flips the last byte of every uncompressed Data frame the server
+ *                        sends (a source that serves other bytes of the same size; its
+ *                        Hash replies stay honest)
  *   stat-fails:SUFFIX    a Stat of a path ending in SUFFIX is answered with an `io:` Error
  *                        instead of its StatResponse (a Stat that failed for another reason
  *                        than the file being missing)
@@ -67,6 +70,7 @@ server.stdout.on(
       return;
     }
     if (NOT_LAST.has(type)) {
+      if (mode === 'get-flips' && type === MsgType.Data && frame.length > 9) frame[frame.length - 1] ^= 0x01;
       process.stdout.write(frame);
       return;
     }
