@@ -21,8 +21,10 @@ export class WriteBatch {
 
   /**
    * Runs `fill` with a batch writing from `position`, then writes the rest and waits for it.
-   * If anything fails, the write in flight is waited for (its own error is the lesser one)
-   * and the failure is rethrown: no write outlives the call.
+   * If anything fails, what was gathered is still written (it arrived, in order: a failed
+   * upload's file keeps every block it received, for the store to keep) and waited for (a
+   * write's own error is the lesser one), and the failure is rethrown: no write outlives the
+   * call.
    */
   static async run<T>(fh: FdFile, position: number, fill: (batch: WriteBatch) => Promise<T>): Promise<T> {
     const batch = new WriteBatch(fh, position);
@@ -32,6 +34,7 @@ export class WriteBatch {
       await batch.settle();
       return result;
     } catch (err) {
+      await batch.flush().catch(() => {});
       await batch.settle().catch(() => {});
       throw err;
     }

@@ -1,5 +1,6 @@
 /** Dedup Put: HaveBlocks / MissingBlocks, a repeat upload sends no blocks, a corrupt CAS block is refused. */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, realpathSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
@@ -10,7 +11,11 @@ import { putFiles } from '../../src/client/put_files.js';
 import { blake3Hex, blake3Raw } from '../../src/codec/hash.js';
 import type { Prehash } from '../../src/core/items.js';
 import { RemoteError } from '../../src/errors.js';
+import { Cap } from '../../src/protocol/constants.js';
+import { MessageReader } from '../../src/protocol/message_reader.js';
 import { Cas } from '../../src/server/cas.js';
+import { FrameSink } from '../../src/transport/frame_sink.js';
+import { BCMR_BIN } from '../harness/sshd.js';
 import { connectInProcess, tempDir } from '../helpers/serve.js';
 
 const MiB = 1024 * 1024;
@@ -290,6 +295,37 @@ for (const across of [false, true]) {
     assert.equal(again.sent, blocks.length - 2);
   });
 }
+
+it("a dedup Put whose client closes the stream after two blocks keeps both (the second's tail was still gathered)", async () => {
+  // As the Rust server does. Ours kept only the first: a block's last pieces were still in the
+  // write batch when the stream ended, never written, so the kept file ended before them.
+  // The real server process: its stdin is a pipe that delivers each block in small pieces.
+  const where = await freshStore();
+  const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', where.root], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, BCMR_CAS_DIR: where.cas },
+  });
+  const done = new Promise((r) => child.once('close', r));
+  const c2s = child.stdin;
+  const s2c = child.stdout;
+  const sink = new FrameSink(c2s);
+  const reader = new MessageReader(s2c);
+  sink.send({ type: 'Hello', version: 2, caps: Cap.DEDUP });
+  sink.send({ type: 'Put', path: 'ended.bin', size: data.length, offset: 0, overwrite: true });
+  sink.send({ type: 'HaveBlocks', blockSize: 4 * MiB, hashes });
+  await sink.flush();
+  assert.equal((await reader.next())?.type, 'Welcome');
+  assert.equal((await reader.next())?.type, 'MissingBlocks');
+  for (const b of blocks.slice(0, 2)) sink.send({ type: 'Data', data: b });
+  await sink.end();
+  s2c.resume();
+  await done;
+  const kept = await blockFiles(where.cas);
+  assert.equal(kept.filter((p) => p.endsWith('.ref')).length, 2, kept.join(' '));
+  const again = await upload(where, 'ended.bin');
+  assert.equal(again.hash, blake3Hex(data));
+  assert.equal(again.skipped, 2);
+});
 
 it('a session jailed with --root never gets blocks of files outside its root from the store', async () => {
   // One store, two roots: `outer` holds a file the jailed session must not be able to read,
