@@ -128,8 +128,9 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
     if (++interrupts > 1) process.exit(ExitCode.interrupted);
     ac.abort();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  // A closed terminal (SIGHUP) stops the copy as Ctrl-C does: cleaned up, not cut off.
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const s of signals) process.on(s, onSignal);
   try {
     if (paths.length < 2) throw new UsageError('need at least one SRC and a DST (bcmr copy SRC... DST)');
     const opts = toCopyOptions(raw, json);
@@ -157,8 +158,7 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
     return code;
   } finally {
     discardPrestarted();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const s of signals) process.off(s, onSignal);
   }
 }
 

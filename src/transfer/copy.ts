@@ -280,6 +280,9 @@ class Job {
     settle: (src: string, dest: string, r: FileResult<unknown>) => void,
   ): Promise<void> {
     const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'bcmr-relay-'));
+    // Also when the process ends without unwinding (a second Ctrl-C exits at once, SIGHUP).
+    const removeSpool = () => fs.rmSync(spool, { recursive: true, force: true });
+    process.once('exit', removeSpool);
     try {
       for (let i = 0; i < files.length && !this.signal.aborted; ) {
         const batch: PlannedFile[] = [];
@@ -339,7 +342,8 @@ class Job {
         }
       }
     } finally {
-      fs.rmSync(spool, { recursive: true, force: true });
+      process.off('exit', removeSpool);
+      removeSpool();
     }
   }
 

@@ -71,6 +71,38 @@ describe('remote -> remote', () => {
     assert.equal(hashOf(path.join(dir, 'dst-fast/honest.txt')), hashOf(path.join(dir, 'src/tree/plain.txt')));
   });
 
+  for (const [how, signals] of [
+    ['a second Ctrl-C', ['SIGINT', 'SIGINT']],
+    ['SIGHUP', ['SIGHUP']],
+  ] as const) {
+    test(`${how} mid-relay leaves no spool directory behind`, async () => {
+      // The spool used to be removed only by unwinding: a second Ctrl-C exits at once, and
+      // SIGHUP was not handled at all.
+      const tmp = fs.mkdtempSync(path.join(dir, 'tmp-'));
+      const spools = () => fs.readdirSync(tmp).filter((n) => n.startsWith('bcmr-relay-'));
+      fs.mkdirSync(path.join(dir, `dst-${signals.length}`));
+      let pid = 0;
+      const run = bcmr(
+        [
+          'copy',
+          '--rsh',
+          sshd.rsh,
+          `bcmr-test:${dir}/src/big.bin`,
+          `bcmr-other:${dir}/dst-${signals.length}/`,
+        ],
+        { cwd: dir, env: { TMPDIR: tmp }, onSpawn: (p) => (pid = p) },
+      );
+      const deadline = Date.now() + 20_000;
+      const spooling = () => spools().some((d) => fs.readdirSync(path.join(tmp, d)).length > 0);
+      while (!spooling() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
+      assert.ok(spooling(), 'the relay started spooling');
+      for (const sig of signals) process.kill(pid, sig);
+      const r = await run;
+      assert.equal(r.code, 130, r.stderr);
+      assert.deepEqual(spools(), []);
+    });
+  }
+
   test('the fallback on the destination host, then on the source host', async () => {
     // `--remote-path bcmr`: exactly that, no zero-install bundle, so bcmr-bare falls back.
     fs.mkdirSync(path.join(dir, 'dst2'));
