@@ -21,6 +21,8 @@ import { ServeClient } from './serve_client.js';
 
 /** A firewalled port drops SYNs silently: give up on it after this long. */
 const CONNECT_TIMEOUT_MS = 5000;
+/** How long a connection the listener turns away is tried again (its idle holders last 2 s). */
+const TURNED_AWAY_MS = 3000;
 
 /** Splits "ip:port" or "[v6]:port". */
 export function parseDirectAddr(addr: string): { host: string; port: number } {
@@ -53,22 +55,36 @@ export async function openDirect(
     throw new DirectUnavailableError(`the server could not open a direct channel: ${(err as Error).message}`);
   }
   const { host, port } = parseDirectAddr(ready.addr);
-  const sock = await connectWithin(host, port, timeoutMs).catch((err: Error) => {
-    throw new DirectUnavailableError(`cannot reach ${ready.addr}: ${err.message}`);
-  });
-  const challenge = await readAuthFrame(sock, timeoutMs);
-  if (typeof challenge !== 'object' || challenge.type !== 'AuthChallenge') {
+  // A listener whose places for unauthenticated connections are taken (a flood of idle
+  // connects: server/direct.ts) closes ours at once; those places free within 2 s, while the
+  // listener waits 30 s. So a connection turned away is tried again for a while.
+  const turnedAwayUntil = Date.now() + TURNED_AWAY_MS;
+  let sock: net.Socket;
+  let nonce: Uint8Array;
+  for (let attempt = 1; ; attempt++) {
+    sock = await connectWithin(host, port, timeoutMs).catch((err: Error) => {
+      throw new DirectUnavailableError(`cannot reach ${ready.addr}: ${err.message}`);
+    });
+    const challenge = await readAuthFrame(sock, timeoutMs);
+    if (typeof challenge === 'object' && challenge.type === 'AuthChallenge') {
+      nonce = challenge.nonce;
+      break;
+    }
     sock.destroy();
+    if (challenge === 'closed' && Date.now() < turnedAwayUntil) {
+      await new Promise((r) => setTimeout(r, Math.min(400, 50 * 2 ** attempt)));
+      continue;
+    }
     const why = {
       timeout: `no AuthChallenge within ${timeoutMs / 1000} s`,
-      closed: 'the direct listener closed the connection (already taken?)',
+      closed: `the direct listener closed the connection ${attempt} time(s) (its places taken by other connections, or already used)`,
       malformed: 'it did not send an AuthChallenge',
     } as const;
     throw new DirectUnavailableError(
       `${ready.addr}: ${typeof challenge === 'string' ? why[challenge] : why.malformed}`,
     );
   }
-  sock.write(encodeFrame({ type: 'AuthHello', mac: await directMac(ready.sessionKey, challenge.nonce) }));
+  sock.write(encodeFrame({ type: 'AuthHello', mac: await directMac(ready.sessionKey, nonce) }));
   const link = { ownsControl: false };
   const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
     caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,

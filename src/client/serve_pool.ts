@@ -281,6 +281,10 @@ export class ServePool implements RemoteFs {
     return this.control.caps;
   }
 
+  get directUnavailable(): string | undefined {
+    return this.connector.directDown ? this.connector.downWhy : undefined;
+  }
+
   async stat(path: string): Promise<StatResult | null> {
     try {
       return await this.onControl((c) => c.stat(path));

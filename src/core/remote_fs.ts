@@ -36,6 +36,8 @@ export interface RemoteFs {
   readonly via: 'bcmr' | 'ssh';
   /** What carries the file data: the ssh channels, or direct AES-256-GCM TCP connections. */
   readonly plane: 'ssh' | 'direct';
+  /** The direct plane was asked for but could not be used: why (the data went over ssh). */
+  readonly directUnavailable?: string;
   /**
    * Which server runs there: `installed` bcmr, the shipped `bundle` on the remote's Node,
    * `custom` (--remote-path), or none (`fallback`: plain ssh commands).

@@ -24,10 +24,15 @@ const AUTH_TIMEOUT_MS = 2000;
 /**
  * Connections that have not authenticated yet, at most, per listener and per process: each
  * holds a descriptor for up to AUTH_TIMEOUT_MS, so a flood of idle connects must not exhaust
- * ours. Past the cap a connection is closed at once; the real client's one connection comes
- * right after the rendezvous and finds room.
+ * ours. Past the cap a connection is closed at once. So that a flood cannot take every place
+ * of a listener, one source address holds at most MAX_UNAUTHENTICATED_PER_SOURCE of them, and
+ * the ssh client's own address (SSH_CONNECTION's first field) has places of its own beside the
+ * shared ones: a flood from elsewhere never keeps the real client out. A flood from the
+ * client's own address (another user of that host) can; the client then tries again while
+ * the listener waits, and else reports the plane unavailable (--json: `directUnavailable`).
  */
 export const MAX_UNAUTHENTICATED_PER_LISTENER = 4;
+export const MAX_UNAUTHENTICATED_PER_SOURCE = 2;
 export const MAX_UNAUTHENTICATED = 64;
 /** How long a waiting listener outlives the ssh session that opened it (see closeAll). */
 const CLOSE_GRACE_MS = 2000;
@@ -38,6 +43,17 @@ export type DirectSessionRunner = (input: RecordOpener, output: RecordSealer) =>
 function rendezvousTimeoutMs(): number {
   const s = Number(process.env.BCMR_RENDEZVOUS_TIMEOUT_SECS);
   return Number.isFinite(s) && s > 0 ? s * 1000 : 30_000;
+}
+
+/** The address the ssh client connected from: its direct connection comes from there too. */
+export function sshClientAddress(env = process.env): string | null {
+  const parts = (env.SSH_CONNECTION ?? '').trim().split(/\s+/);
+  return parts.length >= 4 && parts[0] ? parts[0] : null;
+}
+
+/** An address as the socket reports it, without the IPv4-mapped IPv6 prefix. */
+function plainAddress(a: string | undefined): string {
+  return (a ?? '').replace(/^::ffff:/, '');
 }
 
 /** The address the ssh client connected to: only there is the listener bound. */
@@ -90,18 +106,34 @@ export class Rendezvous {
     this.listeners.set(server, close);
     const timer = setTimeout(close, rendezvousTimeoutMs());
     server.on('error', close);
-    let waiting = 0;
+    const client = sshClientAddress();
+    // Places taken by connections still proving the key: shared, the client's own, per source.
+    let shared = 0;
+    let own = 0;
+    const bySource = new Map<string, number>();
     server.on('connection', (sock) => {
-      if (won || waiting >= MAX_UNAUTHENTICATED_PER_LISTENER || unauthenticated >= MAX_UNAUTHENTICATED) {
+      const from = plainAddress(sock.remoteAddress);
+      const fromSource = bySource.get(from) ?? 0;
+      const mine = client !== null && from === plainAddress(client) && own < MAX_UNAUTHENTICATED_PER_SOURCE;
+      if (
+        won ||
+        fromSource >= MAX_UNAUTHENTICATED_PER_SOURCE + (mine ? MAX_UNAUTHENTICATED_PER_SOURCE : 0) ||
+        (!mine && shared >= MAX_UNAUTHENTICATED_PER_LISTENER) ||
+        unauthenticated >= MAX_UNAUTHENTICATED
+      ) {
         sock.destroy();
         return;
       }
-      waiting++;
+      if (mine) own++;
+      else shared++;
+      bySource.set(from, fromSource + 1);
       unauthenticated++;
       sock.on('error', () => {});
       this.track(
         authenticate(sock, key).then((ok) => {
-          waiting--;
+          if (mine) own--;
+          else shared--;
+          bySource.set(from, (bySource.get(from) ?? 1) - 1);
           unauthenticated--;
           if (!ok || won) {
             sock.destroy();

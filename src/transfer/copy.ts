@@ -86,6 +86,8 @@ export interface StartEvent {
   sourceVia?: 'bcmr' | 'ssh';
   /** What carries the file data (`--direct`). */
   plane: 'local' | 'ssh' | 'direct';
+  /** The direct plane was asked for and could not be used: why (the data went over ssh). */
+  directUnavailable?: string;
   files: number;
   bytes: number;
   dirs: number;
@@ -511,6 +513,7 @@ class Job {
       op,
       via,
       plane: remote?.plane ?? 'local',
+      ...(remote?.directUnavailable ? { directUnavailable: remote.directUnavailable } : {}),
       ...(remote ? { server: remote.server } : {}),
       ...(remote?.remoteNode ? { remoteNode: remote.remoteNode } : {}),
       ...(remote?.shellTools ? { shell: remote.shellTools } : {}),

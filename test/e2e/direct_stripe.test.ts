@@ -119,7 +119,9 @@ describe('the direct plane under attack or blocked', () => {
       '--json', '-P', '2', '--direct=direct', '--remote-path', mitm('unreachable'), `bcmr-test:${dir}/src/big.bin`, `${out}/`,
     ); // biome-ignore format: argv
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(jsonEvents(r.stdout).find((e) => e.event === 'start')?.plane, 'ssh');
+    const start = jsonEvents(r.stdout).find((e) => e.event === 'start');
+    assert.equal(start?.plane, 'ssh');
+    assert.match(String(start?.directUnavailable), /cannot reach 127\.0\.0\.1:\d+/);
     const notices = r.stderr.split('\n').filter((l) => /direct data plane unavailable/.test(l));
     assert.equal(notices.length, 1, r.stderr);
     assert.match(notices[0], /cannot reach 127\.0\.0\.1:\d+/);

@@ -175,7 +175,7 @@ describe('direct rendezvous of bcmr serve', () => {
     ));
   });
 
-  it('a flood of idle connects is capped (a few descriptors), and the real client still gets in', async () => {
+  it('a flood of idle connects is capped (a few descriptors), and the next rendezvous is served', async () => {
     const fds = () => fs.readdirSync(`/proc/${serverPid}/fd`).length;
     const before = fds();
     const { addr } = await control.openDirectChannel();
@@ -207,5 +207,114 @@ describe('direct rendezvous of bcmr serve', () => {
     const { client } = await connectSpawned(root, { caps: DEFAULT_CLIENT_CAPS });
     await assert.rejects(client.openDirectChannel(), { name: 'RemoteError' });
     await client.close();
+  });
+});
+
+/**
+ * A flood that keeps every place of a listener taken: each of its connections, turned away or
+ * timed out, is opened again at once, from `from`. Returns a function that stops it.
+ */
+function persistentFlood(addr: string, from: string, width = 40): () => void {
+  const { host, port } = parseDirectAddr(addr);
+  let on = true;
+  const socks = new Set<net.Socket>();
+  const open = () => {
+    if (!on) return;
+    const s = net.connect({ port, host, localAddress: from });
+    socks.add(s);
+    s.on('error', () => {});
+    s.on('close', () => {
+      socks.delete(s);
+      setImmediate(open);
+    });
+  };
+  for (let i = 0; i < width; i++) open();
+  return () => {
+    on = false;
+    for (const s of socks) s.destroy();
+  };
+}
+
+/**
+ * `control` with its next rendezvous flooded by `flood(addr)` for 200 ms before openDirect
+ * gets the address (as an attacker watching for new listening ports would). Returns the stop.
+ */
+function floodNextRendezvous(control: ServeClient, flood: (addr: string) => () => void): () => void {
+  let stop = () => {};
+  const real = control.openDirectChannel.bind(control);
+  control.openDirectChannel = async () => {
+    const ready = await real();
+    stop = flood(ready.addr);
+    await new Promise((r) => setTimeout(r, 200)); // the flood takes its places
+    return ready;
+  };
+  return () => stop();
+}
+
+/** `width` connections from `from` that never send a byte and are not opened again. */
+function idleConnects(addr: string, from: string, width = 50): () => void {
+  const { host, port } = parseDirectAddr(addr);
+  const socks = Array.from({ length: width }, () => {
+    const s = net.connect({ port, host, localAddress: from });
+    s.on('error', () => {});
+    return s;
+  });
+  return () => {
+    for (const s of socks) s.destroy();
+  };
+}
+
+describe('the places of a direct listener, under a flood', () => {
+  // The ssh client is 127.0.0.1 (SSH_CONNECTION's first field); 127.0.0.2-4 are other hosts.
+  // Each test has its own server: the direct client owns (and closes) its ssh session.
+  let root: string;
+  let cleanup: () => Promise<void>;
+  before(async () => {
+    ({ dir: root, cleanup } = await tempDir());
+  });
+  after(() => cleanup());
+  const spawnControl = async () =>
+    (
+      await connectSpawned(
+        root,
+        { caps: CAPS },
+        { SSH_CONNECTION: '127.0.0.1 50000 127.0.0.1 22', BCMR_RENDEZVOUS_TIMEOUT_SECS: '10' },
+      )
+    ).client;
+
+  it('a flood from other hosts that never lets go cannot keep the ssh client out', async () => {
+    // Before, any four connections took every place: the client was turned away for as long
+    // as the flood went on. Three hosts: more than the shared places (two per source).
+    const control = await spawnControl();
+    const stop = floodNextRendezvous(control, (addr) => {
+      const stops = ['127.0.0.2', '127.0.0.3', '127.0.0.4'].map((from) => persistentFlood(addr, from));
+      return () => {
+        for (const s of stops) s();
+      };
+    });
+    try {
+      const direct = await openDirect(control, CAPS);
+      assert.equal((await direct.stat('')).isDir, true);
+      await direct.close();
+    } finally {
+      stop();
+      await control.destroy();
+    }
+  });
+
+  it("idle connects from the client's own address hold their places 2 s: the client tries again and gets in", async () => {
+    const control = await spawnControl();
+    const stop = floodNextRendezvous(control, (addr) => idleConnects(addr, '127.0.0.1'));
+    try {
+      const t0 = Date.now();
+      const direct = await openDirect(control, CAPS);
+      const took = Date.now() - t0;
+      assert.equal((await direct.stat('')).isDir, true);
+      await direct.close();
+      assert.ok(took >= 1000, `the places really were taken until the idle ones timed out (${took} ms)`);
+    } finally {
+      stop();
+      await control.destroy();
+    }
   });
 });
