@@ -4,7 +4,7 @@
  * and the staging directory gone in every case.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -13,9 +13,19 @@ import type { FileResult, PutItem } from '../../src/core/items.js';
 import { tempDir } from '../helpers/serve.js';
 
 /** Runs the upload's script in a local sh, as the remote would (script first, then the data). */
-const localSh: FeedRunner = (script, feed) =>
-  new Promise((resolve, reject) => {
-    const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+const localShWith =
+  (env: NodeJS.ProcessEnv = process.env): FeedRunner =>
+  (script, feed) =>
+    runLocalSh(script, feed, env);
+const localSh = localShWith();
+
+function runLocalSh(
+  script: string,
+  feed: Parameters<FeedRunner>[1],
+  env: NodeJS.ProcessEnv,
+): ReturnType<FeedRunner> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('sh', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'], env });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -27,13 +37,18 @@ const localSh: FeedRunner = (script, feed) =>
     );
     child.once('close', (code) => void fed.finally(() => resolve({ code, stdout, stderr: stderr.trim() })));
   });
+}
 
-async function upload(items: PutItem[], force: boolean): Promise<Map<string, FileResult<PutItem>>> {
+async function upload(
+  items: PutItem[],
+  force: boolean,
+  o: { madeDirs?: Set<string>; run?: FeedRunner } = {},
+): Promise<Map<string, FileResult<PutItem>>> {
   const out = new Map<string, FileResult<PutItem>>();
   await uploadTar(
     items,
-    localSh,
-    { force, sync: false, b3sum: false },
+    o.run ?? localSh,
+    { force, sync: false, b3sum: false, madeDirs: o.madeDirs },
     {
       onFileDone: (r) => out.set(path.basename(r.item.remote), r),
     },
@@ -114,6 +129,60 @@ test('a new tree is renamed into place whole; an existing directory gets its fil
     assert.equal(fs.readFileSync(path.join(dst, 'old', 'theirs'), 'utf8'), 'keep');
     assert.ok(fs.statSync(path.join(dst, 'new', 'empty-planned')).isDirectory());
     assert.deepEqual(fs.readdirSync(dst).sort(), ['new', 'old']);
+  } finally {
+    await cleanup();
+  }
+});
+
+test('directories the copy made are replaced by their staged copies; an existing empty one keeps its mode', async () => {
+  const { dir, cleanup } = await tempDir('bcmr-tar-up-');
+  try {
+    const src = path.join(dir, 'src');
+    for (const d of ['made/deep', 'theirs']) fs.mkdirSync(path.join(src, d), { recursive: true });
+    for (const rel of ['made/deep/m1', 'made/m2', 'theirs/t1']) fs.writeFileSync(path.join(src, rel), rel);
+    const dst = path.join(dir, 'dst');
+    // The copy's mkdir step made `made` and `made/deep`; `theirs` was there, empty, setgid.
+    fs.mkdirSync(path.join(dst, 'made', 'deep'), { recursive: true });
+    fs.mkdirSync(path.join(dst, 'theirs'));
+    fs.chmodSync(path.join(dst, 'theirs'), 0o2770);
+    const madeInode = fs.statSync(path.join(dst, 'made')).ino;
+    const rels = ['made/deep/m1', 'made/m2', 'theirs/t1'];
+    const r = await upload(
+      rels.map((rel) => ({ local: path.join(src, rel), remote: path.join(dst, rel) })),
+      false,
+      { madeDirs: new Set([path.join(dst, 'made'), path.join(dst, 'made', 'deep')]) },
+    );
+    for (const x of r.values()) assert.equal(x.error, null, String(x.error));
+    for (const rel of rels) assert.equal(fs.readFileSync(path.join(dst, rel), 'utf8'), rel);
+    assert.equal(fs.statSync(path.join(dst, 'theirs')).mode & 0o7777, 0o2770, 'the existing directory stays');
+    assert.notEqual(fs.statSync(path.join(dst, 'made')).ino, madeInode, 'the made one was renamed in whole');
+  } finally {
+    await cleanup();
+  }
+});
+
+test('a staging directory that is not the one the script made (swapped in: not 0700) is refused; nothing published', async () => {
+  const { dir, cleanup } = await tempDir('bcmr-tar-up-');
+  try {
+    // A `mkdir` that makes the directory and then lets it be what another user would swap in.
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin);
+    const realMkdir = execFileSync('sh', ['-c', 'command -v mkdir'], { encoding: 'utf8' }).trim();
+    fs.writeFileSync(
+      path.join(bin, 'mkdir'),
+      `#!/bin/sh\n${realMkdir} "$@" || exit 1\nfor a; do last=$a; done\nchmod 0777 -- "$last"\n`,
+      { mode: 0o755, flag: 'wx' },
+    );
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'f'), 'f');
+    const dst = path.join(dir, 'dst');
+    fs.mkdirSync(dst);
+    const r = await upload([{ local: path.join(src, 'f'), remote: path.join(dst, 'f') }], false, {
+      run: localShWith({ ...process.env, PATH: `${bin}:${process.env.PATH}` }),
+    });
+    assert.match(String(r.get('f')?.error), /the staging directory was replaced/);
+    assert.deepEqual(fs.readdirSync(dst), [], 'nothing published, no staging left');
   } finally {
     await cleanup();
   }
