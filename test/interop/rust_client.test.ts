@@ -184,19 +184,34 @@ describe('Rust client -> our bcmr serve', { skip: RUST_MISSING ?? false }, () =>
     const back = path.join(base, 'dmany-back');
     for (let i = 0; i < 3; i++)
       ok(await rs(['get-many', 'dmany', `${back}${i}`], direct, ['--direct', '--parallel', '2']));
-    assert.equal(hashOf(path.join(back + 2, 'f0.bin')), hashOf(path.join(local, 'many/f0.bin')));
+    // Every file, up and in each of the three downloads.
+    const rels = (fs.readdirSync(path.join(local, 'many'), { recursive: true }) as string[]).filter((rel) =>
+      fs.statSync(path.join(local, 'many', rel)).isFile(),
+    );
+    assert.equal(rels.length, 60);
+    for (const rel of rels) {
+      const want = hashOf(path.join(local, 'many', rel));
+      assert.equal(hashOf(path.join(root, 'dmany', rel)), want, `uploaded ${rel}`);
+      for (let i = 0; i < 3; i++)
+        assert.equal(hashOf(path.join(`${back}${i}`, rel)), want, `download ${i}: ${rel}`);
+    }
   });
 
-  it('errors: missing file, `..`, outside the root, a symlink leading out; the session stays usable', async () => {
+  // (The Rust driver runs one operation per session: that a session stays usable after an
+  // error is tested with our client, in integration/interrupted_put and client_server.)
+  it('errors, each with its kind: missing file, `..`, outside the root, a symlink leading out, a refused Put', async () => {
     assert.match(String((await rs(['get', 'nope.bin', path.join(base, 'x')])).error), /not-found/);
     assert.match(String((await rs(['stat', '../x'])).error), /escape/);
     assert.match(String((await rs(['stat', '/etc/passwd'])).error), /escape/);
     const outside = path.join(base, 'outside.txt');
     fs.writeFileSync(outside, 'keep');
     fs.symlinkSync(outside, path.join(root, 'link-out'));
-    assert.equal((await rs(['put', files['text.txt'], 'link-out'])).ok, false);
+    const out = await rs(['put', files['text.txt'], 'link-out']);
+    assert.equal(out.ok, false);
+    assert.match(String(out.error), /escape/, 'refused as leading out, not for any other reason');
     assert.equal(fs.readFileSync(outside, 'utf8'), 'keep');
-    // A refused Put (exists, no overwrite) is answered at once; the next request still works.
+    // A refused Put (exists, no overwrite) is answered at once, as an Error the client reports.
+    ok(await rs(['put', files['text.txt'], 'q/t.txt']));
     const r = await rs(['put', files['text.txt'], 'q/t.txt'], undefined, ['--no-overwrite']);
     assert.equal(r.ok, false);
     assert.match(String(r.error), /exists/);

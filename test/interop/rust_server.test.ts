@@ -17,7 +17,7 @@ import { blake3Hex, blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { Cap } from '../../src/protocol/constants.js';
 import { childChannel } from '../../src/transport/channel.js';
-import { bcmr, snapshot } from '../e2e/run.js';
+import { bcmr, jsonEvents, snapshot } from '../e2e/run.js';
 import { type SshServer, startSshd } from '../harness/sshd.js';
 import { getBuffer, putBuffer, tempDir } from '../helpers/serve.js';
 import { CODEC_MODES, RS_SERVE, RUST_MISSING } from './rust.js';
@@ -260,10 +260,50 @@ describe('bcmr copy -> Rust bcmr serve, through the real sshd', { skip: RUST_MIS
     });
   }
 
-  it('-C resumes against the Rust server, and --fast -V checks the result', async () => {
-    const r = await copy(['-C', 'big.bin', remote(path.join(dir, 'resumed.bin'))]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(hashOf(path.join(dir, 'resumed.bin')), hashOf(path.join(dir, 'big.bin')));
+  /**
+   * Starts `args`, kills the client (SIGKILL) once `part` holds 16 MiB, and returns the size it
+   * had then: the copy really was interrupted part way.
+   */
+  async function killedAt(args: string[], part: string, final: string): Promise<number> {
+    let pid = 0;
+    const run = bcmr(['copy', '--rsh', sshd.rsh, '--remote-path', RS_SERVE, '--no-fallback', ...args], {
+      cwd: dir,
+      onSpawn: (p) => (pid = p),
+    });
+    const size = () => fs.statSync(part, { throwIfNoEntry: false })?.size ?? 0;
+    const deadline = Date.now() + 30_000;
+    while (size() < 16 * MiB && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    const at = size();
+    process.kill(pid, 'SIGKILL');
+    await run;
+    assert.ok(at >= 16 * MiB, `the part file reached ${at} bytes`);
+    assert.equal(fs.existsSync(final), false, 'the copy was interrupted before it completed');
+    return at;
+  }
+
+  for (const direction of ['upload', 'download'] as const) {
+    it(`-C against the Rust server: a killed ${direction} continues after its verified prefix`, async () => {
+      const final = path.join(dir, `resumed-${direction}.bin`);
+      const part = path.join(dir, `.resumed-${direction}.bin.bcmr-part`);
+      const args =
+        direction === 'upload'
+          ? ['--compress', 'none', 'big.bin', remote(final)]
+          : ['--compress', 'none', remote(path.join(dir, 'big.bin')), final];
+      const at = await killedAt(['-C', ...args], part, final);
+      const r = await copy(['-C', '--json', ...args]);
+      assert.equal(r.code, 0, r.stderr);
+      const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+      // Whole 4 MiB blocks of what was there when killed are kept (more may have landed after).
+      const floor = Math.floor(at / (4 * MiB)) * 4 * MiB;
+      assert.ok(Number(file.resumedFrom) >= floor, `resumedFrom ${file.resumedFrom}, part had ${at}`);
+      assert.ok(Number(file.resumedFrom) < 80 * MiB, `resumedFrom ${file.resumedFrom}`);
+      assert.equal(hashOf(final), hashOf(path.join(dir, 'big.bin')));
+      assert.equal(fs.existsSync(part), false);
+    });
+  }
+
+  it('--fast -V against the Rust server checks the result', async () => {
+    fs.copyFileSync(path.join(dir, 'big.bin'), path.join(dir, 'resumed.bin'));
     const v = await copy(['--fast', '-V', remote(path.join(dir, 'resumed.bin')), 'fast-v.bin']);
     assert.equal(v.code, 0, v.stderr);
     assert.equal(hashOf(path.join(dir, 'fast-v.bin')), hashOf(path.join(dir, 'big.bin')));
