@@ -60,9 +60,15 @@ test('a stale block in the server store is refused, and the file is resent whole
   const fd = fs.openSync(path.join(dir, 'stale-one.bin'), 'r+');
   fs.writeSync(fd, Buffer.alloc(64, 0), 0, 64, 3 * 4 * MiB + 5);
   fs.closeSync(fd);
+  fs.rmSync(sshd.serveLog, { force: true });
   const third = await upload('three.bin');
-  // The first try was refused (rule 17.3); the retry sent every block.
+  // The first try was offered through dedup and refused (rule 17.3); the retry, a second Put
+  // on a new session, sent every block.
   assert.equal(third.deduped, undefined);
+  const log = fs.readFileSync(sshd.serveLog, 'utf8');
+  const puts = log.split('\n').filter((l) => / Put$/.test(l));
+  assert.equal(puts.length, 2, `a refused dedup Put, then the whole file: ${log}`);
+  assert.notEqual(puts[0].split(' ')[0], puts[1].split(' ')[0], 'the retry ran on a new session');
 });
 
 const SIZE = 96 * MiB;
