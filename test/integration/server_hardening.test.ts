@@ -14,7 +14,7 @@ import { blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { encodeFrame } from '../../src/protocol/codec.js';
 import { Cap, MAX_FRAME_LEN } from '../../src/protocol/constants.js';
-import { MessageReader } from '../../src/protocol/message_reader.js';
+import { MessageReader, READ_AHEAD } from '../../src/protocol/message_reader.js';
 import { BCMR_BIN, connectInProcess, connectSpawned, tempDir } from '../helpers/serve.js';
 
 /** A local attacker: exchanges two paths with renameat2(RENAME_EXCHANGE) as fast as it can. */
@@ -321,18 +321,32 @@ describe('server limits', () => {
       child.stdin.write(encodeFrame({ type: 'Get', path: 'big.bin', offset: 0 }));
       await new Promise((r) => setTimeout(r, 300));
       const base = rss();
-      // 96 requests with 1 MiB paths: 96 MiB, never read back.
+      // 96 requests with 1 MiB paths: 96 MiB, never read back. A write completes once the
+      // server has read it out of the pipe (64 KiB): `taken` counts what it read.
       const frame = encodeFrame({ type: 'Stat', path: 'x'.repeat(1 << 20) });
-      for (let i = 0; i < 96; i++) child.stdin.write(frame);
-      // Give it time to read all it is willing to: its RSS is sampled until it stops growing.
-      let last = 0;
+      let taken = 0;
+      for (let i = 0; i < 96; i++) child.stdin.write(frame, () => taken++);
+      // Sampled while it reads, until it has read some and then stopped reading, asleep (state
+      // S: waiting by its own choice, not starved of CPU, which would also keep it small).
+      const state = () => fs.readFileSync(`/proc/${child.pid}/stat`, 'utf8').split(') ')[1]?.[0];
       let peak = rss();
-      for (let i = 0; i < 40 && (peak !== last || i < 10); i++) {
-        last = peak;
-        await new Promise((r) => setTimeout(r, 100));
+      const until = Date.now() + 30_000;
+      let last = -1;
+      let still = 0;
+      while (Date.now() < until && (taken === 0 || still < 10 || state() !== 'S')) {
+        await new Promise((r) => setTimeout(r, 50));
         peak = Math.max(peak, rss());
+        still = taken === last ? still + 1 : 0;
+        last = taken;
       }
       const grown = peak - base;
+      assert.ok(taken > 0, 'the server read requests (a 1 MiB write completes only once it reads)');
+      assert.equal(state(), 'S', 'the server waits, asleep: it stopped reading by itself');
+      assert.ok(taken < 96, `it stopped reading: ${96 - taken} MiB of requests wait in the pipe`);
+      assert.ok(
+        taken <= READ_AHEAD / (1 << 20) + 1,
+        `it read no more than its read-ahead (${taken} MiB of requests)`,
+      );
       assert.ok(grown < 64 << 20, `server grew by ${(grown / 2 ** 20).toFixed(0)} MiB`);
     } finally {
       child.kill('SIGKILL');
