@@ -229,7 +229,8 @@ describe('-P auto and --direct auto', () => {
     const { start } = await autoUpload(t, 'auto-lo', false);
     assert.equal(start.connections, 1, JSON.stringify(start));
     assert.equal(start.plane, 'direct');
-    assert.ok(start.path.rttMs < 20, JSON.stringify(start.path));
+    // Measured (the decision rests on it); its value on a loaded loopback is not the point.
+    assert.ok(start.path.rttMs > 0 && start.path.rttMs < 1000, JSON.stringify(start.path));
     assert.match(start.path.why, /not window-bound.*less CPU per byte/);
     assert.match(log(), /^\d+ direct Put$/m);
     assert.doesNotMatch(log(), /PutChunked/);

@@ -77,10 +77,14 @@ async function killWhenPartHolds(
   who: 'client' | 'server' | 'ssh',
 ): Promise<void> {
   const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && (!fs.existsSync(part) || fs.statSync(part).size < atLeast)) {
+  const holds = () => (fs.statSync(part, { throwIfNoEntry: false })?.size ?? 0) >= atLeast;
+  while (Date.now() < deadline && !holds()) {
     assert.equal(fs.existsSync(final), false, 'never a partial file under the final name');
     await new Promise((r) => setTimeout(r, 5));
   }
+  // A kill at the deadline instead would test nothing the title says.
+  assert.ok(holds(), `the part file never reached ${atLeast} bytes within 30 s`);
+  assert.equal(fs.existsSync(final), false, 'killed part way, before the copy completed');
   if (who === 'client') process.kill(pid, 'SIGKILL');
   else if (who === 'ssh') {
     const ssh = execFileSync('pgrep', ['-P', String(pid), '-x', 'ssh'], { encoding: 'utf8' })

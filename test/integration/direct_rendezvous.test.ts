@@ -104,9 +104,20 @@ describe('direct rendezvous of bcmr serve', () => {
   it('sends a plain AuthChallenge and closes on a wrong MAC, sending nothing more', async () => {
     const { addr, sessionKey } = await control.openDirectChannel();
     assert.match(addr, /^127\.0\.0\.1:\d+$/);
-    // Closed by the server for the wrong MAC, well before its 2 s wait for an AuthHello ends.
-    const got = await talk(addr, (ch) => authHello(sessionKey, ch, true), 1500);
+    // Closed by the server for the wrong MAC: right after it, not when its 2 s wait for an
+    // AuthHello would have ended (measured from the AuthHello, so a slow connect does not count).
+    let sentAt = 0;
+    const got = await talk(
+      addr,
+      async (ch) => {
+        const hello = await authHello(sessionKey, ch, true);
+        sentAt = Date.now();
+        return hello;
+      },
+      10_000,
+    );
     assert.equal(got.closedByServer, true, 'the server must close the connection itself');
+    assert.ok(Date.now() - sentAt < 1900, `closed ${Date.now() - sentAt} ms after the wrong AuthHello`);
     assert.equal(got.length, 37);
     assert.deepEqual([...got.subarray(0, 5)], [33, 0, 0, 0, MsgType.AuthChallenge]);
   });

@@ -268,7 +268,9 @@ describe('server limits', () => {
         }),
         /not a regular file|ENXIO/,
       );
-      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+      // Refused, not blocked: a FIFO opened for reading or /dev/zero read to its end would never
+      // return. 10 s is far from both, and far from a loaded machine's slowest answer.
+      assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
       assert.equal((await c.client.stat('ok.txt')).size, 2);
     } finally {
       await c.client.close();
@@ -290,7 +292,7 @@ describe('server limits', () => {
     assert.ok(fs.lstatSync(path.join(root, 'fifo')).isFIFO());
   });
 
-  it('/dev/zero under --root / is refused within 1 s (Get and Hash)', async () => {
+  it('/dev/zero under --root / is refused, not read (Get and Hash)', async () => {
     const c = await connectSpawned('/');
     try {
       const t0 = Date.now();
@@ -299,7 +301,9 @@ describe('server limits', () => {
         /not a regular file/,
       );
       await assert.rejects(c.client.hash('/dev/zero'), /not a regular file/);
-      assert.ok(Date.now() - t0 < 1000, `took ${Date.now() - t0} ms`);
+      // Refused, not blocked: a FIFO opened for reading or /dev/zero read to its end would never
+      // return. 10 s is far from both, and far from a loaded machine's slowest answer.
+      assert.ok(Date.now() - t0 < 10_000, `took ${Date.now() - t0} ms`);
     } finally {
       await c.client.close();
     }
