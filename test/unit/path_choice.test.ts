@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { choosePath, maxAutoConnections, STREAM_CEILING, streamRate } from '../../src/client/path_choice.js';
+import { choosePath, maxAutoConnections } from '../../src/client/path_choice.js';
 import { STRIPE_MIN_BYTES } from '../../src/client/policy.js';
 
 const MiB = 1 << 20;
@@ -35,16 +35,27 @@ test('loopback and LAN: one connection, whatever the work; the direct plane for 
 test('50 ms, one 1 GiB file: the direct plane, striped until the streams reach the ceiling', () => {
   const c = choosePath({ rttMs: 50, directOffered: true, cores: 4 }, oneBigFile, auto);
   assert.equal(c.plane, 'direct', c.why);
-  assert.equal(c.connections, Math.ceil(STREAM_CEILING / streamRate('direct', 50)), c.why);
-  assert.ok(c.connections >= 4 && c.connections <= maxAutoConnections(4), c.why);
+  // By hand: a direct stream carries 2.5 MiB per 50 ms = 52.4 MB/s; 250 MB/s takes
+  // ceil(4.77) = 5 of them (at most 8 on 4 cores; 1 GiB is worth 20 at a second each).
+  assert.equal(c.connections, 5, c.why);
+  assert.match(c.why, /one stream ≤ 52 MB\/s; 5 reach 250 MB\/s/);
   assert.match(c.why, /rtt 50 ms/);
 });
 
 test('50 ms without a direct plane on the server: more ssh streams instead', () => {
   const c = choosePath({ rttMs: 50, directOffered: false, cores: 4 }, oneBigFile, auto);
   assert.equal(c.plane, 'ssh');
-  assert.equal(c.connections, Math.ceil(STREAM_CEILING / streamRate('ssh', 50)), c.why);
+  // By hand: 2 MiB per 50 ms = 41.9 MB/s per ssh stream; ceil(250 / 41.9) = 6.
+  assert.equal(c.connections, 6, c.why);
   assert.match(c.why, /offers no direct plane/);
+});
+
+test('where the ssh window starts to bind: 8 ms is not window-bound, 9 ms is (2 MiB / 250 MB/s = 8.4 ms)', () => {
+  const at8 = choosePath({ rttMs: 8, directOffered: false, cores: 4 }, oneBigFile, auto);
+  assert.equal(at8.connections, 1, at8.why);
+  const at9 = choosePath({ rttMs: 9, directOffered: false, cores: 4 }, oneBigFile, auto);
+  // 2 MiB per 9 ms = 233 MB/s: two streams reach 250.
+  assert.equal(at9.connections, 2, at9.why);
 });
 
 test('100 ms: never more than two per core, 2 to 8', () => {
@@ -96,7 +107,7 @@ test('what was asked for stands: -P N, --direct ssh|direct', () => {
     plane: 'ssh',
   });
   assert.equal(ssh.plane, 'ssh');
-  assert.equal(ssh.connections, Math.ceil(STREAM_CEILING / streamRate('ssh', 50)));
+  assert.equal(ssh.connections, 6, 'as above: 2 MiB per 50 ms, six streams reach 250 MB/s');
   const lo = choosePath({ rttMs: 0.1, directOffered: true, cores: 4 }, oneBigFile, {
     connections: 'auto',
     plane: 'direct',
