@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type SshServer, startSshd } from '../harness/sshd.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, makeOddTree, snapshot } from './run.js';
 
@@ -27,10 +28,9 @@ after(async () => {
 });
 
 for (const shell of ['csh', 'fish']) {
-  const missing = sshd.loginShells.includes(shell)
-    ? false
-    : `${shell} is not installed: a ${shell} login shell NOT tested`;
-  if (missing) process.stderr.write(`${missing}\n`);
+  const missing = cannotRun(
+    sshd.loginShells.includes(shell) ? false : `${shell} is not installed: a ${shell} login shell NOT tested`,
+  );
   describe(`a ${shell} login shell`, { skip: missing }, () => {
     const run = (args: string[]) => bcmr(args, { cwd: dir, env: { BCMR_RSH: sshd.rsh } });
     const server = (stdout: string) => String(jsonEvents(stdout)[0].server);

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type SshServer, startSshd } from '../harness/sshd.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, leftovers } from './run.js';
 
@@ -18,7 +19,7 @@ const NOBODY = 65534;
 const root = process.getuid?.() === 0;
 
 describe('part files planted by another user', {
-  skip: root ? false : 'needs root to plant files as another user',
+  skip: cannotRun(root ? false : 'planted part files NOT tested: planting as another user needs root'),
 }, () => {
   let sshd: SshServer;
   let dir: string;

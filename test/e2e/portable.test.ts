@@ -13,6 +13,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { blake3Hex } from '../../src/codec/hash.js';
 import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, type RunResult, snapshot } from './run.js';
 
@@ -29,10 +30,11 @@ function olderNode(): string | null {
 }
 
 const oldVersion = olderNode();
-const skip = oldVersion
-  ? false
-  : `no Node 20+ older than ${process.version} at ${OLD_NODE} (BCMR_OLD_NODE): bcmr on an older Node NOT tested`;
-if (skip) process.stderr.write(`${skip}\n`);
+const skip = cannotRun(
+  oldVersion
+    ? false
+    : `no Node 20+ older than ${process.version} at ${OLD_NODE} (BCMR_OLD_NODE): bcmr on an older Node NOT tested`,
+);
 
 /** The CLI on the older Node. */
 function oldBcmr(args: string[], cwd: string): Promise<RunResult> {

@@ -9,12 +9,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { BCMR_BIN } from '../harness/sshd.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { tempDir } from '../helpers/serve.js';
 
 const hasCompileCache = Number(process.versions.node.split('.')[0]) >= 22;
 
 describe('the compile cache is private to the user', {
-  skip: hasCompileCache ? false : 'Node < 22 has no compile cache',
+  skip: cannotRun(hasCompileCache ? false : 'Node < 22 has no compile cache: its privacy NOT tested'),
 }, () => {
   let dir: string;
   let cleanup: () => Promise<void>;

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Cap } from '../../src/protocol/constants.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { BCMR_BIN } from '../helpers/serve.js';
 
 const repo = path.resolve(path.dirname(BCMR_BIN), '..');
@@ -26,8 +27,7 @@ function missing(): string | null {
   return null;
 }
 
-export const RUST_MISSING = missing();
-if (RUST_MISSING) process.stderr.write(`${RUST_MISSING}\n`);
+export const RUST_MISSING = cannotRun(missing());
 
 /** `bcmr serve` of this checkout as a shell command line for the Rust client's `--server`. */
 export function ourServer(root: string): string {
