@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import tarStream from 'tar-stream';
 import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, leftovers, makeOddTree, snapshot } from './run.js';
@@ -207,6 +208,51 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       });
       assert.equal(r.code, 0, `round ${round}: ${r.stderr}`);
       assert.deepEqual(snapshot(path.join(dir, `many-cat-${round}`)), snapshot(src));
+    }
+  });
+
+  test('hard links in a downloaded tar stream: to a file it delivered, copied; to anything else, refused', async () => {
+    // A real tree with two names for one file: the remote's tar sends the second as a link.
+    const src = path.join(dir, 'hl-src');
+    fs.mkdirSync(src);
+    fs.writeFileSync(path.join(src, 'x'), 'shared bytes');
+    fs.linkSync(path.join(src, 'x'), path.join(src, 'y'));
+    const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'hl-dst']);
+    assert.equal(r.code, 0, r.stderr);
+    for (const n of ['x', 'y'])
+      assert.equal(fs.readFileSync(path.join(dir, 'hl-dst', n), 'utf8'), 'shared bytes');
+    // A crafted stream whose `b` is a hard link to a file it never delivered (here, one that
+    // exists on this machine): refused, and nothing is read from or linked to that file.
+    const evilSrc = path.join(dir, 'hl-evil-src');
+    fs.mkdirSync(evilSrc);
+    for (const n of ['a', 'b']) fs.writeFileSync(path.join(evilSrc, n), n);
+    const secret = path.join(dir, 'hl-secret');
+    fs.writeFileSync(secret, 'SECRET');
+    const pack = tarStream.pack();
+    const rel = `.${evilSrc}`;
+    pack.entry({ name: `${rel}/a`, size: 1 }, 'a');
+    pack.entry({ name: `${rel}/b`, type: 'link', linkname: secret.slice(1) });
+    pack.finalize();
+    const chunks: Buffer[] = [];
+    for await (const c of pack) chunks.push(c as Buffer);
+    const archive = path.join(dir, 'hl-evil.tar');
+    fs.writeFileSync(archive, Buffer.concat(chunks));
+    const realTar = fs.realpathSync('/bin/tar');
+    const fakeTar = sshd.replaceTool(
+      'tar',
+      `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${realTar}' "$@" ;; esac\n`,
+    );
+    try {
+      const e = await run(['--json', 'copy', '-r', `bcmr-nonode:${evilSrc}`, 'hl-evil-dst']);
+      assert.equal(e.code, 1, e.stderr);
+      const files = jsonEvents(e.stdout).filter((x) => x.event === 'file');
+      const b = files.find((x) => path.basename(String(x.source)) === 'b');
+      assert.equal(b?.outcome, 'failed');
+      assert.match(String(b?.error), /not a regular file \(link\)/);
+      assert.equal(fs.readFileSync(path.join(dir, 'hl-evil-dst', 'a'), 'utf8'), 'a');
+      assert.equal(fs.existsSync(path.join(dir, 'hl-evil-dst', 'b')), false);
+    } finally {
+      fakeTar.restore();
     }
   });
 

@@ -170,3 +170,23 @@ test('-V on a local copy reports the BLAKE3 of each file', async () => {
     await cleanup();
   }
 });
+
+test('a symlink loop in a followed tree is reported once as a failure, and the rest is copied', async () => {
+  const { dir, cleanup } = await tempDir();
+  try {
+    const src = path.join(dir, 'src');
+    fs.mkdirSync(path.join(src, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(src, 'sub', 'f'), 'f');
+    // Followed (links are followed by default), `sub/back` leads to `src` again: a loop.
+    fs.symlinkSync('..', path.join(src, 'sub', 'back'));
+    const { out, rep } = await copy([src], path.join(dir, 'dst'), { recursive: true });
+    const failed = rep.files.filter((e) => e.outcome === 'failed');
+    assert.equal(failed.length, 1, JSON.stringify(rep.files));
+    assert.match(String(failed[0].error), /sub\/back: directory loop, not followed/);
+    assert.equal(out.failed, 1);
+    assert.equal(fs.readFileSync(path.join(dir, 'dst', 'sub', 'f'), 'utf8'), 'f');
+    assert.equal(fs.existsSync(path.join(dir, 'dst', 'sub', 'back')), false);
+  } finally {
+    await cleanup();
+  }
+});

@@ -203,10 +203,37 @@ describe('our client -> Rust bcmr serve', { skip: RUST_MISSING ?? false }, () =>
       await assert.rejects(c.stat('../x'), RemoteError);
       await assert.rejects(c.stat('/etc/passwd'), RemoteError);
       await assert.rejects(getBuffer(c, 'nope.bin'), RemoteError);
+      // After refused requests (not a failed Put, which ends a connection) the session goes on.
       assert.equal((await c.stat('')).isDir, true);
     } finally {
       await c.close();
     }
+  });
+
+  it('errors: a Put through a symlink leading out, and one onto an existing file without overwrite', async () => {
+    const outside = path.join(path.dirname(root), `outside-${process.pid}.txt`);
+    fs.writeFileSync(outside, 'keep');
+    fs.symlinkSync(outside, path.join(root, 'link-out'));
+    fs.writeFileSync(path.join(root, 'there.txt'), 'old');
+    const body = Buffer.from('new content');
+    const put = async (name: string) => {
+      const c = await rustServe(root, Cap.PUT_OFFSET);
+      try {
+        await c.put(name, { size: body.length, overwrite: false }, async (emit) => {
+          await emit(body);
+        });
+      } finally {
+        await c.destroy();
+      }
+    };
+    await assert.rejects(put('link-out'), RemoteError);
+    assert.equal(fs.readFileSync(outside, 'utf8'), 'keep');
+    await assert.rejects(
+      put('there.txt'),
+      (err: Error) => err instanceof RemoteError && /exist/i.test(err.message),
+    );
+    assert.equal(fs.readFileSync(path.join(root, 'there.txt'), 'utf8'), 'old');
+    fs.rmSync(outside);
   });
 });
 
