@@ -9,9 +9,9 @@ import { appendFile, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { getFiles } from '../src/client/get_files.js';
-import { putFiles } from '../src/client/put_files.js';
-import { DEFAULT_CLIENT_CAPS, ServeClient } from '../src/client/serve_client.js';
+import { getFiles } from '../src/client/serve/get_files.js';
+import { putFiles } from '../src/client/serve/put_files.js';
+import { DEFAULT_CLIENT_CAPS, ServeClient } from '../src/client/serve/serve_client.js';
 import { encodeBlock } from '../src/codec/block.js';
 import { Cap } from '../src/protocol/constants.js';
 import { childChannel } from '../src/transport/channel.js';

@@ -1,6 +1,8 @@
 /**
- * Typed errors with stable codes. Only `cli/main.ts` turns a code into an exit status
- * (see `exitCodeFor`); everything else throws or returns these.
+ * Typed errors with stable codes, and the one mapping from an error to an exit status
+ * (`exitCodeFor`) and to its line (`describeError`). The entry points call them: `cli/main.ts`
+ * for what a command throws, `copy_command.ts` for the status its `--json` end event carries,
+ * and the server bundle's entry; no other code turns an error into a number.
  */
 
 export type ErrorCode =

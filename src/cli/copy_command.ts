@@ -5,13 +5,14 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
-import { DEFAULT_RETRIES } from '../client/retry.js';
-import { isShellOnly } from '../client/shell_hosts.js';
-import { discardPrestarted, prestartServe } from '../client/ssh_start.js';
+import { isShellOnly } from '../client/fallback/shell_hosts.js';
+import type { Compress } from '../client/pool/open_remote.js';
+import { DEFAULT_RETRIES } from '../client/pool/retry.js';
+import { discardPrestarted, prestartServe } from '../client/ssh/ssh_start.js';
 import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
-import type { CopyOptions, CopyOutcome } from '../transfer/copy.js';
-import type { Compress } from '../transfer/open_remote.js';
+import type { CopyOptions } from '../transfer/copy.js';
+import type { CopyOutcome } from '../transfer/events.js';
 import { splitCommand } from '../util/shell.js';
 import { CopyOutput, type ProgressMode } from './output.js';
 

@@ -1,6 +1,6 @@
 /**
- * Entry point. The only place that turns errors into exit statuses and one-line messages
- * (stack traces only with BCMR_DEBUG=1).
+ * Entry point: commands, and what escapes them as one line and an exit status (`exitCodeFor`
+ * in errors.ts, the one mapping; stack traces only with BCMR_DEBUG=1).
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';

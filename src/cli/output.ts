@@ -5,7 +5,7 @@
  * - `--json`: NDJSON on stdout, one `file` event per file and a final `summary`
  *   (schema in the README); otherwise `-v` lists copied files on stdout.
  */
-import type { CopyOutcome, CopyReporter, FileEvent, StartEvent } from '../transfer/copy.js';
+import type { CopyOutcome, CopyReporter, FileEvent, StartEvent } from '../transfer/events.js';
 
 export type ProgressMode = 'auto' | 'inline' | 'plain' | 'off';
 
@@ -18,7 +18,7 @@ export interface OutputOptions {
 
 const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
 
-export function formatBytes(n: number): string {
+function formatBytes(n: number): string {
   let v = n;
   let u = 0;
   while (v >= 1024 && u < UNITS.length - 1) {
@@ -41,7 +41,7 @@ function formatDuration(s: number): string {
  * Rate over a sliding window of recent samples, so the ETA follows what the transfer does now
  * (big files and small files move at very different byte rates) rather than its average.
  */
-export class RateMeter {
+class RateMeter {
   private readonly samples: { t: number; bytes: number }[] = [];
   constructor(private readonly windowMs = 5000) {}
 

@@ -21,7 +21,7 @@ export function codecFor(effectiveCaps: number): Codec {
  * zstd is in node:zlib from Node 22.15 (and 23.8); on an older runtime this process neither
  * offers nor asks for it, and peers settle on LZ4 or raw (PROTOCOL.md section 4).
  */
-export const HAS_ZSTD = typeof zlib.zstdCompressSync === 'function';
+const HAS_ZSTD = typeof zlib.zstdCompressSync === 'function';
 
 type Lz4 = typeof import('lz4-napi');
 /**
@@ -34,7 +34,7 @@ const lz4: Lz4 | null = PORTABLE_FORCED
       (m) => m as Lz4,
       () => null,
     );
-export const HAS_LZ4 = lz4 !== null;
+const HAS_LZ4 = lz4 !== null;
 
 /** The capability bits this runtime can serve: every bit but a codec it lacks. */
 export const RUNTIME_CAPS = 0xff & ~(HAS_ZSTD ? 0 : Cap.ZSTD) & ~(HAS_LZ4 ? 0 : Cap.LZ4);
@@ -49,7 +49,7 @@ const ZSTD_OPTS: zlib.ZstdOptions = HAS_ZSTD
   : {};
 
 /** True when `compressed` bytes are worth sending instead of `original` bytes. */
-export function worthIt(compressed: number, original: number): boolean {
+function worthIt(compressed: number, original: number): boolean {
   return compressed * 20 <= original * 19;
 }
 

@@ -131,7 +131,7 @@ export function takeHasher(): Blake3Hasher {
   return spareHashers.pop() ?? blake3Impl.hasher();
 }
 
-export function recycleHasher(h: Blake3Hasher): void {
+function recycleHasher(h: Blake3Hasher): void {
   if (spareHashers.length >= 16) return;
   h.reset();
   spareHashers.push(h);

@@ -9,9 +9,14 @@ import type { ShText } from '../util/shell.js';
 import type { BatchCallbacks, GetItem, PutItem, StatResult } from './items.js';
 import type { WorkQueue } from './work_queue.js';
 
+/** Which tar a shell-only remote has (`none`: copy file by file). */
+export type TarFlavour = 'gnu' | 'bsd' | 'busybox' | 'none';
+/** GNU `stat -c` or BSD `stat -f`. */
+export type StatFlavour = 'gnu' | 'bsd';
+
 export interface ShellTools {
-  tar: 'gnu' | 'bsd' | 'busybox' | 'none';
-  stat: 'gnu' | 'bsd';
+  tar: TarFlavour;
+  stat: StatFlavour;
   verify: 'b3sum' | 'size';
 }
 

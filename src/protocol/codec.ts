@@ -245,7 +245,7 @@ export function encodeFrame(m: Message): Buffer {
   return Buffer.concat(w.take());
 }
 
-export function typeName(type: number): string {
+function typeName(type: number): string {
   return TYPE_NAMES[type] ?? `0x${type.toString(16).padStart(2, '0')}`;
 }
 

@@ -11,8 +11,6 @@ export const MAX_FRAME_LEN = 16 * 1024 * 1024;
 export const MAX_BLOCK = 4 * 1024 * 1024;
 /** Largest HaveBlocks / ListResponse count. */
 export const MAX_COUNT = 1_048_576;
-/** Files at least this large are uploaded through dedup when DEDUP is effective. */
-export const DEDUP_THRESHOLD = 16 * 1024 * 1024;
 /** zstd level used for every compressed block. */
 export const ZSTD_LEVEL = 3;
 

@@ -38,7 +38,7 @@ import path from 'node:path';
 import { blake3Hex } from '../codec/hash.js';
 import { isWithin } from './path_guard.js';
 
-export const DEFAULT_CAS_CAP_MB = 1024;
+const DEFAULT_CAS_CAP_MB = 1024;
 
 export function defaultCasDir(env: NodeJS.ProcessEnv = process.env): string {
   if (env.BCMR_CAS_DIR) return env.BCMR_CAS_DIR;

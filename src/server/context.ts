@@ -64,7 +64,7 @@ export function errorLine(err: unknown): string {
  * Error lines echo paths, and a path may be up to a frame long: the line is cut so that an
  * Error frame always fits far below the frame cap.
  */
-export const MAX_ERROR_LINE = 2048;
+const MAX_ERROR_LINE = 2048;
 
 function oneLine(s: string): string {
   const line = s.replace(/[\r\n]+/g, ' ');

@@ -10,16 +10,14 @@
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
-import { pipeline } from 'node:stream';
 import { directMac } from '../codec/hash.js';
-import { Direction } from '../protocol/aead.js';
 import { encodeFrame } from '../protocol/codec.js';
-import { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
-import { readAuthFrame } from '../transport/direct_auth.js';
+import type { RecordOpener, RecordSealer } from '../transport/aead_stream.js';
+import { readAuthFrame, recordStreams } from '../transport/direct_auth.js';
 import { OpError } from './context.js';
 
 /** At most this many rendezvous wait for their connection per ssh session. */
-export const MAX_PENDING_RENDEZVOUS = 16;
+const MAX_PENDING_RENDEZVOUS = 16;
 const AUTH_TIMEOUT_MS = 2000;
 /**
  * Connections that have not authenticated yet, at most, per listener and per process: each
@@ -31,9 +29,9 @@ const AUTH_TIMEOUT_MS = 2000;
  * client's own address (another user of that host) can; the client then tries again while
  * the listener waits, and else reports the plane unavailable (--json: `directUnavailable`).
  */
-export const MAX_UNAUTHENTICATED_PER_LISTENER = 4;
-export const MAX_UNAUTHENTICATED_PER_SOURCE = 2;
-export const MAX_UNAUTHENTICATED = 64;
+const MAX_UNAUTHENTICATED_PER_LISTENER = 4;
+const MAX_UNAUTHENTICATED_PER_SOURCE = 2;
+const MAX_UNAUTHENTICATED = 64;
 /** How long a waiting listener outlives the ssh session that opened it (see closeAll). */
 const CLOSE_GRACE_MS = 2000;
 let unauthenticated = 0;
@@ -46,7 +44,7 @@ function rendezvousTimeoutMs(): number {
 }
 
 /** The address the ssh client connected from: its direct connection comes from there too. */
-export function sshClientAddress(env = process.env): string | null {
+function sshClientAddress(env = process.env): string | null {
   const parts = (env.SSH_CONNECTION ?? '').trim().split(/\s+/);
   return parts.length >= 4 && parts[0] ? parts[0] : null;
 }
@@ -57,12 +55,12 @@ function plainAddress(a: string | undefined): string {
 }
 
 /** The address the ssh client connected to: only there is the listener bound. */
-export function sshVisibleAddress(env = process.env): string {
+function sshVisibleAddress(env = process.env): string {
   const parts = (env.SSH_CONNECTION ?? '').trim().split(/\s+/);
   return parts.length >= 4 && parts[2] ? parts[2] : '127.0.0.1';
 }
 
-export function formatAddr(host: string, port: number): string {
+function formatAddr(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
@@ -180,10 +178,7 @@ export class Rendezvous {
 
   private async serve(sock: net.Socket, key: Uint8Array): Promise<void> {
     sock.setKeepAlive(true, 15_000);
-    const input = new RecordOpener(key, Direction.clientToServer, 1);
-    const output = new RecordSealer(key, Direction.serverToClient, 1);
-    pipeline(sock, input, () => {});
-    pipeline(output, sock, () => {});
+    const { input, output } = recordStreams(sock, key, 'server');
     await this.runSession(input, output).catch((err: Error) => {
       this.log(`bcmr serve: direct session: ${err.message}`);
       sock.destroy();

@@ -384,7 +384,6 @@ export const CREATE_NEW = O_CREAT | O_EXCL;
 export function isWithin(root: string, real: string): boolean {
   return root === '/' || real === root || real.startsWith(`${root}/`);
 }
-export const CREATE = O_CREAT;
 
 function escaped(p: string): PathError {
   return new PathError(`escape: path resolves outside the root: ${clip(p)}`);

@@ -25,9 +25,9 @@ import { PathGuard } from './path_guard.js';
  * What this server offers over ssh or stdio: every bit its runtime can serve (RUNTIME_CAPS)
  * but AEAD (no direct key there).
  */
-export const SERVER_OFFER = RUNTIME_CAPS & ~Cap.AEAD;
+const SERVER_OFFER = RUNTIME_CAPS & ~Cap.AEAD;
 /** On a direct session: AEAD, and no further rendezvous from there. */
-export const DIRECT_OFFER = RUNTIME_CAPS & ~Cap.DIRECT_TCP;
+const DIRECT_OFFER = RUNTIME_CAPS & ~Cap.DIRECT_TCP;
 
 export interface ServeOptions {
   root: string;

@@ -5,10 +5,11 @@
  * one `file` event; the outcome counts them.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { prehashFile } from '../client/dedup.js';
-import { dedups } from '../client/policy.js';
+import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
+import { prehashFile } from '../client/serve/dedup.js';
+import { dedups } from '../client/serve/policy.js';
+import { publishOutcomes, publishScript } from '../client/shell/publish_script.js';
 import {
   describeEndpoint,
   type Endpoint,
@@ -17,7 +18,7 @@ import {
   type RemoteEndpoint,
 } from '../core/endpoint.js';
 import type { FileResult, GetItem, Prehash, PutItem } from '../core/items.js';
-import type { PathChoice, RemoteFs, ShellTools, WorkFacts } from '../core/remote_fs.js';
+import type { PathChoice, RemoteFs, WorkFacts } from '../core/remote_fs.js';
 import { WorkQueue } from '../core/work_queue.js';
 import {
   ExistsError,
@@ -27,18 +28,12 @@ import {
   RemoteError,
   UsageError,
 } from '../errors.js';
+import type { CopyOutcome, CopyReporter, StartEvent } from './events.js';
 import { copyLocalFiles } from './local_copy.js';
-import { openRemote, type RemoteOptions } from './open_remote.js';
-import {
-  type CopyPlan,
-  isExcluded,
-  type PlannedFile,
-  planCopy,
-  type SourceTree,
-  type WalkOptions,
-} from './plan.js';
-import { publishOutcomes, publishScript } from './publish_script.js';
+import { type CopyPlan, isExcluded, type PlannedFile, planCopy, type SourceTree } from './plan.js';
+import { relayFiles } from './relay.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
+import type { WalkOptions } from './walk.js';
 
 export interface CopyOptions extends RemoteOptions {
   recursive: boolean;
@@ -52,65 +47,6 @@ export interface CopyOptions extends RemoteOptions {
   resume?: boolean;
   /** Asked (on a TTY) whether existing files may be replaced; absent: refuse. */
   confirmOverwrite?: (paths: string[]) => Promise<boolean>;
-}
-
-/** `interrupted`: stopped by Ctrl-C (the job's own line says so; no line per file). */
-export type Outcome = 'ok' | 'failed' | 'interrupted';
-
-export interface FileEvent {
-  source: string;
-  dest: string;
-  bytes: number;
-  blake3: string | null;
-  ms: number;
-  outcome: Outcome;
-  error?: string;
-  /** Bytes the server already had (dedup), not sent. */
-  deduped?: number;
-  /** Verified bytes of an earlier partial download that were kept (-C). */
-  resumedFrom?: number;
-}
-
-export interface StartEvent {
-  /** `relay`: remote -> remote through this machine. */
-  op: 'local' | 'upload' | 'download' | 'relay';
-  /** How the destination (or, for a download, the source) is reached. */
-  via: 'local' | 'bcmr' | 'ssh';
-  /** Which server runs on the remote (see RemoteFs.server), and its Node for a bundle. */
-  server?: 'installed' | 'bundle' | 'custom' | 'fallback';
-  remoteNode?: string;
-  /** With the fallback: the remote's tar and stat flavours and how uploads are checked. */
-  shell?: ShellTools;
-  /** For a relay: true, and how the source host is reached. */
-  relay?: boolean;
-  sourceVia?: 'bcmr' | 'ssh';
-  /** What carries the file data (`--direct`). */
-  plane: 'local' | 'ssh' | 'direct';
-  /** The direct plane was asked for and could not be used: why (the data went over ssh). */
-  directUnavailable?: string;
-  files: number;
-  bytes: number;
-  dirs: number;
-  connections: number;
-  /** With -P auto / --direct auto: the round trip measured and why the connections and plane. */
-  path?: { rttMs: number; why: string };
-}
-
-export interface CopyReporter {
-  start(e: StartEvent): void;
-  bytes(n: number): void;
-  file(e: FileEvent): void;
-  /** A message for stderr that is not a failure (e.g. falling back to plain ssh). */
-  notice(msg: string): void;
-  /** One line of a dry run's plan. */
-  planned(line: string): void;
-}
-
-export interface CopyOutcome {
-  files: number;
-  failed: number;
-  bytes: number;
-  dirs: number;
 }
 
 export async function runCopy(
@@ -142,14 +78,6 @@ interface Moved {
   dest: string;
   r: FileResult<unknown>;
 }
-
-/**
- * Remote -> remote copies are relayed through this machine (as `scp -3`): each batch of files
- * is downloaded from the source host into a private spool directory and uploaded from there,
- * through the ordinary download and upload paths (so -P N, striping, dedup, -C on the upload
- * leg and the fallback all apply). A batch holds at most this many bytes, or one file.
- */
-const RELAY_BATCH_BYTES = 256 << 20;
 
 class Job {
   private readonly outcome: CopyOutcome = { files: 0, failed: 0, bytes: 0, dirs: 0 };
@@ -269,84 +197,20 @@ class Job {
     return { remote: f.src, local, size: f.size, overwrite: this.opts.force, resume: this.opts.resume };
   }
 
-  /**
-   * Remote -> remote through a spool directory of our own (see RELAY_BATCH_BYTES). Verified end
-   * to end: the source server's hash of what it sent must equal the destination server's hash
-   * of what it stored (under --fast the download leg carries none: the source is asked after). Downloads of a batch go into the spool (-C does not apply
-   * to that leg: the spool is temporary); the spool is removed at the end, also on failure.
-   */
-  private async relay(
+  /** Remote -> remote: relay.ts, with this job's items, progress and reports. */
+  private relay(
     src: RemoteFs,
     dst: RemoteFs,
     files: PlannedFile[],
     settle: (src: string, dest: string, r: FileResult<unknown>) => void,
   ): Promise<void> {
-    const spool = fs.mkdtempSync(path.join(os.tmpdir(), 'bcmr-relay-'));
-    // Also when the process ends without unwinding (a second Ctrl-C exits at once, SIGHUP).
-    const removeSpool = () => fs.rmSync(spool, { recursive: true, force: true });
-    process.once('exit', removeSpool);
-    try {
-      for (let i = 0; i < files.length && !this.signal.aborted; ) {
-        const batch: PlannedFile[] = [];
-        let bytes = 0;
-        for (; i < files.length && (batch.length === 0 || bytes + files[i].size <= RELAY_BATCH_BYTES); i++) {
-          batch.push(files[i]);
-          bytes += files[i].size;
-        }
-        const spooled = new Map<string, { f: PlannedFile; down: FileResult<GetItem> }>();
-        await src.download(
-          new WorkQueue(
-            batch.map((f, k) => ({
-              ...this.getItem(f, path.join(spool, String(k))),
-              overwrite: true,
-              resume: false,
-            })),
-          ),
-          {
-            onFileDone: (r) => {
-              const f = batch[Number(path.basename(r.item.local))];
-              if (r.error) settle(f.src, f.dest, r);
-              else spooled.set(r.item.local, { f, down: r });
-            },
-          },
-        );
-        this.checkAbort();
-        const puts = [...spooled.entries()].map(([local, { f }]) => this.putItem(local, f));
-        const uploaded: { f: PlannedFile; down: FileResult<GetItem>; up: FileResult<PutItem> }[] = [];
-        await dst.upload(new WorkQueue(puts), {
-          onBytes: (n) => this.rep.bytes(n),
-          onFileDone: (up) => {
-            const entry = spooled.get(up.item.local);
-            if (!entry) return;
-            fs.rmSync(up.item.local, { force: true });
-            uploaded.push({ ...entry, up });
-          },
-        });
-        // --fast: the download leg carried no hash, so the source host is asked for it now (a
-        // Hash request, or b3sum / a read-back on the fallback): a relay is always checked end
-        // to end, whatever passed through this machine.
-        const unhashed = uploaded.filter((u) => !u.up.error && u.down.hash === null);
-        const asked = unhashed.length > 0 ? await src.hashFiles(unhashed.map((u) => u.f.src)) : [];
-        for (const [i, u] of unhashed.entries()) {
-          const h = asked[i];
-          if (h instanceof Error)
-            u.up.error = new IntegrityError(`relay: cannot hash the source: ${h.message}`);
-          else u.down.hash = h;
-        }
-        for (const { f, down, up } of uploaded) {
-          if (!up.error && down.hash !== null && down.hash !== up.hash) {
-            up.error = new IntegrityError(
-              `relay: source hashes to ${down.hash}, destination stored ${up.hash}`,
-            );
-            up.hash = null;
-          }
-          settle(f.src, f.dest, up);
-        }
-      }
-    } finally {
-      process.off('exit', removeSpool);
-      removeSpool();
-    }
+    return relayFiles(src, dst, files, {
+      getItem: (f, local) => this.getItem(f, local),
+      putItem: (local, f) => this.putItem(local, f),
+      onBytes: (n) => this.rep.bytes(n),
+      settle,
+      signal: this.signal,
+    });
   }
 
   /**

@@ -6,11 +6,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import {
+  type Attrs,
+  entryFailures,
+  remoteAttrScript,
+  remoteLinkScript,
+} from '../client/shell/attrs_script.js';
 import { fileHashHex } from '../codec/hash.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
 import { PathError, RemoteError } from '../errors.js';
 import { sh } from '../util/shell.js';
-import { type Attrs, applyLocalAttrs, entryFailures, remoteAttrScript, remoteLinkScript } from './attrs.js';
+import { applyLocalAttrs } from './local_attrs.js';
 import { LocalTreeGuard } from './local_guard.js';
 import {
   baseName,
@@ -20,9 +26,8 @@ import {
   type PlannedFile,
   type SourceTree,
   safeRelative,
-  type WalkOptions,
-  walkLocal,
 } from './plan.js';
+import { type WalkOptions, walkLocal } from './walk.js';
 
 export type Failures = CopyPlan['failures'];
 

@@ -1,12 +1,15 @@
 /**
- * The plain frames of a direct rendezvous (PROTOCOL.md section 12): AuthChallenge from the
- * server, AuthHello from the client, both `len 33 | type | 32 bytes`. Read straight off the
- * socket before the record layer takes over; whatever follows them (a pipelined Hello) is
- * put back for the session.
+ * Both ends of a direct socket (PROTOCOL.md sections 12 and 16): the plain auth frames of the
+ * rendezvous (AuthChallenge from the server, AuthHello from the client, both `len 33 | type |
+ * 32 bytes`, read straight off the socket; whatever follows them, a pipelined Hello, is put
+ * back for the session), then the record streams the session runs over.
  */
 import type net from 'node:net';
+import { pipeline } from 'node:stream';
+import { Direction } from '../protocol/aead.js';
 import { decodeFrame } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
+import { RecordOpener, RecordSealer } from './aead_stream.js';
 
 const AUTH_FRAME_BYTES = 4 + 1 + 32;
 
@@ -41,4 +44,25 @@ export function readAuthFrame(
     sock.on('data', onData);
     sock.on('close', onClose);
   });
+}
+
+/**
+ * The record streams of an authenticated direct socket, wired both ways (PROTOCOL.md 16):
+ * what `side` reads is opened from the peer's direction, what it writes is sealed in its own.
+ * The first plain frame each way (Hello, Welcome) is passed through as the protocol says.
+ */
+export function recordStreams(
+  sock: net.Socket,
+  key: Uint8Array,
+  side: 'client' | 'server',
+): { input: RecordOpener; output: RecordSealer } {
+  const [inbound, outbound] =
+    side === 'client'
+      ? [Direction.serverToClient, Direction.clientToServer]
+      : [Direction.clientToServer, Direction.serverToClient];
+  const input = new RecordOpener(key, inbound, 1);
+  const output = new RecordSealer(key, outbound, 1);
+  pipeline(sock, input, () => {});
+  pipeline(output, sock, () => {});
+  return { input, output };
 }

@@ -14,14 +14,18 @@ import {
 import path from 'node:path';
 import { ExistsError, RemoteError } from '../errors.js';
 
-export const TEMP_MARKER = '.bcmr-tmp-';
+const TEMP_MARKER = '.bcmr-tmp-';
 /** Suffix of a resumable partial file (`.NAME.bcmr-part`), kept across runs with -C. */
-export const PART_SUFFIX = '.bcmr-part';
+const PART_SUFFIX = '.bcmr-part';
 
 /** Random per process, then a counter: unique without a random draw per file. */
 const prefix = randomBytes(3).toString('hex');
 let counter = 0;
 
+/**
+ * `.NAME.bcmr-tmp-XXXXXXXXXXXX` beside `dest`: where a file is received before it is verified
+ * and renamed in (NAME shortened with a hash tag where the whole would pass 255 bytes).
+ */
 export function tempNameFor(dest: string): string {
   counter = (counter + 1) % 0x1000000;
   return path.join(

@@ -42,6 +42,12 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     const plain = tree.find((x) => x.startsWith('plain.txt '))?.split(' ')[1];
     return tree.map((l) => (l.startsWith('link-to-plain -> ') ? `link-to-plain ${plain}` : l)).sort();
   };
+  /** The remote's `tar -c` sends `archive` instead (extracting is the real tar's). */
+  const tarSending = (archive: string) =>
+    sshd.replaceTool(
+      'tar',
+      `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${fs.realpathSync('/bin/tar')}' "$@" ;; esac\n`,
+    );
   const stagings = (root: string) =>
     (fs.readdirSync(root, { recursive: true }) as string[]).filter((p) => p.includes('.bcmr-stage-'));
 
@@ -237,11 +243,7 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
     for await (const c of pack) chunks.push(c as Buffer);
     const archive = path.join(dir, 'hl-evil.tar');
     fs.writeFileSync(archive, Buffer.concat(chunks));
-    const realTar = fs.realpathSync('/bin/tar');
-    const fakeTar = sshd.replaceTool(
-      'tar',
-      `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${realTar}' "$@" ;; esac\n`,
-    );
+    const fakeTar = tarSending(archive);
     try {
       const e = await run(['--json', 'copy', '-r', `bcmr-nonode:${evilSrc}`, 'hl-evil-dst']);
       assert.equal(e.code, 1, e.stderr);
@@ -287,11 +289,7 @@ describe('fallback as tar streams (remote with no bcmr and no node)', () => {
       '-cf', archive, '-C', evil, '--transform', 's,^escape.txt$,../../../escape.txt,', '--show-transformed-names',
       `${rel}/a.txt`, `${rel}/b.txt`, 'escape.txt', `${rel}/c.txt`,
     ]); // biome-ignore format: argv
-    const realTar = fs.realpathSync('/bin/tar');
-    const fakeTar = sshd.replaceTool(
-      'tar',
-      `#!/bin/sh\ncase "$1" in -c) cat '${archive}' ;; *) exec '${realTar}' "$@" ;; esac\n`,
-    );
+    const fakeTar = tarSending(archive);
     try {
       const r = await run(['--json', 'copy', '-r', `bcmr-nonode:${src}`, 'hdst']);
       assert.equal(r.code, 1, r.stderr);

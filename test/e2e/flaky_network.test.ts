@@ -41,20 +41,38 @@ after(async () => {
   await cleanup?.();
 });
 
+type Relay = Awaited<ReturnType<typeof cuttingRelay>>;
+
+/**
+ * Runs `body` with a cutting relay in front of the harness's sshd (cuts as `cuts` says, on the
+ * shared 4 MiB/s link), reached as host `name`, and a fresh destination directory `name`.
+ */
+async function throughRelay(
+  name: string,
+  cuts: { seed: number; cuts: number; minMs: number; maxMs: number },
+  body: (relay: Relay, dest: string) => Promise<void>,
+): Promise<void> {
+  const relay = await cuttingRelay(sshd.port, { ...cuts, bytesPerSec: LINK_BYTES_PER_SEC });
+  sshd.addAlias(name, '127.0.0.1', relay.port);
+  const dest = path.join(dir, name);
+  fs.mkdirSync(dest);
+  try {
+    await body(relay, dest);
+  } finally {
+    await relay.close();
+  }
+}
+
 describe('a flaky network: three cuts, then it heals', () => {
   let cell = 0;
   for (const direction of ['up', 'down'] as const) {
     for (const parallel of [1, 4]) {
       test(`copy -r ${direction} at -P ${parallel} completes by itself`, async () => {
         const seed = baseSeed + cell++;
-        const relay = await cuttingRelay(sshd.port, { seed, ...CUTS, bytesPerSec: LINK_BYTES_PER_SEC });
         const host = `bcmr-flaky-${direction}-${parallel}`;
-        sshd.addAlias(host, '127.0.0.1', relay.port);
-        const dest = path.join(dir, `${direction}-${parallel}`);
-        fs.mkdirSync(dest);
-        const [src, dst] =
-          direction === 'up' ? ['src/tree', `${host}:${dest}/`] : [`${host}:${dir}/src/tree`, `${dest}/`];
-        try {
+        await throughRelay(host, { seed, ...CUTS }, async (relay, dest) => {
+          const [src, dst] =
+            direction === 'up' ? ['src/tree', `${host}:${dest}/`] : [`${host}:${dir}/src/tree`, `${dest}/`];
           const r = await bcmr(
             ['copy', '--rsh', sshd.rsh, '--json', '-r', '-P', String(parallel), src, dst],
             {
@@ -72,56 +90,37 @@ describe('a flaky network: three cuts, then it heals', () => {
           );
           assert.deepEqual(snapshot(path.join(dest, 'tree')), snapshot(path.join(dir, 'src/tree')), why);
           assert.deepEqual(leftovers(dest), [], why);
-        } finally {
-          await relay.close();
-        }
+        });
       });
     }
   }
 
   test('three cuts while connecting (each connection cut within 300 ms): retried there too', async () => {
     const seed = baseSeed + 100;
-    const relay = await cuttingRelay(sshd.port, {
-      seed,
-      cuts: 3,
-      minMs: 20,
-      maxMs: 300,
-      bytesPerSec: LINK_BYTES_PER_SEC,
-    });
-    sshd.addAlias('bcmr-flaky-connect', '127.0.0.1', relay.port);
-    const dest = path.join(dir, 'connect');
-    fs.mkdirSync(dest);
-    try {
-      const r = await bcmr(
-        ['copy', '--rsh', sshd.rsh, '-P', '1', '-r', 'src/tree/d0', `bcmr-flaky-connect:${dest}/`],
-        { cwd: dir },
-      );
-      const why = `seed ${seed}, cuts ${JSON.stringify(relay.log)}\n${r.stderr}`;
-      assert.equal(relay.log.length, 3, why);
-      assert.deepEqual(
-        relay.log.map((c) => c.connection),
-        [0, 1, 2],
-        `the first three connections, each before its handshake could finish: ${why}`,
-      );
-      assert.equal(r.code, 0, why);
-      assert.deepEqual(snapshot(path.join(dest, 'd0')), snapshot(path.join(dir, 'src/tree/d0')), why);
-    } finally {
-      await relay.close();
-    }
+    await throughRelay(
+      'bcmr-flaky-connect',
+      { seed, cuts: 3, minMs: 20, maxMs: 300 },
+      async (relay, dest) => {
+        const r = await bcmr(
+          ['copy', '--rsh', sshd.rsh, '-P', '1', '-r', 'src/tree/d0', `bcmr-flaky-connect:${dest}/`],
+          { cwd: dir },
+        );
+        const why = `seed ${seed}, cuts ${JSON.stringify(relay.log)}\n${r.stderr}`;
+        assert.equal(relay.log.length, 3, why);
+        assert.deepEqual(
+          relay.log.map((c) => c.connection),
+          [0, 1, 2],
+          `the first three connections, each before its handshake could finish: ${why}`,
+        );
+        assert.equal(r.code, 0, why);
+        assert.deepEqual(snapshot(path.join(dest, 'd0')), snapshot(path.join(dir, 'src/tree/d0')), why);
+      },
+    );
   });
 
   test('cuts that never stop: the copy gives up, bounded, in one line with its attempts', async () => {
-    const relay = await cuttingRelay(sshd.port, {
-      seed: baseSeed,
-      cuts: Number.POSITIVE_INFINITY,
-      minMs: 50,
-      maxMs: 150,
-      bytesPerSec: LINK_BYTES_PER_SEC,
-    });
-    sshd.addAlias('bcmr-flaky-forever', '127.0.0.1', relay.port);
-    const dest = path.join(dir, 'never');
-    fs.mkdirSync(dest);
-    try {
+    const forever = { seed: baseSeed, cuts: Number.POSITIVE_INFINITY, minMs: 50, maxMs: 150 };
+    await throughRelay('bcmr-flaky-forever', forever, async (relay, dest) => {
       const r = await bcmr(
         ['copy', '--rsh', sshd.rsh, '--retries', '2', '-r', 'src/tree', `bcmr-flaky-forever:${dest}/`],
         { cwd: dir },
@@ -132,8 +131,6 @@ describe('a flaky network: three cuts, then it heals', () => {
       assert.match(lines[0], /gave up after 3 attempts; --retries to change/);
       assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
       assert.ok(relay.connections() >= 3, `only ${relay.connections()} connections were tried`);
-    } finally {
-      await relay.close();
-    }
+    });
   });
 });

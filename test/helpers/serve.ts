@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { Transform } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { type ConnectOptions, ServeClient } from '../../src/client/serve_client.js';
+import { type ConnectOptions, ServeClient } from '../../src/client/serve/serve_client.js';
 import { serveSession } from '../../src/server/session.js';
 import { childChannel, streamChannel } from '../../src/transport/channel.js';
 import './isolate.js';

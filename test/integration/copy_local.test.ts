@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { parseEndpoint } from '../../src/core/endpoint.js';
-import { type CopyOptions, type CopyReporter, type FileEvent, runCopy } from '../../src/transfer/copy.js';
+import { type CopyOptions, runCopy } from '../../src/transfer/copy.js';
+import type { CopyReporter, FileEvent } from '../../src/transfer/events.js';
 import { splitCommand } from '../../src/util/shell.js';
 import { tempDir } from '../helpers/serve.js';
 

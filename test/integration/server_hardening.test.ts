@@ -9,7 +9,7 @@ import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import type { ServeClient } from '../../src/client/serve_client.js';
+import type { ServeClient } from '../../src/client/serve/serve_client.js';
 import { blake3Raw } from '../../src/codec/hash.js';
 import { RemoteError } from '../../src/errors.js';
 import { encodeFrame } from '../../src/protocol/codec.js';

@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { type FeedRunner, uploadTar } from '../../src/client/tar_upload.js';
+import { type FeedRunner, uploadTar } from '../../src/client/fallback/tar_upload.js';
 import type { FileResult, PutItem } from '../../src/core/items.js';
 import { tempDir } from '../helpers/serve.js';
 

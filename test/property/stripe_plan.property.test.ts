@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { missingRanges, planRanges } from '../../src/client/stripe.js';
+import { missingRanges, planRanges } from '../../src/client/serve/stripe.js';
 
 const MiB = 1 << 20;
 

@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { choosePath, maxAutoConnections } from '../../src/client/path_choice.js';
-import { STRIPE_MIN_BYTES } from '../../src/client/policy.js';
+import { choosePath, maxAutoConnections } from '../../src/client/pool/path_choice.js';
+import { STRIPE_MIN_BYTES } from '../../src/client/serve/policy.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { publishOutcomes, publishScript } from '../../src/transfer/publish_script.js';
+import { publishOutcomes, publishScript } from '../../src/client/shell/publish_script.js';
 import { tempDir } from '../helpers/serve.js';
 
 describe('publish script', () => {

@@ -11,7 +11,7 @@ import { clip, type JailDir } from '../path_guard.js';
 
 type Of<T extends ClientMessage['type']> = Extract<ClientMessage, { type: T }>;
 
-export function mtimeSeconds(st: Stats): number {
+function mtimeSeconds(st: Stats): number {
   return Math.floor(st.mtimeMs / 1000);
 }
 
@@ -26,7 +26,7 @@ export async function handleHash(ctx: SessionContext, m: Of<'Hash'>): Promise<vo
 }
 
 /** BLAKE3 of a range of an opened file; closes it. */
-export async function hashFile(
+async function hashFile(
   ctx: SessionContext,
   fh: FdFile,
   offset: number,

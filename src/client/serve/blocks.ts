@@ -1,0 +1,47 @@
+/**
+ * The one per-block comparison of a local file with the server's copy, shared by -C (the
+ * verified prefix of a part file: resume.ts) and a rerun's striped part file (the blocks it
+ * already holds: stripe.ts): each 4 MiB block's BLAKE3 here against the server's Hash of the
+ * same range, all asked at once (pipelined), compared in order.
+ */
+import { blake3Hex } from '../../codec/hash.js';
+import { MAX_BLOCK } from '../../protocol/constants.js';
+import type { FdFile } from '../../util/fd_file.js';
+import type { ServeClient } from './serve_client.js';
+
+/**
+ * Compares the blocks of `local`'s first `length` bytes with `remotePath`'s. `onBlock` sees
+ * each block in order (its bytes, where it starts, whether it matched); returning false stops
+ * there. A block that cannot be read whole here never matches; a Hash the server refuses
+ * counts as a different block (`hashErrors: 'differ'`) or is thrown when reached ('throw').
+ */
+export async function compareBlocks(
+  client: ServeClient,
+  remotePath: string,
+  local: FdFile,
+  length: number,
+  hashErrors: 'differ' | 'throw',
+  onBlock: (view: Buffer, offset: number, same: boolean) => boolean,
+): Promise<void> {
+  const blocks: [number, number][] = [];
+  for (let off = 0; off < length; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, length - off)]);
+  // Settled either way at once: stopping early must not leave a rejection unhandled.
+  const theirs = blocks.map(([o, l]) =>
+    client.hash(remotePath, o, l).then(
+      (h) => h,
+      (err: Error) => (hashErrors === 'differ' ? '' : err),
+    ),
+  );
+  try {
+    const buf = Buffer.allocUnsafe(MAX_BLOCK);
+    for (const [i, [o, l]] of blocks.entries()) {
+      const remote = await theirs[i];
+      if (remote instanceof Error) throw remote;
+      const view = buf.subarray(0, l);
+      const same = (await local.read(buf, l, o)) === l && blake3Hex(view) === remote;
+      if (!onBlock(view, o, same)) return;
+    }
+  } finally {
+    await Promise.all(theirs);
+  }
+}
