@@ -11,7 +11,7 @@ import { DEFAULT_RETRIES } from '../client/pool/retry.js';
 import { discardPrestarted, prestartServe } from '../client/ssh/ssh_start.js';
 import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
-import type { CopyOptions } from '../transfer/copy.js';
+import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
 import { splitCommand } from '../util/shell.js';
 import { CopyOutput, type ProgressMode } from './output.js';
@@ -41,7 +41,7 @@ interface RawOptions {
 }
 
 export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
-  program
+  const copy = program
     .command('copy')
     .alias('cp')
     .description('Copy files and trees, locally or to/from HOST:PATH over ssh')
@@ -50,6 +50,102 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('-p, --preserve', 'keep mode and modification time')
     .option('-f, --force', 'overwrite existing files without asking')
     .option('-n, --dry-run', 'print what would be copied, copy nothing')
+    .option(
+      '-C, --resume',
+      'continue interrupted downloads from their verified partial file (.NAME.bcmr-part)',
+    );
+  withTransferOptions(copy).action(async (paths: string[], raw: RawOptions, cmd: Command) => {
+    const json = Boolean(cmd.optsWithGlobals().json);
+    setExit(await copyMain(paths, raw, json));
+  });
+
+  const sync = program
+    .command('sync')
+    .description(
+      "Make DST a copy of SRC's contents (as rclone sync): only new and changed files move; modes and mtimes kept",
+    )
+    .argument('<src>', 'a directory or file, local or [user@]host:path')
+    .argument('<dst>', 'becomes a copy of SRC (made as needed; no trailing-slash rules)')
+    .option('-n, --dry-run', 'itemise what would change (+ new, ~ changed, - deleted), change nothing')
+    .option('-c, --checksum', 'compare same-size files by BLAKE3 (each host hashes its own), not by mtime')
+    .option(
+      '--delete',
+      'remove what DST has and SRC lacks, after a transfer without errors (excluded paths never)',
+    )
+    .option('--max-delete <n>', 'with --delete: delete nothing (and fail) when more than N would go');
+  withTransferOptions(sync).action(
+    async (src: string, dst: string, raw: RawOptions & SyncOptions, cmd: Command) => {
+      const json = Boolean(cmd.optsWithGlobals().json);
+      const maxDelete = raw.maxDelete === undefined ? Number.POSITIVE_INFINITY : Number(raw.maxDelete);
+      if (!(maxDelete >= 0) || (Number.isFinite(maxDelete) && !Number.isInteger(maxDelete))) {
+        setExit(usage(`--max-delete must be a whole number, not '${raw.maxDelete}'`, json));
+        return;
+      }
+      const mirror = { checksum: Boolean(raw.checksum), delete: Boolean(raw.delete), maxDelete };
+      setExit(
+        await copyMain([src, dst], { ...raw, recursive: true, preserve: true, force: true }, json, mirror),
+      );
+    },
+  );
+
+  program
+    .command('check')
+    .description(
+      "Compare SRC's contents with DST without changing anything: exit 0 alike, 1 different, 2 on error",
+    )
+    .argument('<src>', 'a directory or file, local or [user@]host:path')
+    .argument('<dst>', 'what to compare it with')
+    .option('-c, --checksum', 'hash every same-size file (default: only those whose mtime differs)')
+    .option('--no-hash', 'never hash: a same-size file with another mtime counts as modified')
+    .option('-e, --exclude <regex>', 'skip paths matching REGEX on both sides; repeatable', collect, [])
+    .option('--no-deref', 'compare symlinks as links instead of following them')
+    .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
+    .option('--remote-path <cmd>', 'bcmr command on the remote')
+    .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
+    .option('--retries <n>', 'tries again (with backoff) after a lost connection', String(DEFAULT_RETRIES))
+    .option('--no-fallback', 'fail instead of falling back to plain ssh when the remote has no bcmr')
+    .action(
+      async (
+        src: string,
+        dst: string,
+        raw: RawOptions & { checksum?: boolean; hash: boolean },
+        cmd: Command,
+      ) => {
+        const json = Boolean(cmd.optsWithGlobals().json);
+        const { checkMain } = await import('./check_command.js');
+        setExit(
+          await checkMain(
+            src,
+            dst,
+            raw.checksum === true,
+            !raw.hash,
+            () =>
+              toCopyOptions(
+                { ...raw, parallel: '1', compress: 'auto', direct: 'ssh', progress: 'off' },
+                json,
+              ),
+            json,
+          ),
+        );
+      },
+    );
+}
+
+interface SyncOptions {
+  checksum?: boolean;
+  delete?: boolean;
+  maxDelete?: string;
+}
+
+function usage(msg: string, json: boolean): number {
+  if (json) process.stdout.write(`${JSON.stringify({ event: 'end', code: ExitCode.usage, error: msg })}\n`);
+  else process.stderr.write(`bcmr: ${msg}\n`);
+  return ExitCode.usage;
+}
+
+/** The options every transfer command takes (copy, sync). */
+function withTransferOptions(c: Command): Command {
+  return c
     .option(
       '-e, --exclude <regex>',
       'skip paths (relative to each source) matching REGEX; repeatable',
@@ -77,10 +173,6 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('--fast', 'skip the server-side hash of downloads (sizes are still checked)')
     .option('--sync', 'fsync each file on the receiving side before it is published')
     .option('-V, --verify', 'after copying, re-read each destination file and compare its BLAKE3')
-    .option(
-      '-C, --resume',
-      'continue interrupted downloads from their verified partial file (.NAME.bcmr-part)',
-    )
     .addOption(
       new Option('--progress <mode>', 'progress display')
         .choices(['auto', 'inline', 'plain', 'off'])
@@ -103,18 +195,19 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option(
       '--no-fallback',
       'fail instead of falling back: to plain ssh when the remote has no bcmr, to the ssh data path when --direct=direct cannot connect',
-    )
-    .action(async (paths: string[], raw: RawOptions, cmd: Command) => {
-      const json = Boolean(cmd.optsWithGlobals().json);
-      setExit(await copyMain(paths, raw, json));
-    });
+    );
 }
 
 function collect(v: string, acc: string[]): string[] {
   return [...acc, v];
 }
 
-async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promise<number> {
+async function copyMain(
+  paths: string[],
+  raw: RawOptions,
+  json: boolean,
+  mirror?: MirrorOptions,
+): Promise<number> {
   const out = new CopyOutput({
     json,
     verbose: Boolean(raw.verbose),
@@ -135,6 +228,7 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
   try {
     if (paths.length < 2) throw new UsageError('need at least one SRC and a DST (bcmr copy SRC... DST)');
     const opts = toCopyOptions(raw, json);
+    if (mirror) opts.mirror = mirror;
     startFirstConnection(paths, opts);
     // The copy's code loads while ssh connects and the remote server starts.
     const { runCopy } = await import('../transfer/copy.js');
@@ -142,7 +236,7 @@ async function copyMain(paths: string[], raw: RawOptions, json: boolean): Promis
     if (ac.signal.aborted) throw new InterruptedError();
     let code: number = outcome.failed > 0 ? ExitCode.failed : ExitCode.ok;
     let failure: string | null = null;
-    if (outcome.files === 0 && outcome.dirs === 0 && outcome.failed === 0 && !opts.dryRun) {
+    if (outcome.files === 0 && outcome.dirs === 0 && outcome.failed === 0 && !opts.dryRun && !mirror) {
       failure = 'nothing to copy: no file matched';
       out.error(failure);
       code = ExitCode.failed;
@@ -181,7 +275,7 @@ function startFirstConnection(paths: string[], opts: CopyOptions): void {
   prestartServe(opts.ssh, target);
 }
 
-function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
+export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
   const parallel = raw.parallel === 'auto' ? 'auto' : Number(raw.parallel);
   if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1 || parallel > 64)) {
     throw new UsageError(`--parallel must be auto or an integer from 1 to 64, not '${raw.parallel}'`);

@@ -19,7 +19,7 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
  * `--version` loads the codecs to describe them. Help (no known command) loads them all.
  */
 const sub = process.argv[2];
-const isCopy = sub === 'copy' || sub === 'cp';
+const isCopy = sub === 'copy' || sub === 'cp' || sub === 'sync' || sub === 'check';
 const known = isCopy || sub === 'serve' || sub === 'deploy';
 
 async function versionLine(): Promise<string> {

@@ -123,6 +123,11 @@ export class CopyOutput implements CopyReporter {
     if (!this.o.quiet) this.println(this.err, `bcmr: ${msg}`);
   }
 
+  deleted(path: string): void {
+    if (this.o.json) this.emit({ event: 'delete', path });
+    else if (this.o.verbose) this.println(this.out, `deleted ${path}`);
+  }
+
   planned(line: string): void {
     if (this.o.json) this.emit({ event: 'plan', line });
     else this.println(this.out, line);

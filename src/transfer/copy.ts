@@ -30,9 +30,17 @@ import {
 } from '../errors.js';
 import type { CopyOutcome, CopyReporter, StartEvent } from './events.js';
 import { copyLocalFiles } from './local_copy.js';
-import { type CopyPlan, isExcluded, type PlannedFile, planCopy, type SourceTree } from './plan.js';
+import {
+  type CopyPlan,
+  type DestInfo,
+  isExcluded,
+  type PlannedFile,
+  planCopy,
+  type SourceTree,
+} from './plan.js';
 import { relayFiles } from './relay.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
+import { diffTrees } from './tree_diff.js';
 import type { WalkOptions } from './walk.js';
 
 export interface CopyOptions extends RemoteOptions {
@@ -47,6 +55,27 @@ export interface CopyOptions extends RemoteOptions {
   resume?: boolean;
   /** Asked (on a TTY) whether existing files may be replaced; absent: refuse. */
   confirmOverwrite?: (paths: string[]) => Promise<boolean>;
+  /**
+   * `bcmr sync`: DST becomes a copy of SRC's contents (no trailing-slash rules), moving only
+   * the files whose size or mtime differ (or BLAKE3, with `checksum`); with `delete`, what DST
+   * has and SRC lacks is removed after a transfer without errors.
+   */
+  mirror?: MirrorOptions;
+}
+
+export interface MirrorOptions {
+  checksum: boolean;
+  delete: boolean;
+  /** More deletions than this: none is done, and the job fails. */
+  maxDelete: number;
+}
+
+/** What a sync leaves to do after the transfer: the destination's entries SRC lacks. */
+interface Extras {
+  files: string[];
+  dirs: string[];
+  /** -n: what would happen, itemised (`+` new, `~` changed, `-` deleted). */
+  lines: string[];
 }
 
 export async function runCopy(
@@ -70,6 +99,45 @@ export async function runCopy(
     throw new UsageError('-C/--resume applies to copies to or from a remote host, not local copies');
   }
   return new Job(opts, rep, signal).run(sources, dest);
+}
+
+/** One difference `bcmr check` found: what a sync would do about it. */
+export interface CheckDifference {
+  /** `added`: only in SRC; `modified`: in both, different; `removed`: only in DST. */
+  kind: 'added' | 'modified' | 'removed';
+  /** Relative to SRC and DST (a directory only at DST ends in `/`). */
+  path: string;
+  size: number;
+}
+
+export interface CheckOptions extends RemoteOptions {
+  exclude: RegExp[];
+  deref: boolean;
+  /** Hash every same-size file, not only those whose mtime differs. */
+  checksum: boolean;
+  /** Never hash: a same-size file with another mtime counts as modified. */
+  noHash: boolean;
+}
+
+/**
+ * `bcmr check SRC DST`: compares without changing anything (as sync would see it: DST against
+ * SRC's contents). Size and mtime first, then BLAKE3 for same-size files whose mtime differs
+ * (both hosts hash their own files, at once), or for all with `checksum`.
+ */
+export async function runCheck(
+  srcArg: string,
+  destArg: string,
+  opts: CheckOptions,
+  notice: (msg: string) => void,
+  signal: AbortSignal,
+): Promise<{ differences: CheckDifference[]; failures: { path: string; error: Error }[] }> {
+  const quiet: CopyReporter = { start() {}, bytes() {}, file() {}, notice, planned() {} };
+  const job = new Job(
+    { ...opts, recursive: true, preserve: false, force: false, dryRun: true, verify: false },
+    quiet,
+    signal,
+  );
+  return job.check(parseEndpoint(srcArg), parseEndpoint(destArg), opts);
 }
 
 /** One file moved (or not): where from, where to, and how it went. */
@@ -114,13 +182,18 @@ class Job {
         const tree = await from.tree(s.path, this.walkOptions(), failures);
         if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
       }
-      const info = await to.destInfo(dest.path, dest.path === '' || dest.path.endsWith('/'));
+      const mirror = this.opts.mirror;
+      const info = mirror
+        ? await this.mirrorDestInfo(to, dest.path)
+        : await to.destInfo(dest.path, dest.path === '' || dest.path.endsWith('/'));
       const plan = planCopy(trees, info, sources.length > 1);
       plan.failures.unshift(...failures);
-      if (!this.opts.force && plan.files.length > 0)
+      let extras: Extras | null = null;
+      if (mirror && trees.length === 1) extras = await this.mirrorPlan(plan, trees[0], from, to, info.path);
+      else if (!this.opts.force && plan.files.length > 0)
         await this.resolveConflicts(plan, await to.existing(plan));
       const chosen = this.opts.dryRun ? null : await this.choosePaths(plan, from, to);
-      this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path, chosen);
+      this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path, chosen, extras);
       if (this.opts.dryRun) return this.outcome;
       this.checkAbort();
       await to.makeDirs(plan, info);
@@ -139,9 +212,144 @@ class Job {
         await this.verify(from, to, done);
       if (this.opts.preserve) await this.preserve(from, to, done, plan);
       for (const m of done) this.report(m.src, m.dest, m.r);
+      if (mirror?.delete && extras) await this.deleteExtras(to, extras, mirror.maxDelete);
       return this.outcome;
     } finally {
       await this.closeRemotes();
+    }
+  }
+
+  /** See runCheck. */
+  async check(
+    src: Endpoint,
+    dest: Endpoint,
+    o: CheckOptions,
+  ): Promise<{ differences: CheckDifference[]; failures: { path: string; error: Error }[] }> {
+    try {
+      const from: Side =
+        src.kind === 'remote' ? new RemoteSide(await this.connect(src)) : new LocalSide(false);
+      const to: Side =
+        dest.kind === 'remote'
+          ? src.kind === 'remote' && hostLabel(src) === hostLabel(dest) && from.remote
+            ? new RemoteSide(from.remote)
+            : new RemoteSide(await this.connect(dest))
+          : new LocalSide(false);
+      const failures: Failures = [];
+      const mine = await from.tree(src.path, this.walkOptions(), failures);
+      if (!mine) return { differences: [], failures };
+      const theirs = await to.tree(
+        dest.path,
+        { ...this.walkOptions(), recursive: true, onSkip: undefined },
+        [],
+      );
+      const diff = diffTrees(mine, theirs, o.checksum);
+      const at = (root: string, rel: string) => (rel === '' ? root : path.posix.join(root, rel));
+      const unsure = o.noHash ? [] : diff.files.filter((f) => f.unsure);
+      if (unsure.length > 0 && theirs) {
+        const [a, b] = await Promise.all([
+          from.hashes(unsure.map((f) => at(mine.root, f.rel))),
+          to.hashes(unsure.map((f) => at(theirs.root, f.rel))),
+        ]);
+        for (const [i, f] of unsure.entries()) {
+          const x = a[i];
+          const y = b[i];
+          if (x instanceof Error) failures.push({ path: at(mine.root, f.rel), error: x });
+          else if (y instanceof Error) failures.push({ path: at(theirs.root, f.rel), error: y });
+          else if (x === y) f.kind = 'same';
+        }
+      }
+      const differences: CheckDifference[] = [];
+      for (const f of diff.files) {
+        const name = f.rel || mine.name;
+        if (f.kind === 'added') differences.push({ kind: 'added', path: name, size: f.size });
+        else if (f.kind === 'changed') differences.push({ kind: 'modified', path: name, size: f.size });
+        else if (f.kind === 'extra') differences.push({ kind: 'removed', path: f.rel, size: f.size });
+      }
+      for (const d of diff.extraDirs) differences.push({ kind: 'removed', path: `${d}/`, size: 0 });
+      return { differences, failures };
+    } finally {
+      await this.closeRemotes();
+    }
+  }
+
+  /**
+   * sync's destination is SRC's copy itself, never a directory to put SRC in: planned as a
+   * destination that does not exist yet, whose parent is made when missing (not for -n).
+   */
+  private async mirrorDestInfo(to: Side, p: string): Promise<DestInfo> {
+    const real = await to.destInfo(p, false);
+    if (!this.opts.dryRun && real.isDir === null && !real.parentExists) await to.makeParents(real.path);
+    return { ...real, isDir: null, mustBeDir: false, parentExists: true };
+  }
+
+  /**
+   * Keeps in `plan` only the files that differ from the destination's (tree_diff.ts: size and
+   * mtime, or BLAKE3 where those cannot tell or with -c, both ends hashing at once); returns
+   * the destination's entries SRC lacks. Excluded paths are in neither listing: never deleted.
+   */
+  private async mirrorPlan(
+    plan: CopyPlan,
+    src: SourceTree,
+    from: Side,
+    to: Side,
+    destRoot: string,
+  ): Promise<Extras> {
+    const dst = await to.tree(destRoot, { ...this.walkOptions(), recursive: true, onSkip: undefined }, []);
+    const diff = diffTrees(src, dst, this.opts.mirror?.checksum ?? false);
+    const at = (root: string, rel: string) => (rel === '' ? root : path.posix.join(root, rel));
+    const unsure = diff.files.filter((f) => f.unsure);
+    if (unsure.length > 0) {
+      const [mine, theirs] = await Promise.all([
+        from.hashes(unsure.map((f) => at(src.root, f.rel))),
+        to.hashes(unsure.map((f) => at(destRoot, f.rel))),
+      ]);
+      for (const [i, f] of unsure.entries())
+        if (typeof mine[i] === 'string' && mine[i] === theirs[i]) f.kind = 'same';
+    }
+    const send = new Map(
+      diff.files
+        .filter((f) => f.kind === 'added' || f.kind === 'changed')
+        .map((f) => [at(destRoot, f.rel), f]),
+    );
+    plan.files = plan.files.filter((f) => send.has(f.dest));
+    plan.bytes = plan.files.reduce((n, f) => n + f.size, 0);
+    const extras: Extras = {
+      files: diff.files.filter((f) => f.kind === 'extra').map((f) => at(destRoot, f.rel)),
+      dirs: diff.extraDirs.map((d) => at(destRoot, d)),
+      lines: [...send.values()].map(
+        (f) => `${f.kind === 'added' ? '+' : '~'} ${f.rel || path.posix.basename(destRoot)} (${f.size} B)`,
+      ),
+    };
+    if (this.opts.mirror?.delete) {
+      for (const f of diff.files) if (f.kind === 'extra') extras.lines.push(`- ${f.rel} (${f.size} B)`);
+      for (const d of diff.extraDirs) extras.lines.push(`- ${d}/`);
+    }
+    return extras;
+  }
+
+  /**
+   * --delete, in rsync's safe order: only after a transfer with no failure, and not at all
+   * when more than --max-delete would go. Files first, then directories deepest first (one
+   * still holding excluded entries stays).
+   */
+  private async deleteExtras(to: Side, extras: Extras, maxDelete: number): Promise<void> {
+    const count = extras.files.length + extras.dirs.length;
+    if (count === 0) return;
+    if (this.outcome.failed > 0) {
+      this.rep.notice(
+        `not deleting ${count} entr${count === 1 ? 'y' : 'ies'}: ${this.outcome.failed} file(s) failed`,
+      );
+      return;
+    }
+    if (count > maxDelete) {
+      this.fail('', '', new UsageError(`--max-delete ${maxDelete}: ${count} deletions needed, none done`));
+      return;
+    }
+    const failed = await to.remove(extras.files, extras.dirs);
+    for (const [i, p] of [...extras.files, ...extras.dirs].entries()) {
+      const why = failed[i];
+      if (why) this.fail('', p, new PathError(`${p}: could not delete: ${why.message}`));
+      else this.rep.deleted?.(p);
     }
   }
 
@@ -367,7 +575,14 @@ class Job {
     return dst ?? src ?? null;
   }
 
-  private begin(plan: CopyPlan, from: Side, to: Side, destLabel: string, chosen: PathChoice | null): void {
+  private begin(
+    plan: CopyPlan,
+    from: Side,
+    to: Side,
+    destLabel: string,
+    chosen: PathChoice | null,
+    extras: Extras | null,
+  ): void {
     for (const f of plan.failures) this.fail(f.path, '', f.error);
     const remote = to.remote ?? from.remote;
     const op: StartEvent['op'] =
@@ -388,7 +603,15 @@ class Job {
       connections: remote?.connectionCount ?? 1,
       ...(chosen ? { path: { rttMs: Math.round(chosen.rttMs * 100) / 100, why: chosen.why } } : {}),
     });
-    if (this.opts.dryRun) {
+    if (this.opts.dryRun && extras) {
+      for (const line of extras.lines) this.rep.planned(line);
+      const deletes = this.opts.mirror?.delete ? extras.files.length + extras.dirs.length : 0;
+      this.rep.planned(
+        `would send ${plan.files.length} file(s), ${plan.bytes} B, and delete ${deletes}, to make ${destLabel} a copy`,
+      );
+      this.outcome.files = plan.files.length;
+      this.outcome.bytes = plan.bytes;
+    } else if (this.opts.dryRun) {
       for (const d of plan.dirs) this.rep.planned(`mkdir ${d.dest}`);
       for (const l of plan.links) this.rep.planned(`link ${l.dest} -> ${l.target}`);
       for (const f of plan.files) this.rep.planned(`copy ${f.src} -> ${f.dest} (${f.size} B)`);

@@ -55,6 +55,8 @@ export interface CopyReporter {
   notice(msg: string): void;
   /** One line of a dry run's plan. */
   planned(line: string): void;
+  /** sync --delete removed this destination entry. */
+  deleted?(path: string): void;
 }
 
 export interface CopyOutcome {

@@ -15,7 +15,7 @@ import {
 import { fileHashHex } from '../codec/hash.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
 import { PathError, RemoteError } from '../errors.js';
-import { sh } from '../util/shell.js';
+import { sh, shLines } from '../util/shell.js';
 import { applyLocalAttrs } from './local_attrs.js';
 import { LocalTreeGuard } from './local_guard.js';
 import {
@@ -53,6 +53,13 @@ export interface Side {
   modes(files: readonly PlannedFile[]): Promise<(number | null | Error)[]>;
   /** Sets modes and times: per entry of `files` then `dirs`, what failed (null if nothing). */
   applyAttrs(files: readonly Attrs[], dirs: readonly Attrs[]): Promise<(Error | null)[]>;
+  /** mkdir -p of `p`'s parent (sync makes its destination's directories as needed). */
+  makeParents(p: string): Promise<void>;
+  /**
+   * Removes `files`, then `dirs` (deepest first, as given); per entry of both, what failed. A
+   * directory that is not empty (it holds entries the sync excluded) stays, and is no failure.
+   */
+  remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]>;
 }
 
 export class LocalSide implements Side {
@@ -84,6 +91,32 @@ export class LocalSide implements Side {
       } catch {}
       return { path: p, isDir: null, mustBeDir, parentExists };
     }
+  }
+
+  async makeParents(p: string): Promise<void> {
+    fs.mkdirSync(path.dirname(path.resolve(p)), { recursive: true });
+  }
+
+  async remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]> {
+    const out: (Error | null)[] = [];
+    for (const f of files) {
+      try {
+        fs.unlinkSync(f);
+        out.push(null);
+      } catch (err) {
+        out.push((err as NodeJS.ErrnoException).code === 'ENOENT' ? null : (err as Error));
+      }
+    }
+    for (const d of dirs) {
+      try {
+        fs.rmdirSync(d);
+        out.push(null);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        out.push(code === 'ENOTEMPTY' || code === 'EEXIST' || code === 'ENOENT' ? null : (err as Error));
+      }
+    }
+    return out;
   }
 
   async existing(plan: CopyPlan): Promise<Set<string>> {
@@ -211,6 +244,23 @@ export class RemoteSide implements Side {
 
   async makeDirs(plan: CopyPlan): Promise<void> {
     await this.remote.mkdirs(plan.dirs.map((d) => d.dest));
+  }
+
+  async makeParents(p: string): Promise<void> {
+    await this.remote.mkdirs([path.posix.dirname(this.resolve(p))]);
+  }
+
+  /**
+   * One `sh -s` script (the protocol has no delete): every line runs, a file that cannot be
+   * removed prints its index; a directory that is not empty stays quietly.
+   */
+  async remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]> {
+    const lines = [
+      ...files.map((f, i) => sh`rm -f -- ${f} || echo ${i}`),
+      ...dirs.map((d) => sh`rmdir -- ${d} 2>/dev/null || :`),
+    ];
+    const out = await this.remote.script(sh`${shLines(lines)}\n`);
+    return [...entryFailures(out, files.length, 'rm failed'), ...dirs.map(() => null)];
   }
 
   async makeLinks(plan: CopyPlan, force: boolean, fail: (dest: string, err: Error) => void): Promise<void> {
