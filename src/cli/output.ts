@@ -112,6 +112,7 @@ export class CopyOutput implements CopyReporter {
         ...(e.error ? { error: e.error } : {}),
         ...(e.deduped ? { deduped: e.deduped } : {}),
         ...(e.resumedFrom ? { resumedFrom: e.resumedFrom } : {}),
+        ...(e.kept ? { kept: e.kept } : {}),
       });
     }
     if (e.outcome === 'failed') this.error(`${e.error}`);

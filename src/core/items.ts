@@ -22,6 +22,11 @@ export interface GetItem {
    * later run continue after its longest prefix that the server's block hashes confirm.
    */
   resume?: boolean;
+  /**
+   * sync: `local` exists with this size and differs; only the ranges that differ are fetched
+   * into a copy of it (serve/delta.ts). Ignored where there is no server (the fallback).
+   */
+  delta?: { oldSize: number };
 }
 
 export interface PutItem {
@@ -47,6 +52,8 @@ export interface PutItem {
    * only its Ok was lost. A refusal as existing is then checked against the source's hash.
    */
   afterLoss?: boolean;
+  /** sync: `remote` exists with this size and differs: only the differing ranges are sent. */
+  delta?: { oldSize: number };
 }
 
 export interface FileResult<T> {
@@ -60,6 +67,8 @@ export interface FileResult<T> {
   deduped?: number;
   /** Verified bytes of an earlier partial transfer that were kept (-C). */
   resumedFrom?: number;
+  /** Bytes of the destination's earlier version that were kept, not sent (a sync delta). */
+  kept?: number;
   /** For a resumed upload: the remote part file that holds the verified copy, to be renamed. */
   publishFrom?: string;
 }
@@ -85,7 +94,7 @@ export function fileResult<T>(
   item: T,
   t0: number,
   o: { bytes?: number; hash?: string | null; error?: Error | null },
-  more: Pick<FileResult<T>, 'deduped' | 'resumedFrom' | 'publishFrom'> = {},
+  more: Pick<FileResult<T>, 'deduped' | 'resumedFrom' | 'publishFrom' | 'kept'> = {},
 ): FileResult<T> {
   const error = o.error ?? null;
   return {

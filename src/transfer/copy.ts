@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
 import { prehashFile } from '../client/serve/dedup.js';
+import { DELTA_MIN_BYTES } from '../client/serve/delta.js';
 import { dedups } from '../client/serve/policy.js';
 import { publishOutcomes, publishScript } from '../client/shell/publish_script.js';
 import {
@@ -150,6 +151,8 @@ interface Moved {
 class Job {
   private readonly outcome: CopyOutcome = { files: 0, failed: 0, bytes: 0, dirs: 0 };
   private readonly remotes: RemoteFs[] = [];
+  /** sync: destination files that exist and differ, by path, with their size (sent as deltas). */
+  private readonly deltas = new Map<string, number>();
 
   constructor(
     private readonly opts: CopyOptions,
@@ -306,6 +309,9 @@ class Job {
       for (const [i, f] of unsure.entries())
         if (typeof mine[i] === 'string' && mine[i] === theirs[i]) f.kind = 'same';
     }
+    for (const f of diff.files)
+      if (f.kind === 'changed' && f.size >= DELTA_MIN_BYTES && (f.oldSize ?? 0) >= DELTA_MIN_BYTES)
+        this.deltas.set(at(destRoot, f.rel), f.oldSize ?? 0);
     const send = new Map(
       diff.files
         .filter((f) => f.kind === 'added' || f.kind === 'changed')
@@ -398,11 +404,20 @@ class Job {
       overwrite: this.opts.force,
       resume: this.opts.resume,
       prehash: prehash?.get(path.resolve(f.src)),
+      ...(this.deltas.has(f.dest) ? { delta: { oldSize: this.deltas.get(f.dest) ?? 0 } } : {}),
     };
   }
 
   private getItem(f: PlannedFile, local: string): GetItem {
-    return { remote: f.src, local, size: f.size, overwrite: this.opts.force, resume: this.opts.resume };
+    const oldSize = local === f.dest ? this.deltas.get(f.dest) : undefined;
+    return {
+      remote: f.src,
+      local,
+      size: f.size,
+      overwrite: this.opts.force,
+      resume: this.opts.resume,
+      ...(oldSize !== undefined ? { delta: { oldSize } } : {}),
+    };
   }
 
   /** Remote -> remote: relay.ts, with this job's items, progress and reports. */
@@ -644,6 +659,7 @@ class Job {
       outcome: 'ok',
       ...(r.deduped ? { deduped: r.deduped } : {}),
       ...(r.resumedFrom ? { resumedFrom: r.resumedFrom } : {}),
+      ...(r.kept ? { kept: r.kept } : {}),
     });
   }
 

@@ -20,6 +20,8 @@ export interface FileEvent {
   deduped?: number;
   /** Verified bytes of an earlier partial download that were kept (-C). */
   resumedFrom?: number;
+  /** sync: bytes of the destination's earlier version kept, not sent (a delta). */
+  kept?: number;
 }
 
 export interface StartEvent {

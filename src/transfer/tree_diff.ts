@@ -15,6 +15,8 @@ export interface FileDiff {
   size: number;
   /** Same size, other mtime: the quick check cannot tell; a hash can. */
   unsure?: boolean;
+  /** `changed`: the destination's size. */
+  oldSize?: number;
 }
 
 export interface TreeDiffResult {
@@ -38,9 +40,9 @@ export function diffTrees(src: SourceTree, dst: SourceTree | null, checksum: boo
     if (e.kind !== 'file') continue;
     const t = theirs.get(e.rel);
     if (t?.kind !== 'file') files.push({ rel: e.rel, kind: 'added', size: e.size });
-    else if (t.size !== e.size) files.push({ rel: e.rel, kind: 'changed', size: e.size });
+    else if (t.size !== e.size) files.push({ rel: e.rel, kind: 'changed', size: e.size, oldSize: t.size });
     else if (checksum || Math.floor(t.mtime) !== Math.floor(e.mtime))
-      files.push({ rel: e.rel, kind: 'changed', size: e.size, unsure: true });
+      files.push({ rel: e.rel, kind: 'changed', size: e.size, unsure: true, oldSize: t.size });
     else files.push({ rel: e.rel, kind: 'same', size: e.size });
   }
   const extraDirs: string[] = [];

@@ -112,6 +112,62 @@ for (const [host, label] of [
   });
 }
 
+describe('deltas', () => {
+  const MiB = 1 << 20;
+  /** Flips one byte at each offset (same size, content changed), with a new mtime. */
+  const edit = (file: string, offsets: number[]) => {
+    const fd = fs.openSync(file, 'r+');
+    for (const o of offsets) {
+      const b = Buffer.alloc(1);
+      fs.readSync(fd, b, 0, 1, o);
+      b[0] ^= 0xff;
+      fs.writeSync(fd, b, 0, 1, o);
+    }
+    fs.closeSync(fd);
+    const t = Date.now() / 1000 + 10;
+    fs.utimesSync(file, t, t);
+  };
+  const fileEvent = (stdout: string) =>
+    jsonEvents(stdout).find((e) => e.event === 'file' && e.outcome === 'ok');
+
+  for (const [direction, parallel] of [
+    ['up', '1'],
+    ['up', '4'],
+    ['down', '1'],
+  ] as const) {
+    test(`a 40 MiB file changed in three places moves 64 KiB pieces, not the file (${direction}, -P ${parallel})`, async () => {
+      const here = path.join(dir, `delta-${direction}-${parallel}`);
+      fs.mkdirSync(here);
+      const big = path.join(here, 'big.bin');
+      fs.writeFileSync(big, randomBytes(40 * MiB));
+      const there = `${dir}/delta-${direction}-${parallel}-copy.bin`;
+      const [src, dst] = direction === 'up' ? [big, `bcmr-test:${there}`] : [`bcmr-test:${big}`, there];
+      const sync = () => run(['sync', '-P', parallel, src, dst]);
+      assert.equal((await sync()).code, 0);
+      // Three scattered edits (and, going up, 3 MiB appended) to the source.
+      edit(big, [5, 17 * MiB + 3, 39 * MiB]);
+      if (direction === 'up') fs.appendFileSync(big, randomBytes(3 * MiB));
+      fs.rmSync(sshd.serveLog, { force: true });
+      const r = await sync();
+      assert.equal(r.code, 0, r.stderr);
+      const f = fileEvent(r.stdout);
+      const sentBytes = Number(f?.bytes);
+      const grown = direction === 'up' ? 3 * MiB : 0;
+      assert.equal(sentBytes, 3 * 64 * 1024 + grown, JSON.stringify(f));
+      assert.equal(Number(f?.kept), fs.statSync(big).size - sentBytes, JSON.stringify(f));
+      assert.equal(
+        fs.readFileSync(there).equals(fs.readFileSync(big)),
+        true,
+        'the destination is the source, byte for byte',
+      );
+      assert.match(
+        fs.readFileSync(sshd.serveLog, 'utf8'),
+        direction === 'up' ? / PutChunked$/m : / GetChunked$/m,
+      );
+    });
+  }
+});
+
 describe('sync down and check', () => {
   test('remote -> local: a re-run sends nothing, a change on the remote moves alone', async () => {
     const local = path.join(dir, 'down');

@@ -241,8 +241,10 @@ describe('bcmr copy -> Rust bcmr serve, through the real sshd', { skip: RUST_MIS
   let sshd: SshServer;
   let dir: string;
   let cleanup: () => Promise<void>;
-  const copy = (args: string[]) =>
-    bcmr(['copy', '--rsh', sshd.rsh, '--remote-path', RS_SERVE, '--no-fallback', ...args], { cwd: dir });
+  const copy = (args: string[]) => copyLike(['copy', ...args]);
+  /** A transfer command (copy, sync) through the real sshd to the Rust server. */
+  const copyLike = ([cmd, ...args]: string[]) =>
+    bcmr([cmd, '--rsh', sshd.rsh, '--remote-path', RS_SERVE, '--no-fallback', ...args], { cwd: dir });
   const remote = (p: string) => `bcmr-test:${p}`;
   before(async () => {
     sshd = await startSshd();
@@ -328,6 +330,23 @@ describe('bcmr copy -> Rust bcmr serve, through the real sshd', { skip: RUST_MIS
       assert.equal(fs.existsSync(part), false);
     });
   }
+
+  it('sync against the Rust server: a changed file moves as a delta (v2 requests only)', async () => {
+    const src = path.join(dir, 'delta-src.bin');
+    fs.copyFileSync(path.join(dir, 'big.bin'), src);
+    const dst = path.join(dir, 'delta-dst.bin');
+    const sync = () => copyLike(['sync', '--json', src, remote(dst)]);
+    assert.equal((await sync()).code, 0);
+    const fd = fs.openSync(src, 'r+');
+    fs.writeSync(fd, Buffer.from('changed'), 0, 7, 33 * MiB);
+    fs.closeSync(fd);
+    fs.utimesSync(src, Date.now() / 1000 + 10, Date.now() / 1000 + 10);
+    const r = await sync();
+    assert.equal(r.code, 0, r.stderr);
+    const [file] = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+    assert.equal(Number(file.bytes), 64 * 1024, JSON.stringify(file));
+    assert.equal(hashOf(dst), hashOf(src));
+  });
 
   it('--fast -V against the Rust server checks the result', async () => {
     fs.copyFileSync(path.join(dir, 'big.bin'), path.join(dir, 'resumed.bin'));

@@ -30,12 +30,13 @@ import { Cap } from '../../protocol/constants.js';
 import type { ListEntry } from '../../protocol/messages.js';
 import { type ShText, sh } from '../../util/shell.js';
 import { connectServe, type ServeConnection, type ServerKind } from '../serve/connect_serve.js';
+import { type DeltaHost, getDelta, putDelta } from '../serve/delta.js';
 import { openDirect } from '../serve/direct.js';
 import { getFiles } from '../serve/get_files.js';
 import { stripes } from '../serve/policy.js';
 import { putFiles } from '../serve/put_files.js';
 import type { ServeClient } from '../serve/serve_client.js';
-import { getStriped, putStriped, type RangeBatch, type RangeItem, type StripeHost } from '../serve/stripe.js';
+import { getStriped, putStriped, type RangeBatch, type RangeItem } from '../serve/stripe.js';
 import { runRemote } from '../ssh/run_remote.js';
 import type { SshConfig } from '../ssh/ssh_start.js';
 import { choosePath, type PathAsk } from './path_choice.js';
@@ -358,6 +359,10 @@ export class ServePool implements RemoteFs {
   }
 
   async upload(queue: WorkQueue<PutItem>, cb: BatchCallbacks<PutItem>): Promise<void> {
+    // sync's changed files: only the ranges that differ travel (delta.ts), over all connections.
+    const deltas = queue.extract((it) => it.delta !== undefined && !it.resume);
+    for (const item of deltas)
+      if (item.delta) cb.onFileDone?.(await putDelta(this.stripeHost(), { ...item, delta: item.delta }, cb));
     if (this.connections > 1) {
       const big = queue.extract((it) => stripes(it.size ?? 0, this.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await putStriped(this.stripeHost(), item, cb));
@@ -372,6 +377,9 @@ export class ServePool implements RemoteFs {
   }
 
   async download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void> {
+    const deltas = queue.extract((it) => it.delta !== undefined && !it.resume);
+    for (const item of deltas)
+      if (item.delta) cb.onFileDone?.(await getDelta(this.stripeHost(), { ...item, delta: item.delta }, cb));
     if (this.connections > 1) {
       const big = queue.extract((it) => stripes(it.size, this.connections, it.resume));
       for (const item of big) cb.onFileDone?.(await getStriped(this.stripeHost(), item, cb));
@@ -379,10 +387,11 @@ export class ServePool implements RemoteFs {
     await this.runWorkers(queue, cb, getFiles);
   }
 
-  /** What the striping flow (stripe.ts) needs from the pool. */
-  private stripeHost(): StripeHost {
+  /** What the striping and delta flows (stripe.ts, delta.ts) need from the pool. */
+  private stripeHost(): DeltaHost {
     const pool = this;
     return {
+      script: (text) => this.script(text),
       connections: this.connections,
       caps: this.caps,
       control: () => this.controlClient(),

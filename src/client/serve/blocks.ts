@@ -22,9 +22,12 @@ export async function compareBlocks(
   length: number,
   hashErrors: 'differ' | 'throw',
   onBlock: (view: Buffer, offset: number, same: boolean) => boolean,
+  /** Compare `[start, start + length)` in blocks of `blockSize` (default: the whole file's 4 MiB). */
+  { start = 0, blockSize = MAX_BLOCK }: { start?: number; blockSize?: number } = {},
 ): Promise<void> {
   const blocks: [number, number][] = [];
-  for (let off = 0; off < length; off += MAX_BLOCK) blocks.push([off, Math.min(MAX_BLOCK, length - off)]);
+  const end = start + length;
+  for (let off = start; off < end; off += blockSize) blocks.push([off, Math.min(blockSize, end - off)]);
   // Settled either way at once: stopping early must not leave a rejection unhandled.
   const theirs = blocks.map(([o, l]) =>
     client.hash(remotePath, o, l).then(
@@ -33,7 +36,7 @@ export async function compareBlocks(
     ),
   );
   try {
-    const buf = Buffer.allocUnsafe(MAX_BLOCK);
+    const buf = Buffer.allocUnsafe(Math.min(blockSize, Math.max(length, 1)));
     for (const [i, [o, l]] of blocks.entries()) {
       const remote = await theirs[i];
       if (remote instanceof Error) throw remote;

@@ -107,7 +107,7 @@ async function rangeLanes<F>(
 }
 
 /** Sends ranges of a local file into the remote temp file (PutChunked, no Done after it). */
-function putRanges(
+export function putRanges(
   client: ServeClient,
   items: Iterable<RangeItem<StripedPut>>,
   cb: BatchCallbacks<RangeItem<StripedPut>> = {},
@@ -134,7 +134,7 @@ function putRanges(
 }
 
 /** Receives ranges of a remote file into the local temp file at their offsets (GetChunked). */
-function getRanges(
+export function getRanges(
   client: ServeClient,
   items: Iterable<RangeItem<StripedGet>>,
   cb: BatchCallbacks<RangeItem<StripedGet>> = {},
