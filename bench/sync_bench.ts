@@ -35,6 +35,7 @@ function timed(argv: string[]): { wall: number; cpu: number } {
   const cpu0 = machineCpuSeconds();
   const t0 = performance.now();
   const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.error) throw new Error(`${argv[0]}: ${r.error.message}`);
   const wall = (performance.now() - t0) / 1000;
   const cpu = machineCpuSeconds() - cpu0;
   if (r.status !== 0) throw new Error(`${argv.join(' ')} failed (${r.status}): ${r.stderr}`);
@@ -94,7 +95,8 @@ async function main(): Promise<void> {
         'rsync -a': { wall: [], cpu: [] },
         'bcmr sync': { wall: [], cpu: [] },
       };
-      const dst = (t: ToolName) => path.join(scratch, `dst-${name}-${t === 'rsync -a' ? 'rsync' : 'bcmr'}`);
+      const slug = name.split(':')[0].replace(/\W+/g, '-');
+      const dst = (t: ToolName) => path.join(scratch, `dst-${slug}-${t === 'rsync -a' ? 'rsync' : 'bcmr'}`);
       for (const t of Object.keys(tools) as ToolName[]) timed(tools[t](src, dst(t)));
       for (let round = 0; round < ROUNDS; round++) {
         change(round);

@@ -181,6 +181,13 @@ class Job {
         dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
       const failures: Failures = [];
       const trees: SourceTree[] = [];
+      // sync: the destination is listed while the source is walked (an unchanged re-run is
+      // little but these two listings).
+      const mirrorListing =
+        this.opts.mirror && sources.length === 1
+          ? to.tree(dest.path, { ...this.walkOptions(), recursive: true, onSkip: undefined }, [])
+          : null;
+      mirrorListing?.catch(() => {});
       for (const s of sources) {
         const tree = await from.tree(s.path, this.walkOptions(), failures);
         if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
@@ -192,10 +199,13 @@ class Job {
       const plan = planCopy(trees, info, sources.length > 1);
       plan.failures.unshift(...failures);
       let extras: Extras | null = null;
-      if (mirror && trees.length === 1) extras = await this.mirrorPlan(plan, trees[0], from, to, info.path);
+      if (mirror && trees.length === 1 && mirrorListing)
+        extras = await this.mirrorPlan(plan, trees[0], from, to, info.path, mirrorListing);
       else if (!this.opts.force && plan.files.length > 0)
         await this.resolveConflicts(plan, await to.existing(plan));
-      const chosen = this.opts.dryRun ? null : await this.choosePaths(plan, from, to);
+      // Nothing to move (an unchanged sync): no round trip to measure, no connection to open.
+      const chosen =
+        this.opts.dryRun || plan.files.length === 0 ? null : await this.choosePaths(plan, from, to);
       this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path, chosen, extras);
       if (this.opts.dryRun) return this.outcome;
       this.checkAbort();
@@ -213,9 +223,11 @@ class Job {
       if (to.remote) await this.publishTemps(to.remote, done);
       if (this.opts.verify && !(from instanceof LocalSide && to instanceof LocalSide))
         await this.verify(from, to, done);
+      // Before -p: deleting inside a directory changes its mtime, which -p then sets.
+      if (mirror?.delete && extras)
+        await this.deleteExtras(to, extras, mirror.maxDelete, done.filter((m) => m.r.error).length);
       if (this.opts.preserve) await this.preserve(from, to, done, plan);
       for (const m of done) this.report(m.src, m.dest, m.r);
-      if (mirror?.delete && extras) await this.deleteExtras(to, extras, mirror.maxDelete);
       return this.outcome;
     } finally {
       await this.closeRemotes();
@@ -296,11 +308,15 @@ class Job {
     from: Side,
     to: Side,
     destRoot: string,
+    listing: Promise<SourceTree | null>,
   ): Promise<Extras> {
-    const dst = await to.tree(destRoot, { ...this.walkOptions(), recursive: true, onSkip: undefined }, []);
+    const dst = await listing;
     const diff = diffTrees(src, dst, this.opts.mirror?.checksum ?? false);
     const at = (root: string, rel: string) => (rel === '' ? root : path.posix.join(root, rel));
-    const unsure = diff.files.filter((f) => f.unsure);
+    // Hashed ahead only with -c: otherwise a file the quick check cannot clear is simply sent,
+    // as rsync does (a small one whole; a large one as a delta, which sends nothing of a file
+    // that only was touched), and -p gives it the source's mtime for the next run.
+    const unsure = this.opts.mirror?.checksum ? diff.files.filter((f) => f.unsure) : [];
     if (unsure.length > 0) {
       const [mine, theirs] = await Promise.all([
         from.hashes(unsure.map((f) => at(src.root, f.rel))),
@@ -319,6 +335,20 @@ class Job {
     );
     plan.files = plan.files.filter((f) => send.has(f.dest));
     plan.bytes = plan.files.reduce((n, f) => n + f.size, 0);
+    // Directories: made where missing, and their mode and time set only where they differ or
+    // where files come or go inside them (which changes a directory's mtime).
+    const theirs = new Map(
+      (dst?.entries ?? []).filter((e) => e.kind === 'dir').map((e) => [at(destRoot, e.rel), e]),
+    );
+    const touched = new Set<string>();
+    const parentOf = (p: string) => path.posix.dirname(p);
+    for (const f of plan.files) touched.add(parentOf(f.dest));
+    for (const f of diff.files) if (f.kind === 'extra') touched.add(parentOf(at(destRoot, f.rel)));
+    for (const d of diff.extraDirs) touched.add(parentOf(at(destRoot, d)));
+    plan.dirs = plan.dirs.filter((d) => {
+      const t = theirs.get(d.dest);
+      return !t || touched.has(d.dest) || Math.floor(t.mtime) !== Math.floor(d.mtime);
+    });
     const extras: Extras = {
       files: diff.files.filter((f) => f.kind === 'extra').map((f) => at(destRoot, f.rel)),
       dirs: diff.extraDirs.map((d) => at(destRoot, d)),
@@ -338,12 +368,13 @@ class Job {
    * when more than --max-delete would go. Files first, then directories deepest first (one
    * still holding excluded entries stays).
    */
-  private async deleteExtras(to: Side, extras: Extras, maxDelete: number): Promise<void> {
+  private async deleteExtras(to: Side, extras: Extras, maxDelete: number, failedYet: number): Promise<void> {
     const count = extras.files.length + extras.dirs.length;
     if (count === 0) return;
-    if (this.outcome.failed > 0) {
+    const failedSoFar = this.outcome.failed + failedYet;
+    if (failedSoFar > 0) {
       this.rep.notice(
-        `not deleting ${count} entr${count === 1 ? 'y' : 'ies'}: ${this.outcome.failed} file(s) failed`,
+        `not deleting ${count} entr${count === 1 ? 'y' : 'ies'}: ${failedSoFar} file(s) failed`,
       );
       return;
     }

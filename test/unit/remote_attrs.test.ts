@@ -15,7 +15,8 @@ import { RemoteSide } from '../../src/transfer/sides.js';
 import type { ShText } from '../../src/util/shell.js';
 import { tempDir } from '../helpers/serve.js';
 
-const runSh = (text: ShText) => execFileSync('sh', ['-s'], { input: text.text, encoding: 'utf8' });
+const runSh = (text: ShText, env: Record<string, string> = {}) =>
+  execFileSync('sh', ['-s'], { input: text.text, encoding: 'utf8', env: { ...process.env, ...env } });
 
 describe('remote -p scripts', () => {
   let dir: string;
@@ -41,27 +42,32 @@ describe('remote -p scripts', () => {
     assert.equal(got[2], 0o705);
   });
 
-  test('attrs: every entry is tried, and exactly the failing ones are named', () => {
-    const ok1 = path.join(dir, 'ok1');
-    const ok2 = path.join(dir, 'ok2');
-    fs.writeFileSync(ok1, '');
-    fs.writeFileSync(ok2, '');
-    const files = [
-      { dest: ok1, mtime: 1_600_000_000, mode: 0o600 },
-      { dest: path.join(dir, 'missing'), mtime: 1_600_000_000, mode: 0o600 },
-      { dest: ok2, mtime: 1_600_000_100, mode: 0o644 },
-    ];
-    const script = remoteAttrScript(files, []);
-    assert.ok(script);
-    const failed = entryFailures(runSh(script), files.length, 'failed');
-    assert.deepEqual(
-      failed.map((e) => e !== null),
-      [false, true, false],
-    );
-    // Nothing is created where a destination is missing (touch -c), and the entry after the
-    // failure was applied too.
-    assert.equal(fs.existsSync(path.join(dir, 'missing')), false);
-    assert.equal(fs.statSync(ok2).mode & 0o777, 0o644);
-    assert.equal(Math.floor(fs.statSync(ok2).mtimeMs / 1000), 1_600_000_100);
-  });
+  for (const [how, env] of [
+    ['in one node process', {}],
+    ['by chmod and touch (a remote without node)', { BCMR_ATTRS_SH: '1' }],
+  ] as const) {
+    test(`attrs ${how}: every entry is tried, exactly the failing ones are named`, () => {
+      const ok1 = path.join(dir, `ok1-${how.length}`);
+      const ok2 = path.join(dir, `ok2 '$(x)\\n-${how.length}`);
+      fs.writeFileSync(ok1, '');
+      fs.writeFileSync(ok2, '');
+      const files = [
+        { dest: ok1, mtime: 1_600_000_000, mode: 0o600 },
+        { dest: path.join(dir, 'missing'), mtime: 1_600_000_000, mode: 0o600 },
+        { dest: ok2, mtime: 1_600_000_100, mode: 0o644 },
+      ];
+      const script = remoteAttrScript(files, []);
+      assert.ok(script);
+      const failed = entryFailures(runSh(script, env), files.length, 'failed');
+      assert.deepEqual(
+        failed.map((e) => e !== null),
+        [false, true, false],
+      );
+      // Nothing is created where a destination is missing (touch -c), and the entry after the
+      // failure was applied too.
+      assert.equal(fs.existsSync(path.join(dir, 'missing')), false);
+      assert.equal(fs.statSync(ok2).mode & 0o777, 0o644);
+      assert.equal(Math.floor(fs.statSync(ok2).mtimeMs / 1000), 1_600_000_100);
+    });
+  }
 });
