@@ -168,6 +168,47 @@ describe('deltas', () => {
   }
 });
 
+describe('interrupted, and remote -> remote', () => {
+  const MiB = 1 << 20;
+  test('a sync killed part way completes on the re-run; files already there move as empty deltas', async () => {
+    const src = path.join(dir, 'int-src');
+    fs.mkdirSync(src);
+    for (let i = 0; i < 30; i++) fs.writeFileSync(path.join(src, `f${i}`), randomBytes(2 * MiB));
+    const dst = path.join(dir, 'int-dst');
+    let pid = 0;
+    const first = bcmr(['sync', '--compress', 'none', '--rsh', sshd.rsh, src, `bcmr-test:${dst}`], {
+      cwd: dir,
+      onSpawn: (p) => (pid = p),
+    });
+    const published = () =>
+      fs.existsSync(dst) ? fs.readdirSync(dst).filter((n) => !n.startsWith('.')).length : 0;
+    const deadline = Date.now() + 30_000;
+    while (published() < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+    const before = published();
+    process.kill(pid, 'SIGKILL');
+    await first;
+    assert.ok(before >= 10 && before < 30, `killed with ${before} of 30 files published`);
+    const r = await run(['sync', src, `bcmr-test:${dst}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(snapshot(dst), snapshot(src));
+    const events = jsonEvents(r.stdout).filter((e) => e.event === 'file');
+    const kept = events.filter((e) => Number(e.kept) === 2 * MiB).length;
+    assert.ok(kept >= before - 1, `${kept} files kept whole as deltas, ${before} were there`);
+    const again = await run(['sync', src, `bcmr-test:${dst}`]);
+    assert.deepEqual(sent(again.stdout), []);
+  });
+
+  test('remote -> remote (relayed): a re-run sends nothing', async () => {
+    sshd.addAlias('bcmr-sync-other', '127.0.0.1', sshd.port);
+    const first = await run(['sync', `bcmr-test:${dir}/src`, `bcmr-sync-other:${dir}/r2r`]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(snapshot(path.join(dir, 'r2r')), snapshot(path.join(dir, 'src')));
+    const again = await run(['sync', `bcmr-test:${dir}/src`, `bcmr-sync-other:${dir}/r2r`]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.deepEqual(sent(again.stdout), []);
+  });
+});
+
 describe('sync down and check', () => {
   test('remote -> local: a re-run sends nothing, a change on the remote moves alone', async () => {
     const local = path.join(dir, 'down');
