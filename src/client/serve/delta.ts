@@ -111,10 +111,14 @@ export async function putDelta(
     fh = FdFile.open(item.local, 'r');
     const size = fh.stat().size;
     const keep = Math.min(item.delta.oldSize, size);
-    await host.script(sh`umask 077; set -C; head -c ${keep} -- ${item.remote} > ${tmp}\n`);
-    made = true;
+    // The copy (one ssh command there) and the comparison (with the destination itself, whose
+    // first bytes the copy will hold) run at once; the ranges go into the copy once it is made.
+    const copying = host.script(sh`umask 077; set -C; head -c ${keep} -- ${item.remote} > ${tmp}\n`);
+    copying.catch(() => {});
     const control = await host.control();
-    const ranges = await changedRanges(control, tmp, fh, keep);
+    const ranges = await changedRanges(control, item.remote, fh, keep).finally(() => copying.catch(() => {}));
+    await copying;
+    made = true;
     if (size > keep) ranges.push({ offset: keep, length: size - keep });
     await host.runRanges(spread({ fh, remoteTemp: tmp }, ranges), putRanges, (n) => {
       sent += n;
