@@ -34,7 +34,14 @@ function machineCpuSeconds(): number {
 function timed(argv: string[]): { wall: number; cpu: number } {
   const cpu0 = machineCpuSeconds();
   const t0 = performance.now();
-  const r = spawnSync(argv[0], argv.slice(1), { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  // A run that hangs is a finding, not a wait: it is killed after 2 minutes and said.
+  const r = spawnSync(argv[0], argv.slice(1), {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    encoding: 'utf8',
+    timeout: 120_000,
+    killSignal: 'SIGKILL',
+    env: { ...process.env, BCMR_DEBUG: '1' },
+  });
   if (r.error) throw new Error(`${argv[0]}: ${r.error.message}`);
   const wall = (performance.now() - t0) / 1000;
   const cpu = machineCpuSeconds() - cpu0;

@@ -22,8 +22,8 @@ const NODE_ATTRS = [
   "const fs=require('fs');let b='';process.stdin.setEncoding('utf8');",
   "process.stdin.on('data',(d)=>{b+=d}).on('end',()=>{for(const l of b.split('\\n')){if(!l)continue;",
   'const [i,p,m,t]=JSON.parse(l);try{if(m!==null)fs.chmodSync(p,m);',
-  'if(t>0){let a;try{a=fs.statSync(p).atime}catch(e){if(e.code===\'ENOENT\')continue;throw e}fs.utimesSync(p,a,t)}}',
-  'catch{process.stdout.write(i+\'\\n\')}}});',
+  "if(t>0){let a;try{a=fs.statSync(p).atime}catch(e){if(e.code==='ENOENT')continue;throw e}fs.utimesSync(p,a,t)}}",
+  "catch{process.stdout.write(i+'\\n')}}});",
 ].join('');
 
 /** Ends the here-document; never the start of a JSON line. */

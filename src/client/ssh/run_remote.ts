@@ -15,6 +15,19 @@ export interface RunResult {
 }
 
 /**
+ * A command's ssh never waits for ever: the handshake has ConnectTimeout (it covers the key
+ * exchange too), and a connection that goes silent is dropped after a minute of unanswered
+ * keepalives (exit 255: `RemoteFs.script` tries again). A long script that keeps its
+ * connection alive is not limited.
+ */
+const COMMAND_OPTIONS = [
+  '-o', 'BatchMode=yes',
+  '-o', 'ConnectTimeout=10',
+  '-o', 'ServerAliveInterval=15',
+  '-o', 'ServerAliveCountMax=4',
+]; // biome-ignore format: option pairs
+
+/**
  * Runs one shell command line on the remote, feeding `input` to its stdin. Used by the plain
  * ssh fallback and for what the protocol cannot do (modes, times, links).
  */
@@ -28,7 +41,7 @@ export function runRemote(
     onChild?: (c: ChildProcess) => void;
   } = {},
 ): Promise<RunResult> {
-  const { file, args } = sshArgv(cfg, target, command, ['-o', 'BatchMode=yes', ...(opts.extra ?? [])]);
+  const { file, args } = sshArgv(cfg, target, command, [...COMMAND_OPTIONS, ...(opts.extra ?? [])]);
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     opts.onChild?.(child);
