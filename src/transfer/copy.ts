@@ -177,21 +177,26 @@ class Job {
       !srcRemote && dest.kind === 'remote' ? this.prehashSources(sources.map((s) => s.path)) : new Map();
     try {
       const from: Side = srcRemote ? new RemoteSide(await this.connect(srcRemote)) : new LocalSide(false);
-      const to: Side =
-        dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
       const failures: Failures = [];
       const trees: SourceTree[] = [];
-      // sync: the destination is listed while the source is walked (an unchanged re-run is
-      // little but these two listings).
+      const walkSources = async () => {
+        for (const s of sources) {
+          const tree = await from.tree(s.path, this.walkOptions(), failures);
+          if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
+        }
+      };
+      // Local sources are walked while ssh to the destination connects (started before this
+      // code loaded): the walk's CPU and the handshake's wait overlap.
+      if (!srcRemote) await walkSources();
+      const to: Side =
+        dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
+      // sync: the destination is listed while a remote source is listed.
       const mirrorListing =
         this.opts.mirror && sources.length === 1
           ? to.tree(dest.path, { ...this.walkOptions(), recursive: true, onSkip: undefined }, [])
           : null;
       mirrorListing?.catch(() => {});
-      for (const s of sources) {
-        const tree = await from.tree(s.path, this.walkOptions(), failures);
-        if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
-      }
+      if (srcRemote) await walkSources();
       const mirror = this.opts.mirror;
       const info = mirror
         ? await this.mirrorDestInfo(to, dest.path)
