@@ -357,6 +357,26 @@ describe('server limits', () => {
     }
   });
 
+  it('a listing that would pass one 16 MiB frame is refused as one Error (rule 17.4); the session goes on', async () => {
+    // 62,000 names of 250 bytes: over 16 MiB of entries in one directory.
+    const big = path.join(root, 'huge-listing');
+    fs.mkdirSync(big);
+    const stem = 'n'.repeat(240);
+    for (let i = 0; i < 62_000; i++)
+      fs.writeFileSync(path.join(big, `${stem}${String(i).padStart(10, '0')}`), '');
+    const c = await connectInProcess(root);
+    try {
+      await assert.rejects(
+        c.client.list('huge-listing'),
+        /exceeds one 16 MiB frame; list its subdirectories/,
+      );
+      assert.equal((await c.client.stat('huge-listing')).isDir, true);
+    } finally {
+      await c.client.close();
+      fs.rmSync(big, { recursive: true, force: true });
+    }
+  });
+
   it('an Error echoing a path near the frame cap stays one small frame; the session goes on', async () => {
     const c = await connectInProcess(root);
     try {
