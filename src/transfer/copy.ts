@@ -41,7 +41,7 @@ import {
 } from './plan.js';
 import { relayFiles } from './relay.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
-import { diffTrees } from './tree_diff.js';
+import { diffTrees, type FileDiff } from './tree_diff.js';
 import type { WalkOptions } from './walk.js';
 
 export interface CopyOptions extends RemoteOptions {
@@ -263,21 +263,8 @@ class Job {
         [],
       );
       const diff = diffTrees(mine, theirs, o.checksum);
-      const at = (root: string, rel: string) => (rel === '' ? root : path.posix.join(root, rel));
-      const unsure = o.noHash ? [] : diff.files.filter((f) => f.unsure);
-      if (unsure.length > 0 && theirs) {
-        const [a, b] = await Promise.all([
-          from.hashes(unsure.map((f) => at(mine.root, f.rel))),
-          to.hashes(unsure.map((f) => at(theirs.root, f.rel))),
-        ]);
-        for (const [i, f] of unsure.entries()) {
-          const x = a[i];
-          const y = b[i];
-          if (x instanceof Error) failures.push({ path: at(mine.root, f.rel), error: x });
-          else if (y instanceof Error) failures.push({ path: at(theirs.root, f.rel), error: y });
-          else if (x === y) f.kind = 'same';
-        }
-      }
+      if (!o.noHash && theirs)
+        failures.push(...(await settleByHash(from, to, mine.root, theirs.root, diff.files)));
       const differences: CheckDifference[] = [];
       for (const f of diff.files) {
         const name = f.rel || mine.name;
@@ -317,46 +304,38 @@ class Job {
   ): Promise<Extras> {
     const dst = await listing;
     const diff = diffTrees(src, dst, this.opts.mirror?.checksum ?? false);
-    const at = (root: string, rel: string) => (rel === '' ? root : path.posix.join(root, rel));
     // Hashed ahead only with -c: otherwise a file the quick check cannot clear is simply sent,
     // as rsync does (a small one whole; a large one as a delta, which sends nothing of a file
-    // that only was touched), and -p gives it the source's mtime for the next run.
-    const unsure = this.opts.mirror?.checksum ? diff.files.filter((f) => f.unsure) : [];
-    if (unsure.length > 0) {
-      const [mine, theirs] = await Promise.all([
-        from.hashes(unsure.map((f) => at(src.root, f.rel))),
-        to.hashes(unsure.map((f) => at(destRoot, f.rel))),
-      ]);
-      for (const [i, f] of unsure.entries())
-        if (typeof mine[i] === 'string' && mine[i] === theirs[i]) f.kind = 'same';
-    }
+    // that only was touched), and -p gives it the source's mtime for the next run. A file
+    // either side cannot hash stays changed, and is sent.
+    if (this.opts.mirror?.checksum) await settleByHash(from, to, src.root, destRoot, diff.files);
     for (const f of diff.files)
       if (f.kind === 'changed' && f.size >= DELTA_MIN_BYTES && (f.oldSize ?? 0) >= DELTA_MIN_BYTES)
-        this.deltas.set(at(destRoot, f.rel), f.oldSize ?? 0);
+        this.deltas.set(under(destRoot, f.rel), f.oldSize ?? 0);
     const send = new Map(
       diff.files
         .filter((f) => f.kind === 'added' || f.kind === 'changed')
-        .map((f) => [at(destRoot, f.rel), f]),
+        .map((f) => [under(destRoot, f.rel), f]),
     );
     plan.files = plan.files.filter((f) => send.has(f.dest));
     plan.bytes = plan.files.reduce((n, f) => n + f.size, 0);
     // Directories: made where missing, and their mode and time set only where they differ or
     // where files come or go inside them (which changes a directory's mtime).
     const theirs = new Map(
-      (dst?.entries ?? []).filter((e) => e.kind === 'dir').map((e) => [at(destRoot, e.rel), e]),
+      (dst?.entries ?? []).filter((e) => e.kind === 'dir').map((e) => [under(destRoot, e.rel), e]),
     );
     const touched = new Set<string>();
     const parentOf = (p: string) => path.posix.dirname(p);
     for (const f of plan.files) touched.add(parentOf(f.dest));
-    for (const f of diff.files) if (f.kind === 'extra') touched.add(parentOf(at(destRoot, f.rel)));
-    for (const d of diff.extraDirs) touched.add(parentOf(at(destRoot, d)));
+    for (const f of diff.files) if (f.kind === 'extra') touched.add(parentOf(under(destRoot, f.rel)));
+    for (const d of diff.extraDirs) touched.add(parentOf(under(destRoot, d)));
     plan.dirs = plan.dirs.filter((d) => {
       const t = theirs.get(d.dest);
       return !t || touched.has(d.dest) || Math.floor(t.mtime) !== Math.floor(d.mtime);
     });
     const extras: Extras = {
-      files: diff.files.filter((f) => f.kind === 'extra').map((f) => at(destRoot, f.rel)),
-      dirs: diff.extraDirs.map((d) => at(destRoot, d)),
+      files: diff.files.filter((f) => f.kind === 'extra').map((f) => under(destRoot, f.rel)),
+      dirs: diff.extraDirs.map((d) => under(destRoot, d)),
       lines: [...send.values()].map(
         (f) => `${f.kind === 'added' ? '+' : '~'} ${f.rel || path.posix.basename(destRoot)} (${f.size} B)`,
       ),
@@ -717,6 +696,39 @@ class Job {
   private checkAbort(): void {
     if (this.signal.aborted) throw new InterruptedError();
   }
+}
+
+/** `rel` under `root` ('' is the root itself). */
+function under(root: string, rel: string): string {
+  return rel === '' ? root : path.posix.join(root, rel);
+}
+
+/**
+ * The files the quick check could not clear (`unsure`), decided by BLAKE3: each side hashes
+ * its own, both at once; alike ones become `same`. Returns what could not be hashed (those
+ * stay `changed`).
+ */
+async function settleByHash(
+  from: Side,
+  to: Side,
+  srcRoot: string,
+  dstRoot: string,
+  files: readonly FileDiff[],
+): Promise<{ path: string; error: Error }[]> {
+  const unsure = files.filter((f) => f.unsure);
+  if (unsure.length === 0) return [];
+  const [mine, theirs] = await Promise.all([
+    from.hashes(unsure.map((f) => under(srcRoot, f.rel))),
+    to.hashes(unsure.map((f) => under(dstRoot, f.rel))),
+  ]);
+  const failures: { path: string; error: Error }[] = [];
+  for (const [i, f] of unsure.entries()) {
+    const [x, y] = [mine[i], theirs[i]];
+    if (x instanceof Error) failures.push({ path: under(srcRoot, f.rel), error: x });
+    else if (y instanceof Error) failures.push({ path: under(dstRoot, f.rel), error: y });
+    else if (x === y) f.kind = 'same';
+  }
+  return failures;
 }
 
 function largestFirst<T extends { size: number }>(files: readonly T[]): T[] {

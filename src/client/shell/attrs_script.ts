@@ -45,7 +45,7 @@ export function remoteAttrScript(files: readonly Attrs[], dirs: readonly Attrs[]
     const q = f.dest;
     const mode = f.mode === null ? null : f.mode & 0o7777;
     if (mode === null && !(f.mtime > 0)) continue;
-    json.push(JSON.stringify([i, q, mode, f.mtime > 0 ? f.mtime : 0]));
+    json.push(JSON.stringify([i, q, mode, Math.max(f.mtime, 0)]));
     if (mode !== null) lines.push(sh`chmod ${mode.toString(8)} -- ${q} || echo ${i}`);
     // `-d @SECONDS` is GNU's; BSD touch reads the ISO 8601 form instead.
     if (f.mtime > 0)
