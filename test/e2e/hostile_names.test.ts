@@ -242,6 +242,12 @@ describe('hostile names through every remote script, on sh, tcsh and fish accoun
             describeTree(path.join(base, 'up')).filter((l) => !l.startsWith('F')),
             want.filter((l) => !l.startsWith('F')),
           );
+          // sync --delete: the remote rm/rmdir script removes hostile names it must not run.
+          build(path.join(base, 'up', 'gone'), tree, seed);
+          const mirror = await run(['sync', '--delete', '--no-deref', src, `${host}:${base}/up`]);
+          assert.equal(mirror.code, 0, `${mirror.stderr}\n${ctx()}`);
+          assert.equal(fs.existsSync(path.join(base, 'up', 'gone')), false, ctx());
+          assert.deepEqual(pwned([sshd.home, base]), [], ctx());
           assert.deepEqual(leftovers(base), [], ctx());
           fs.rmSync(base, { recursive: true, force: true });
         }),
