@@ -5,13 +5,14 @@
 import { UsageError } from '../errors.js';
 
 /**
- * Single-quotes `s` for a POSIX shell; safe for any byte string without NUL. A quote inside is
- * written `'"'"'` rather than `'\''`: no backslash ever sits inside single quotes, so the same
- * word also reads right in fish (where `\'` inside single quotes is an escape) and csh.
+ * Single-quotes `s` for a POSIX shell; safe for any byte string without NUL. No backslash ever
+ * sits inside single quotes, so the same word also reads right in fish (where `\\` and `\'`
+ * inside single quotes are escapes) and csh: a quote is written `'"'"'` rather than `'\''`,
+ * and a backslash of `s` itself `'\\'` (outside the quotes, where every shell reads `\\` as one).
  */
 export function shellQuote(s: string): string {
   if (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s)) return s;
-  return `'${s.replaceAll("'", `'"'"'`)}'`;
+  return `'${s.replace(/['\\]/g, (c) => (c === "'" ? `'"'"'` : `'\\\\'`))}'`;
 }
 
 /** Splits a command line into words; throws UsageError on an unterminated quote. */
