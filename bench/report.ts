@@ -25,6 +25,8 @@ export interface Measurement {
   /** Peak RSS (MB) of the bcmr client and of its remote server, per run (bcmr rows only). */
   rssClient?: number[];
   rssServer?: number[];
+  /** Bytes each run sent and received on the wire, where counted (the resync condition). */
+  wire?: { sent: number; received: number }[];
   errors: string[];
 }
 
@@ -170,6 +172,24 @@ function targets(ms: readonly Measurement[], info: ReportInfo): string[] {
       row(`loopback: ${kind} ${dir}: -P auto --direct auto / -P 1 <= 1.05`, lo, lo <= 1.05);
     }
   }
+  // Issue 25: re-runs against rsync -a at its own game (the resync condition).
+  for (const m of ms.filter((x) => x.condition.startsWith('resync') && x.tool === 'bcmr sync')) {
+    const peer = ms.find(
+      (x) => x.condition === m.condition && x.workload === m.workload && x.tool === 'rsync -a',
+    );
+    const limit = m.condition.includes('WAN') ? 0.7 : 1.0;
+    const r = m.times.length && peer?.times.length ? median(m.times) / median(peer.times) : Number.NaN;
+    row(`${m.condition}: ${m.workload}: bcmr sync / rsync -a <= ${limit}`, r, r <= limit);
+    if (/GiB/.test(m.workload) && m.wire?.length) {
+      const share = (median(m.wire.map((w) => w.sent + w.received)) / m.bytes) * 100;
+      row(
+        `${m.condition}: ${m.workload}: bytes on the wire < 1 % of the file`,
+        share,
+        share < 1,
+        `${share.toFixed(3)} %`,
+      );
+    }
+  }
   const rss = ms.flatMap((m) => [...(m.rssClient ?? []), ...(m.rssServer ?? [])]);
   const topRss = rss.length ? Math.max(...rss) : Number.NaN;
   row('peak RSS of any bcmr process (MB) <= 150', topRss, topRss <= 150, topRss.toFixed(0));
@@ -198,11 +218,12 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
   for (const [k, rows] of groups(ms)) {
     const scp = rows.find((r) => r.tool === 'scp' && r.times.length > 0);
     const best = bestPeer(rows);
+    const hasWire = rows.some((r) => r.wire?.length);
     out.push(
       `## ${k}`,
       '',
-      '| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU s/GiB | CPU s/1k files | CPU vs scp | CPU vs best peer | peak RSS MB client / server | failed runs |',
-      '|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|',
+      `| tool | median s | spread s | MB/s | files/s | vs scp | vs best peer | CPU s | CPU s/GiB | CPU s/1k files | CPU vs scp | CPU vs best peer | peak RSS MB client / server | failed runs |${hasWire ? ' on the wire kB sent / received |' : ''}`,
+      `|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|${hasWire ? '---:|' : ''}`,
     );
     for (const r of rows) {
       const m = median(r.times);
@@ -217,7 +238,7 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
       const perGiB = num(cpu / (r.bytes / 2 ** 30));
       const perKFiles = r.files > 1 ? num(cpu / (r.files / 1000)) : '';
       out.push(
-        `| ${r.tool.replaceAll('|', '\\|')} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${num(cpu)} | ${perGiB} | ${perKFiles} | ${num(cpu / scpCpu)} | ${num(cpu / bestCpu)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |`,
+        `| ${r.tool.replaceAll('|', '\\|')} | ${ok ? m.toFixed(2) : 'failed'} | ${spread} | ${ok ? (r.bytes / 1e6 / m).toFixed(0) : ''} | ${ok && r.files > 1 ? (r.files / m).toFixed(0) : ''} | ${ok && scp ? (m / median(scp.times)).toFixed(2) : ''} | ${ok && best ? `${(m / median(best.times)).toFixed(2)}${best === r ? ' (best peer)' : ''}` : ''} | ${num(cpu)} | ${perGiB} | ${perKFiles} | ${num(cpu / scpCpu)} | ${num(cpu / bestCpu)} | ${rssCell(r)} | ${r.errors.length ? `${r.errors.length}: ${r.errors[0]}` : ''} |${hasWire ? ` ${wireCell(r)} |` : ''}`,
       );
     }
     out.push('');
@@ -235,6 +256,13 @@ function markdown(ms: readonly Measurement[], info: ReportInfo, date: string): s
     );
   if (info.notes.length) out.push('## Notes', '', ...info.notes.map((n) => `- ${n}`), '');
   return `${out.join('\n')}\n`;
+}
+
+/** Median kB sent / received on the wire per run, or '' where not counted. */
+function wireCell(r: Measurement): string {
+  if (!r.wire?.length) return '';
+  const kb = (xs: number[]) => (median(xs) / 1000).toFixed(0);
+  return `${kb(r.wire.map((w) => w.sent))} / ${kb(r.wire.map((w) => w.received))}`;
 }
 
 /** `client / server` peak RSS (MB, the largest of the runs), or '' for tools not measured. */

@@ -12,13 +12,16 @@
  *              every packet, ssh's and the direct plane's, delayed and rate-limited between two
  *              network namespaces): scp, rsync, rclone, tar|ssh, bcmr -P 1/2/4/8, --direct=direct
  *              -P 1/2/4, -P auto --direct auto, and raw TCP over 1 and 4 streams as the ceiling
+ *   resync     re-runs, `bcmr sync` against `rsync -a` (bench/resync.ts): 10,000 x 64 KiB
+ *              unchanged up and down, 100 of them edited; 1 GiB with 16 scattered 4 KiB edits,
+ *              on loopback (bytes on the wire counted) and over the first WAN path
  * Every cell also counts whole-machine CPU seconds (/proc/stat busy jiffies before and after).
  * Every run is checked (BLAKE3 of the copy against the source) and a wrong copy is a failure,
  * not a time. Median and spread of `--reps` runs (default 3), tools interleaved, page cache
  * warmed. Writes bench/results/<date>-<host>.{json,md} and two SVG charts.
  *
  * Options: --quick (about 2 minutes: smaller data, fewer tools, 1 run), --reps N, --rtt MS,
- * --conditions loopback,latency,slow,features,servers,fallback,wan, --only-tools NAME,... (substring match),
+ * --conditions loopback,latency,slow,features,servers,fallback,wan,resync, --only-tools NAME,... (substring match),
  * --datasets big,small,text, --wan RTT/MBIT,... (default 50/1000,100/200).
  * Scratch: BCMR_BENCH_DIR (default /dev/shm/bcmr-bench when /dev/shm exists: the disk is not
  * what is measured).
@@ -29,10 +32,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { type SshServer, startSshd } from '../test/harness/sshd.js';
 import { ceilings } from './ceilings.js';
+import { startCountingProxy } from './count_proxy.js';
 import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
 import { startDelayProxy } from './delay_proxy.js';
 import { dedupRepeat, resumeAfterKill, syncCost } from './features.js';
 import { type Measurement, type ReportInfo, writeReport } from './report.js';
+import { resyncCondition } from './resync.js';
 import { setupSlowLink, slowLinkUnavailable } from './slow_link.js';
 import { bcmr, type Job, type Route, rclone, rsync, scp, sshCat, type Tool, tarSsh } from './tools.js';
 import { rawTcp, setupWan, startTcpReceivers, wanUnavailable } from './wan_link.js';
@@ -45,7 +50,8 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const conditions = (opt('--conditions') ?? 'loopback,latency,slow,features,servers,fallback,wan').split(',');
+const ALL_CONDITIONS = 'loopback,latency,slow,features,servers,fallback,wan,resync';
+const conditions = (opt('--conditions') ?? ALL_CONDITIONS).split(',');
 /** `--wan 50/1000,100/200`: the emulated paths, RTT ms / Mbit/s each way. */
 const wanPaths = (opt('--wan') ?? '50/1000,100/200').split(',').map((p) => p.split('/').map(Number));
 const onlyTools = opt('--only-tools')?.split(',');
@@ -485,6 +491,58 @@ async function main(): Promise<void> {
         }
       }
     }
+    if (conditions.includes('resync')) {
+      // Both tools through a counting proxy to the same sshd: bytes on the wire per run.
+      const proxy = await startCountingProxy('127.0.0.1', sshd.port);
+      sshd.addAlias('bcmr-count', '127.0.0.1', proxy.port);
+      notes.push(
+        'resync: `bcmr sync` and `rsync -a` re-run over a destination holding an earlier copy (made with `cp -a`); on loopback both go through a counting TCP proxy (one more userspace hop for each) that gives the bytes on the wire, both directions of the ssh connection.',
+      );
+      try {
+        results.push(
+          ...(await resyncCondition({
+            condition: 'resync',
+            route: { alias: 'bcmr-count', rsh: sshd.rsh },
+            prefix: [],
+            proxy,
+            reps,
+            timed,
+            work: path.join(BASE, 'resync'),
+            tree: datasets.includes('small') ? small : undefined,
+            big: datasets.includes('big') ? big : undefined,
+          })),
+        );
+      } finally {
+        await proxy.close();
+      }
+      const why = wanUnavailable();
+      if (why) notes.push(`resync over the WAN path skipped: ${why}.`);
+      else if (datasets.includes('big')) {
+        const [rttMs, mbit] = wanPaths[0];
+        const wan = await setupWan(path.join(BASE, 'wan'), rttMs, mbit);
+        try {
+          const inner = await startSshd({ serveLog: false, listen: wan.serverAddr, wrap: wan.inServer });
+          try {
+            results.push(
+              ...(await resyncCondition({
+                condition: `resync, WAN ${rttMs} ms, ${mbit} Mbit/s`,
+                route: { alias: 'bcmr-test', rsh: inner.rsh },
+                prefix: wan.inClient,
+                reps,
+                timed,
+                work: path.join(BASE, 'resync-wan'),
+                big,
+              })),
+            );
+          } finally {
+            await inner.stop();
+          }
+        } finally {
+          const counters = await wan.teardown();
+          notes.push(`resync over WAN ${rttMs} ms, ${mbit} Mbit/s: ${counters.replace(/^wanlink: /, '')}.`);
+        }
+      }
+    }
     if (conditions.includes('slow')) {
       const why = slowLinkUnavailable();
       if (why) notes.push(`slow link skipped: ${why}.`);
@@ -542,9 +600,7 @@ async function main(): Promise<void> {
   } finally {
     await sshd.stop();
   }
-  const all = ['loopback', 'latency', 'slow', 'features', 'servers', 'fallback', 'wan'].every((c) =>
-    conditions.includes(c),
-  );
+  const all = ALL_CONDITIONS.split(',').every((c) => conditions.includes(c));
   const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));
   const label =
     all && everyDataset ? undefined : [...conditions, ...(everyDataset ? [] : datasets)].join('+');

@@ -14,6 +14,7 @@ import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } fr
 import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
 import { splitCommand } from '../util/shell.js';
+import { trace } from '../util/trace.js';
 import { CopyOutput, type ProgressMode } from './output.js';
 
 interface RawOptions {
@@ -232,6 +233,7 @@ async function copyMain(
     startFirstConnection(paths, opts);
     // The copy's code loads while ssh connects and the remote server starts.
     const { runCopy } = await import('../transfer/copy.js');
+    trace('copy code loaded');
     outcome = await runCopy(paths.slice(0, -1), paths[paths.length - 1], opts, out, ac.signal);
     if (ac.signal.aborted) throw new InterruptedError();
     let code: number = outcome.failed > 0 ? ExitCode.failed : ExitCode.ok;
@@ -272,6 +274,7 @@ function startFirstConnection(paths: string[], opts: CopyOptions): void {
   }
   if (!target) return;
   if (opts.fallback && opts.ssh.remotePath === undefined && isShellOnly(opts.ssh.rsh, target)) return;
+  trace('ssh started');
   prestartServe(opts.ssh, target);
 }
 

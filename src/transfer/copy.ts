@@ -29,6 +29,7 @@ import {
   RemoteError,
   UsageError,
 } from '../errors.js';
+import { trace } from '../util/trace.js';
 import type { CopyOutcome, CopyReporter, StartEvent } from './events.js';
 import { copyLocalFiles } from './local_copy.js';
 import {
@@ -188,8 +189,10 @@ class Job {
       // Local sources are walked while ssh to the destination connects (started before this
       // code loaded): the walk's CPU and the handshake's wait overlap.
       if (!srcRemote) await walkSources();
+      trace('sources walked');
       const to: Side =
         dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
+      trace('destination connected');
       // sync: the destination is listed while a remote source is listed.
       const mirrorListing =
         this.opts.mirror && sources.length === 1
@@ -202,12 +205,14 @@ class Job {
         ? await this.mirrorDestInfo(to, dest.path)
         : await to.destInfo(dest.path, dest.path === '' || dest.path.endsWith('/'));
       const plan = planCopy(trees, info, sources.length > 1);
+      trace('planned');
       plan.failures.unshift(...failures);
       let extras: Extras | null = null;
       if (mirror && trees.length === 1 && mirrorListing)
         extras = await this.mirrorPlan(plan, trees[0], from, to, info.path, mirrorListing);
       else if (!this.opts.force && plan.files.length > 0)
         await this.resolveConflicts(plan, await to.existing(plan));
+      trace('compared with the destination');
       // Nothing to move (an unchanged sync): no round trip to measure, no connection to open.
       const chosen =
         this.opts.dryRun || plan.files.length === 0 ? null : await this.choosePaths(plan, from, to);
@@ -224,18 +229,22 @@ class Job {
         else files.push(f);
       }
       const done = await this.move(from, to, files, prehash);
+      trace('moved');
       this.checkAbort();
       if (to.remote) await this.publishTemps(to.remote, done);
+      trace('published');
       if (this.opts.verify && !(from instanceof LocalSide && to instanceof LocalSide))
         await this.verify(from, to, done);
       // Before -p: deleting inside a directory changes its mtime, which -p then sets.
       if (mirror?.delete && extras)
         await this.deleteExtras(to, extras, mirror.maxDelete, done.filter((m) => m.r.error).length);
       if (this.opts.preserve) await this.preserve(from, to, done, plan);
+      trace('preserved');
       for (const m of done) this.report(m.src, m.dest, m.r);
       return this.outcome;
     } finally {
       await this.closeRemotes();
+      trace('closed');
     }
   }
 
@@ -303,7 +312,9 @@ class Job {
     listing: Promise<SourceTree | null>,
   ): Promise<Extras> {
     const dst = await listing;
+    trace('destination listed');
     const diff = diffTrees(src, dst, this.opts.mirror?.checksum ?? false);
+    trace('trees compared');
     // Hashed ahead only with -c: otherwise a file the quick check cannot clear is simply sent,
     // as rsync does (a small one whole; a large one as a delta, which sends nothing of a file
     // that only was touched), and -p gives it the source's mtime for the next run. A file

@@ -148,8 +148,15 @@ describe('deltas', () => {
       edit(big, [5, 17 * MiB + 3, 39 * MiB]);
       if (direction === 'up') fs.appendFileSync(big, randomBytes(3 * MiB));
       fs.rmSync(sshd.serveLog, { force: true });
-      const r = await sync();
+      // The shell commands a delta runs there (the base copy, the publish, -p) share one ssh
+      // connection of this run's own, ended with it: its directory is in this TMPDIR.
+      const tmp = fs.mkdtempSync(path.join(dir, 'tmpdir-'));
+      const r = await bcmr(['--json', 'sync', '-P', parallel, '--rsh', sshd.rsh, src, dst], {
+        cwd: dir,
+        env: { TMPDIR: tmp },
+      });
       assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(fs.readdirSync(tmp), [], 'the shared connection is ended, its directory removed');
       const f = fileEvent(r.stdout);
       const sentBytes = Number(f?.bytes);
       const grown = direction === 'up' ? 3 * MiB : 0;

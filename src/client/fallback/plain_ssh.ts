@@ -9,18 +9,7 @@
  * checked; downloads are size-checked and hashed locally before being published.
  */
 import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
-import {
-  closeSync,
-  constants,
-  fstatSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  unlinkSync,
-} from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
+import { closeSync, constants, fstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { Blake3Hasher, fileHashHex } from '../../codec/hash.js';
 import type { RemoteEndpoint } from '../../core/endpoint.js';
@@ -41,6 +30,7 @@ import { BlockBuffers, RELEASED, readBlocks } from '../../util/file_blocks.js';
 import { type ShText, sh, shellQuote, shRaw } from '../../util/shell.js';
 import { publish, tempNameFor } from '../../util/temp_file.js';
 import { bootstrap, PROBE_SCRIPT, parseProbe, type RemoteTools, statFormat } from '../shell/remote_shell.js';
+import { ControlMaster } from '../ssh/control_master.js';
 import { runRemote } from '../ssh/run_remote.js';
 import { type SshConfig, sshArgv } from '../ssh/ssh_start.js';
 import { getResumableShell } from './shell_resume.js';
@@ -71,7 +61,7 @@ export class PlainSsh implements RemoteFs {
   private constructor(
     private readonly cfg: SshConfig,
     private readonly target: RemoteEndpoint,
-    private readonly controlDir: string,
+    private readonly master: ControlMaster,
     private readonly sync: boolean,
     private readonly fast: boolean,
     private readonly force: boolean,
@@ -96,11 +86,17 @@ export class PlainSsh implements RemoteFs {
     target: RemoteEndpoint,
     opts: { sync: boolean; fast: boolean; force?: boolean },
   ): Promise<PlainSsh> {
-    const controlDir = mkdtempSync(path.join(os.tmpdir(), 'bcmr-ssh-'));
-    const self = new PlainSsh(cfg, target, controlDir, opts.sync, opts.fast, opts.force ?? false);
+    const self = new PlainSsh(
+      cfg,
+      target,
+      new ControlMaster(cfg, target),
+      opts.sync,
+      opts.fast,
+      opts.force ?? false,
+    );
     const r = await self.run('sh -s', PROBE_SCRIPT);
     if (r.code !== 0) {
-      rmSync(controlDir, { recursive: true, force: true });
+      await self.master.close();
       throw new SshError(`ssh to ${target.host} failed: ${lastLine(r.stderr) || `exit ${r.code}`}`);
     }
     self.tools = parseProbe(r.stdout.toString('utf8'));
@@ -108,11 +104,7 @@ export class PlainSsh implements RemoteFs {
   }
 
   private get control(): string[] {
-    return [
-      '-o', 'ControlMaster=auto',
-      '-o', `ControlPath=${path.join(this.controlDir, 'cm')}`,
-      '-o', 'ControlPersist=30',
-    ]; // biome-ignore format: option pairs
+    return this.master.options;
   }
 
   private run(command: string, input?: string) {
@@ -288,13 +280,7 @@ cat "$t"
   }
 
   async close(): Promise<void> {
-    const { file, args } = sshArgv(this.cfg, this.target, '', [...this.control, '-O', 'exit']);
-    await new Promise<void>((resolve) => {
-      const c = spawn(file, args.slice(0, -1), { stdio: 'ignore' });
-      c.once('error', () => resolve());
-      c.once('close', () => resolve());
-    });
-    rmSync(this.controlDir, { recursive: true, force: true });
+    await this.master.close();
   }
 
   async destroy(): Promise<void> {

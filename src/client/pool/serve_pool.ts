@@ -37,6 +37,7 @@ import { stripes } from '../serve/policy.js';
 import { putFiles } from '../serve/put_files.js';
 import type { ServeClient } from '../serve/serve_client.js';
 import { getStriped, putStriped, type RangeBatch, type RangeItem } from '../serve/stripe.js';
+import { ControlMaster } from '../ssh/control_master.js';
 import { runRemote } from '../ssh/run_remote.js';
 import type { SshConfig } from '../ssh/ssh_start.js';
 import { choosePath, type PathAsk } from './path_choice.js';
@@ -143,6 +144,8 @@ export class ServePool implements RemoteFs {
   private connections: number;
   /** What `prepare` chose: decided once per copy, whatever asks again. */
   private chosen: PathChoice | null = null;
+  /** The shell commands' one ssh connection (publish, -p, a delta's base copy, --delete). */
+  private readonly scripts: ControlMaster;
 
   private constructor(
     private readonly cfg: SshConfig,
@@ -152,6 +155,7 @@ export class ServePool implements RemoteFs {
     first: ServeConnection,
     spare: Promise<ServeClient>[],
   ) {
+    this.scripts = new ControlMaster(cfg, target);
     this.control = first.client;
     this.home = first.home;
     this.server = first.server;
@@ -325,7 +329,10 @@ export class ServePool implements RemoteFs {
     const r = await withRetries(
       this.connector.retries,
       async () => {
-        const r = await runRemote(this.cfg, this.target, 'sh -s', { input: text.text });
+        const r = await runRemote(this.cfg, this.target, 'sh -s', {
+          input: text.text,
+          extra: this.scripts.options,
+        });
         if (r.code === 255 && r.stdout.length === 0)
           throw new SshError(`ssh to ${this.target.host} failed: ${lastLine(r.stderr) ?? 'exit 255'}`);
         return r;
@@ -433,6 +440,7 @@ export class ServePool implements RemoteFs {
     await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.close()));
     this.open.clear();
+    await this.scripts.close();
   }
 
   async destroy(): Promise<void> {
@@ -440,6 +448,7 @@ export class ServePool implements RemoteFs {
     await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.destroy('Interrupted')));
     this.open.clear();
+    await this.scripts.close();
   }
 
   /** The control connection, replaced if a failed Put poisoned it. */

@@ -22,6 +22,7 @@ import { Cap } from '../../protocol/constants.js';
 import { FdFile } from '../../util/fd_file.js';
 import { type ShText, sh } from '../../util/shell.js';
 import { tempNameFor } from '../../util/temp_file.js';
+import { trace } from '../../util/trace.js';
 import { publishReceived } from './batch.js';
 import { compareBlocks } from './blocks.js';
 import type { ServeClient } from './serve_client.js';
@@ -55,6 +56,7 @@ export async function changedRanges(
     if (!same) coarse.push([offset, view.length]);
     return true;
   });
+  trace(`delta: coarse ${coarse.length}`);
   const fine: { offset: number; length: number }[][] = await Promise.all(
     coarse.map(async ([start, len]) => {
       const out: { offset: number; length: number }[] = [];
@@ -116,18 +118,23 @@ export async function putDelta(
     const copying = host.script(sh`umask 077; set -C; head -c ${keep} -- ${item.remote} > ${tmp}\n`);
     copying.catch(() => {});
     const control = await host.control();
+    trace('delta: control');
     const ranges = await changedRanges(control, item.remote, fh, keep).finally(() => copying.catch(() => {}));
+    trace(`delta: ${ranges.length} ranges found`);
     await copying;
+    trace('delta: base copied');
     made = true;
     if (size > keep) ranges.push({ offset: keep, length: size - keep });
     await host.runRanges(spread({ fh, remoteTemp: tmp }, ranges), putRanges, (n) => {
       sent += n;
       cb.onBytes?.(n, item);
     });
+    trace('delta: ranges sent');
     const [stored, local] = await Promise.all([
       host.control().then((c) => c.hash(tmp)),
       fileHashHex(item.local),
     ]);
+    trace('delta: verified');
     if (stored !== local)
       throw new IntegrityError(`${item.remote}: delta copy hashes to ${stored}, source ${local}`);
     return fileResult(item, t0, { bytes: sent, hash: local }, { publishFrom: tmp, kept: size - sent });
