@@ -606,10 +606,17 @@ class Job {
    * (ServePool.prepare). Returns the destination's choice (the source's for a download).
    */
   private async choosePaths(plan: CopyPlan, from: Side, to: Side): Promise<PathChoice | null> {
+    // A sync's delta sends what changed, not the file: counted as its growth and 1/64 of it,
+    // so a big file with a few edits does not start the connections and the direct plane a
+    // whole-file copy of it would use (each costs a handshake and a server start).
+    const onWire = (f: PlannedFile) => {
+      const old = this.deltas.get(f.dest);
+      return old === undefined ? f.size : Math.max(0, f.size - old) + Math.ceil(f.size / 64);
+    };
     const work: WorkFacts = {
-      bytes: plan.bytes,
+      bytes: plan.files.reduce((n, f) => n + onWire(f), 0),
       files: plan.files.length,
-      largest: plan.files.reduce((m, f) => Math.max(m, f.size), 0),
+      largest: plan.files.reduce((m, f) => Math.max(m, onWire(f)), 0),
     };
     // A relay's two hosts are measured at once: their round trips do not depend on each other.
     const [src, dst] = await Promise.all([from.remote?.prepare?.(work), to.remote?.prepare?.(work)]);
