@@ -7,17 +7,16 @@ import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
 import { isShellOnly } from '../client/fallback/shell_hosts.js';
 import type { Compress } from '../client/pool/open_remote.js';
-import { DEFAULT_RETRIES } from '../client/pool/retry.js';
 import { discardPrestarted, prestartServe } from '../client/ssh/ssh_start.js';
 import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
 import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
-import { splitCommand } from '../util/shell.js';
 import { trace } from '../util/trace.js';
 import { CopyOutput, type ProgressMode } from './output.js';
+import { collect, type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
-interface RawOptions {
+interface RawOptions extends RemoteRaw {
   recursive?: boolean;
   preserve?: boolean;
   force?: boolean;
@@ -27,18 +26,13 @@ interface RawOptions {
   quiet?: boolean;
   parallel: string;
   deref: boolean;
-  rsh?: string;
-  remotePath?: string;
   compress: Compress;
   fast?: boolean;
   sync?: boolean;
   verify?: boolean;
   resume?: boolean;
   progress: ProgressMode;
-  fallback: boolean;
   direct: 'ssh' | 'direct' | 'auto';
-  timeout: string;
-  retries: string;
 }
 
 export function addCopyCommand(program: Command, setExit: (code: number) => void): void {
@@ -58,6 +52,20 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
   withTransferOptions(copy).action(async (paths: string[], raw: RawOptions, cmd: Command) => {
     const json = Boolean(cmd.optsWithGlobals().json);
     setExit(await copyMain(paths, raw, json));
+  });
+
+  const move = program
+    .command('move')
+    .alias('mv')
+    .description(
+      'Move files and trees: a rename on one filesystem; otherwise copied, verified by BLAKE3, and only then the source removed',
+    )
+    .argument('<paths...>', 'SRC... DST; remote paths as [user@]host:path')
+    .option('-f, --force', 'overwrite existing files without asking')
+    .option('-n, --dry-run', 'print what would be moved and removed, change nothing');
+  withTransferOptions(move).action(async (paths: string[], raw: RawOptions, cmd: Command) => {
+    const json = Boolean(cmd.optsWithGlobals().json);
+    setExit(await copyMain(paths, { ...raw, recursive: true, preserve: true }, json, undefined, 'move'));
   });
 
   const sync = program
@@ -89,7 +97,7 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     },
   );
 
-  program
+  const check = program
     .command('check')
     .description(
       "Compare SRC's contents with DST without changing anything: exit 0 alike, 1 different, 2 on error",
@@ -99,37 +107,29 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .option('-c, --checksum', 'hash every same-size file (default: only those whose mtime differs)')
     .option('--no-hash', 'never hash: a same-size file with another mtime counts as modified')
     .option('-e, --exclude <regex>', 'skip paths matching REGEX on both sides; repeatable', collect, [])
-    .option('--no-deref', 'compare symlinks as links instead of following them')
-    .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
-    .option('--remote-path <cmd>', 'bcmr command on the remote')
-    .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
-    .option('--retries <n>', 'tries again (with backoff) after a lost connection', String(DEFAULT_RETRIES))
-    .option('--no-fallback', 'fail instead of falling back to plain ssh when the remote has no bcmr')
-    .action(
-      async (
-        src: string,
-        dst: string,
-        raw: RawOptions & { checksum?: boolean; hash: boolean },
-        cmd: Command,
-      ) => {
-        const json = Boolean(cmd.optsWithGlobals().json);
-        const { checkMain } = await import('./check_command.js');
-        setExit(
-          await checkMain(
-            src,
-            dst,
-            raw.checksum === true,
-            !raw.hash,
-            () =>
-              toCopyOptions(
-                { ...raw, parallel: '1', compress: 'auto', direct: 'ssh', progress: 'off' },
-                json,
-              ),
-            json,
-          ),
-        );
-      },
-    );
+    .option('--no-deref', 'compare symlinks as links instead of following them');
+  withRemoteOptions(check).action(
+    async (
+      src: string,
+      dst: string,
+      raw: RawOptions & { checksum?: boolean; hash: boolean },
+      cmd: Command,
+    ) => {
+      const json = Boolean(cmd.optsWithGlobals().json);
+      const { checkMain } = await import('./check_command.js');
+      setExit(
+        await checkMain(
+          src,
+          dst,
+          raw.checksum === true,
+          !raw.hash,
+          () =>
+            toCopyOptions({ ...raw, parallel: '1', compress: 'auto', direct: 'ssh', progress: 'off' }, json),
+          json,
+        ),
+      );
+    },
+  );
 }
 
 interface SyncOptions {
@@ -144,9 +144,9 @@ function usage(msg: string, json: boolean): number {
   return ExitCode.usage;
 }
 
-/** The options every transfer command takes (copy, sync). */
+/** The options every transfer command takes (copy, sync, move). */
 function withTransferOptions(c: Command): Command {
-  return c
+  return withRemoteOptions(c)
     .option(
       '-e, --exclude <regex>',
       'skip paths (relative to each source) matching REGEX; repeatable',
@@ -161,11 +161,6 @@ function withTransferOptions(c: Command): Command {
       'auto',
     )
     .option('--no-deref', 'copy symlinks as links instead of following them')
-    .option('--rsh <cmd>', 'ssh command to use (env BCMR_RSH)')
-    .option(
-      '--remote-path <cmd>',
-      'bcmr command on the remote (default: bcmr on its PATH, else the server bundle on its Node 20+)',
-    )
     .addOption(
       new Option('--compress <mode>', 'block compression')
         .choices(['auto', 'zstd', 'lz4', 'none'])
@@ -186,21 +181,7 @@ function withTransferOptions(c: Command): Command {
       )
         .choices(['ssh', 'direct', 'auto'])
         .default('ssh'),
-    )
-    .option('--timeout <secs>', 'give up on a remote that moves no byte for this long', '60')
-    .option(
-      '--retries <n>',
-      'tries again (with backoff) after a lost connection, per connection and per request',
-      String(DEFAULT_RETRIES),
-    )
-    .option(
-      '--no-fallback',
-      'fail instead of falling back: to plain ssh when the remote has no bcmr, to the ssh data path when --direct=direct cannot connect',
     );
-}
-
-function collect(v: string, acc: string[]): string[] {
-  return [...acc, v];
 }
 
 async function copyMain(
@@ -208,8 +189,10 @@ async function copyMain(
   raw: RawOptions,
   json: boolean,
   mirror?: MirrorOptions,
+  op: 'copy' | 'move' = 'copy',
 ): Promise<number> {
   const out = new CopyOutput({
+    verb: op === 'move' ? 'Moved' : 'Copied',
     json,
     verbose: Boolean(raw.verbose),
     quiet: Boolean(raw.quiet),
@@ -232,14 +215,17 @@ async function copyMain(
     if (mirror) opts.mirror = mirror;
     startFirstConnection(paths, opts);
     // The copy's code loads while ssh connects and the remote server starts.
-    const { runCopy } = await import('../transfer/copy.js');
+    const run =
+      op === 'move'
+        ? (await import('../transfer/move.js')).runMove
+        : (await import('../transfer/copy.js')).runCopy;
     trace('copy code loaded');
-    outcome = await runCopy(paths.slice(0, -1), paths[paths.length - 1], opts, out, ac.signal);
+    outcome = await run(paths.slice(0, -1), paths[paths.length - 1], opts, out, ac.signal);
     if (ac.signal.aborted) throw new InterruptedError();
     let code: number = outcome.failed > 0 ? ExitCode.failed : ExitCode.ok;
     let failure: string | null = null;
     if (outcome.files === 0 && outcome.dirs === 0 && outcome.failed === 0 && !opts.dryRun && !mirror) {
-      failure = 'nothing to copy: no file matched';
+      failure = `nothing to ${op}: no file matched`;
       out.error(failure);
       code = ExitCode.failed;
     }
@@ -290,17 +276,7 @@ export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
       throw new UsageError(`bad --exclude regex '${re}': ${(err as Error).message}`);
     }
   });
-  const timeout = Number(raw.timeout);
-  if (!Number.isFinite(timeout) || timeout <= 0) {
-    throw new UsageError(`--timeout must be a positive number of seconds, not '${raw.timeout}'`);
-  }
-  const retries = Number(raw.retries);
-  if (!Number.isInteger(retries) || retries < 0 || retries > 100) {
-    throw new UsageError(`--retries must be an integer from 0 to 100, not '${raw.retries}'`);
-  }
-  const rshText = raw.rsh ?? process.env.BCMR_RSH ?? 'ssh';
-  const rsh = splitCommand(rshText);
-  if (rsh.length === 0) throw new UsageError('--rsh is empty');
+  const remote = remoteOptions(raw);
   const interactive = !json && process.stdin.isTTY && process.stderr.isTTY;
   return {
     recursive: Boolean(raw.recursive),
@@ -311,7 +287,7 @@ export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
     deref: raw.deref,
     verify: Boolean(raw.verify),
     resume: Boolean(raw.resume),
-    ssh: { rsh, remotePath: raw.remotePath, idleMs: timeout * 1000, retries },
+    ssh: remote.ssh,
     parallel,
     compress: raw.compress,
     fast: Boolean(raw.fast),

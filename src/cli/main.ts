@@ -19,8 +19,9 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
  * `--version` loads the codecs to describe them. Help (no known command) loads them all.
  */
 const sub = process.argv[2];
-const isCopy = sub === 'copy' || sub === 'cp' || sub === 'sync' || sub === 'check';
-const known = isCopy || sub === 'serve' || sub === 'deploy';
+const isCopy = ['copy', 'cp', 'move', 'mv', 'sync', 'check'].includes(sub ?? '');
+const isRemove = sub === 'remove' || sub === 'rm';
+const known = isCopy || isRemove || sub === 'serve' || sub === 'deploy';
 
 async function versionLine(): Promise<string> {
   if (!process.argv.includes('--version')) return version;
@@ -51,6 +52,10 @@ if (isCopy || !known) {
     commandExit = code;
   });
 }
+if (isRemove || !known)
+  (await import('./remove_command.js')).addRemoveCommand(program, (code) => {
+    commandExit = code;
+  });
 if (sub === 'deploy' || !known) (await import('./deploy_command.js')).addDeployCommand(program);
 
 program

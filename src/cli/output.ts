@@ -10,6 +10,8 @@ import type { CopyOutcome, CopyReporter, FileEvent, StartEvent } from '../transf
 export type ProgressMode = 'auto' | 'inline' | 'plain' | 'off';
 
 export interface OutputOptions {
+  /** The summary line's first word (Copied, Moved). */
+  verb?: string;
   json: boolean;
   verbose: boolean;
   quiet: boolean;
@@ -163,7 +165,7 @@ export class CopyOutput implements CopyReporter {
       const failed = o.failed > 0 ? `, ${o.failed} failed` : '';
       this.println(
         this.err,
-        `Copied ${o.files} file(s), ${formatBytes(o.bytes)} in ${secs.toFixed(1)} s (${rate})${failed}`,
+        `${this.o.verb ?? 'Copied'} ${o.files} file(s), ${formatBytes(o.bytes)} in ${secs.toFixed(1)} s (${rate})${failed}`,
       );
     }
   }

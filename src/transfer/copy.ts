@@ -63,6 +63,11 @@ export interface CopyOptions extends RemoteOptions {
    * has and SRC lacks is removed after a transfer without errors.
    */
   mirror?: MirrorOptions;
+  /**
+   * `bcmr move`: after the copy, -V and -p, the source of each file whose copy is verified is
+   * removed, then the source directories left empty; a failed or skipped file's stays.
+   */
+  removeSources?: boolean;
 }
 
 export interface MirrorOptions {
@@ -240,6 +245,7 @@ class Job {
         await this.deleteExtras(to, extras, mirror.maxDelete, done.filter((m) => m.r.error).length);
       if (this.opts.preserve) await this.preserve(from, to, done, plan);
       trace('preserved');
+      if (this.opts.removeSources) await this.removeSources(from, done, trees);
       for (const m of done) this.report(m.src, m.dest, m.r);
       return this.outcome;
     } finally {
@@ -520,6 +526,34 @@ class Job {
     }
   }
 
+  /**
+   * move: removes the source of every file copied and verified (none other), then the source
+   * directories deepest first; one still holding a file that failed, was skipped or excluded
+   * stays. A source that cannot be removed fails its file: it is now in both places.
+   */
+  private async removeSources(from: Side, done: Moved[], trees: readonly SourceTree[]): Promise<void> {
+    const moved = done.filter((m) => !m.r.error);
+    const dirs = trees.flatMap((t) =>
+      t.isDir
+        ? t.entries
+            .filter((e) => e.kind === 'dir')
+            .map((e) => under(t.root, e.rel))
+            .reverse()
+        : [],
+    );
+    const failed = await from.remove(
+      moved.map((m) => m.src),
+      dirs,
+    );
+    for (const [i, m] of moved.entries()) {
+      const why = failed[i];
+      if (why)
+        m.r.error = new PathError(
+          `${m.dest}: copied, but its source ${m.src} could not be removed: ${why.message}`,
+        );
+    }
+  }
+
   /** The walk's options: the copy's own, and special files said once each as skipped. */
   private walkOptions(): WalkOptions {
     return { ...this.opts, onSkip: (abs, kind) => this.rep.notice(`skipping ${abs}: ${kind}, not copied`) };
@@ -664,6 +698,7 @@ class Job {
       for (const l of plan.links) this.rep.planned(`link ${l.dest} -> ${l.target}`);
       for (const f of plan.files) this.rep.planned(`copy ${f.src} -> ${f.dest} (${f.size} B)`);
       this.rep.planned(`would copy ${plan.files.length} file(s), ${plan.bytes} B, to ${destLabel}`);
+      if (this.opts.removeSources) this.rep.planned(`and then remove each source once its copy is verified`);
       this.outcome.files = plan.files.length;
       this.outcome.bytes = plan.bytes;
       this.outcome.dirs = plan.dirs.length;
@@ -672,8 +707,12 @@ class Job {
 
   private report(source: string, dest: string, r: FileResult<unknown>): void {
     // A remote FIFO, socket or device (listed like a file) that the server refused to read:
-    // skipped and said, as the local walk does, not a failure of the copy.
-    if (r.error instanceof RemoteError && /^io: not a regular file/.test(r.error.message)) {
+    // skipped and said, as the local walk does, not a failure of the copy. Only the source's:
+    // a destination that is not a regular file (a directory there) fails the file.
+    if (
+      r.error instanceof RemoteError &&
+      r.error.message.startsWith(`io: not a regular file: ${source.slice(0, 512)}`)
+    ) {
       this.rep.notice(`skipping ${source}: not a regular file, not copied`);
       return;
     }

@@ -12,10 +12,11 @@ import {
   remoteAttrScript,
   remoteLinkScript,
 } from '../client/shell/attrs_script.js';
+import { removeFilesScript } from '../client/shell/remove_script.js';
 import { fileHashHex } from '../codec/hash.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
 import { PathError, RemoteError } from '../errors.js';
-import { sh, shLines } from '../util/shell.js';
+import { sh } from '../util/shell.js';
 import { applyLocalAttrs } from './local_attrs.js';
 import { LocalTreeGuard } from './local_guard.js';
 import {
@@ -251,15 +252,12 @@ export class RemoteSide implements Side {
   }
 
   /**
-   * One `sh -s` script (the protocol has no delete): every line runs, a file that cannot be
-   * removed prints its index; a directory that is not empty stays quietly.
+   * One `sh -s` script (the protocol has no delete; remove_script.ts): files in few `rm`
+   * processes, a file that cannot be removed said by its index; a directory that is not empty
+   * stays quietly.
    */
   async remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]> {
-    const lines = [
-      ...files.map((f, i) => sh`rm -f -- ${f} || echo ${i}`),
-      ...dirs.map((d) => sh`rmdir -- ${d} 2>/dev/null || :`),
-    ];
-    const out = await this.remote.script(sh`${shLines(lines)}\n`);
+    const out = await this.remote.script(removeFilesScript(files, dirs));
     return [...entryFailures(out, files.length, 'rm failed'), ...dirs.map(() => null)];
   }
 

@@ -348,6 +348,29 @@ describe('bcmr copy -> Rust bcmr serve, through the real sshd', { skip: RUST_MIS
     assert.equal(hashOf(dst), hashOf(src));
   });
 
+  it('move both ways through the Rust server: each source goes only after its copy verified', async () => {
+    fs.cpSync(path.join(dir, 'tree'), path.join(dir, 'mv-src'), { recursive: true });
+    const want = snapshot(path.join(dir, 'mv-src'));
+    const up = await copyLike(['move', '--json', 'mv-src', remote(path.join(dir, 'mv-remote'))]);
+    assert.equal(up.code, 0, up.stderr);
+    assert.equal(fs.existsSync(path.join(dir, 'mv-src')), false, 'the local source is gone');
+    assert.deepEqual(snapshot(path.join(dir, 'mv-remote')), want);
+    const down = await copyLike(['move', remote(path.join(dir, 'mv-remote')), 'mv-back']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(fs.existsSync(path.join(dir, 'mv-remote')), false, 'the remote source is gone');
+    assert.deepEqual(snapshot(path.join(dir, 'mv-back')), want);
+  });
+
+  it('remove -r -y of a tree, looked up through the Rust server first', async () => {
+    fs.cpSync(path.join(dir, 'tree'), path.join(dir, 'rm-tree'), { recursive: true });
+    const r = await copyLike(['remove', '-r', '-y', '--json', remote(path.join(dir, 'rm-tree'))]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(fs.existsSync(path.join(dir, 'rm-tree')), false);
+    const missing = await copyLike(['remove', '-y', remote(path.join(dir, 'rm-tree'))]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /No such file or directory/);
+  });
+
   it('--fast -V against the Rust server checks the result', async () => {
     fs.copyFileSync(path.join(dir, 'big.bin'), path.join(dir, 'resumed.bin'));
     const v = await copy(['--fast', '-V', remote(path.join(dir, 'resumed.bin')), 'fast-v.bin']);
