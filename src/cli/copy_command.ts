@@ -13,15 +13,15 @@ import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } fr
 import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
 import { trace } from '../util/trace.js';
+import { type FilterRaw, pathFilter, withFilterOptions } from './filter_options.js';
 import { CopyOutput, type ProgressMode } from './output.js';
-import { collect, type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
+import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
-interface RawOptions extends RemoteRaw {
+interface RawOptions extends RemoteRaw, FilterRaw {
   recursive?: boolean;
   preserve?: boolean;
   force?: boolean;
   dryRun?: boolean;
-  exclude: string[];
   verbose?: boolean;
   quiet?: boolean;
   parallel: string;
@@ -106,9 +106,8 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     .argument('<dst>', 'what to compare it with')
     .option('-c, --checksum', 'hash every same-size file (default: only those whose mtime differs)')
     .option('--no-hash', 'never hash: a same-size file with another mtime counts as modified')
-    .option('-e, --exclude <regex>', 'skip paths matching REGEX on both sides; repeatable', collect, [])
     .option('--no-deref', 'compare symlinks as links instead of following them');
-  withRemoteOptions(check).action(
+  withRemoteOptions(withFilterOptions(check)).action(
     async (
       src: string,
       dst: string,
@@ -146,13 +145,7 @@ function usage(msg: string, json: boolean): number {
 
 /** The options every transfer command takes (copy, sync, move). */
 function withTransferOptions(c: Command): Command {
-  return withRemoteOptions(c)
-    .option(
-      '-e, --exclude <regex>',
-      'skip paths (relative to each source) matching REGEX; repeatable',
-      collect,
-      [],
-    )
+  return withRemoteOptions(withFilterOptions(c))
     .option('-v, --verbose', 'list each file copied')
     .option('-q, --quiet', 'print nothing but errors')
     .option(
@@ -269,13 +262,7 @@ export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
   if (parallel !== 'auto' && (!Number.isInteger(parallel) || parallel < 1 || parallel > 64)) {
     throw new UsageError(`--parallel must be auto or an integer from 1 to 64, not '${raw.parallel}'`);
   }
-  const exclude = raw.exclude.map((re) => {
-    try {
-      return new RegExp(re);
-    } catch (err) {
-      throw new UsageError(`bad --exclude regex '${re}': ${(err as Error).message}`);
-    }
-  });
+  const exclude = pathFilter(raw);
   const remote = remoteOptions(raw);
   const interactive = !json && process.stdin.isTTY && process.stderr.isTTY;
   return {

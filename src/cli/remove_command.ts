@@ -7,16 +7,16 @@ import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
 import type { RemoveOptions } from '../transfer/remove.js';
-import { collect, type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
+import { type FilterRaw, pathFilter, withFilterOptions } from './filter_options.js';
+import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
-interface RemoveRaw extends RemoteRaw {
+interface RemoveRaw extends RemoteRaw, FilterRaw {
   recursive?: boolean;
   force?: boolean;
   dir?: boolean;
   interactive?: boolean;
   yes?: boolean;
   dryRun?: boolean;
-  exclude: string[];
   verbose?: boolean;
   quiet?: boolean;
 }
@@ -33,12 +33,13 @@ export function addRemoveCommand(program: Command, setExit: (code: number) => vo
     .option('-i, --interactive', 'ask before each path')
     .option('-y, --yes', 'remove on a remote without asking')
     .option('-n, --dry-run', 'print what would be removed, remove nothing')
-    .option('-e, --exclude <regex>', 'keep entries below a directory matching REGEX; repeatable', collect, [])
     .option('-v, --verbose', 'print each path removed')
     .option('-q, --quiet', 'print nothing but errors');
-  withRemoteOptions(c).action(async (paths: string[], raw: RemoveRaw, cmd: Command) => {
-    setExit(await removeMain(paths, raw, Boolean(cmd.optsWithGlobals().json)));
-  });
+  withRemoteOptions(withFilterOptions(c, 'keep')).action(
+    async (paths: string[], raw: RemoveRaw, cmd: Command) => {
+      setExit(await removeMain(paths, raw, Boolean(cmd.optsWithGlobals().json)));
+    },
+  );
 }
 
 async function removeMain(paths: string[], raw: RemoveRaw, json: boolean): Promise<number> {
@@ -53,13 +54,7 @@ async function removeMain(paths: string[], raw: RemoveRaw, json: boolean): Promi
   let code: number = ExitCode.ok;
   let error: string | undefined;
   try {
-    const exclude = raw.exclude.map((re) => {
-      try {
-        return new RegExp(re);
-      } catch (err) {
-        throw new UsageError(`bad --exclude regex '${re}': ${(err as Error).message}`);
-      }
-    });
+    const exclude = pathFilter(raw);
     const interactive = !json && process.stdin.isTTY === true && process.stderr.isTTY === true;
     const opts: RemoveOptions = {
       ...remoteOptions(raw),

@@ -32,6 +32,7 @@ import {
 import { trace } from '../util/trace.js';
 import type { CopyOutcome, CopyReporter, StartEvent } from './events.js';
 import { copyLocalFiles } from './local_copy.js';
+import type { PathFilter } from './path_filter.js';
 import {
   type CopyPlan,
   type DestInfo,
@@ -50,7 +51,7 @@ export interface CopyOptions extends RemoteOptions {
   preserve: boolean;
   force: boolean;
   dryRun: boolean;
-  exclude: RegExp[];
+  exclude: PathFilter;
   deref: boolean;
   verify: boolean;
   /** -C: downloads continue from a verified partial file and keep it on failure. */
@@ -118,7 +119,7 @@ export interface CheckDifference {
 }
 
 export interface CheckOptions extends RemoteOptions {
-  exclude: RegExp[];
+  exclude: PathFilter;
   deref: boolean;
   /** Hash every same-size file, not only those whose mtime differs. */
   checksum: boolean;
@@ -188,7 +189,7 @@ class Job {
       const walkSources = async () => {
         for (const s of sources) {
           const tree = await from.tree(s.path, this.walkOptions(), failures);
-          if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude))) trees.push(tree);
+          if (tree && (tree.isDir || !isExcluded(tree.name, this.opts.exclude, false))) trees.push(tree);
         }
       };
       // Local sources are walked while ssh to the destination connects (started before this

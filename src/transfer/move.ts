@@ -50,7 +50,7 @@ export async function runMove(
       fail(new PathError(`${src}: No such file or directory`));
       continue;
     }
-    if (opts.exclude.some((re) => re.test(path.basename(path.resolve(src))))) continue;
+    if (opts.exclude.excludes(path.basename(path.resolve(src)), st.isDirectory())) continue;
     if (path.resolve(dest) === path.resolve(src)) {
       fail(new PathError(`${src}: source and destination are the same`));
       continue;
@@ -60,7 +60,7 @@ export async function runMove(
       continue;
     }
     // -e applies inside trees too: an excluded entry must stay, which a rename cannot do.
-    if (st.isDirectory() && opts.exclude.length > 0) {
+    if (st.isDirectory() && !opts.exclude.empty) {
       across.push(src);
       continue;
     }

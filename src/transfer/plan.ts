@@ -4,6 +4,7 @@
  */
 import path from 'node:path';
 import { PathError } from '../errors.js';
+import type { PathFilter } from './path_filter.js';
 
 export type EntryKind = 'file' | 'dir' | 'link';
 
@@ -64,8 +65,8 @@ export function baseName(p: string): string {
   return trimmed === '' ? '' : path.posix.basename(trimmed);
 }
 
-export function isExcluded(rel: string, exclude: readonly RegExp[]): boolean {
-  return exclude.some((re) => re.test(rel));
+export function isExcluded(rel: string, filter: PathFilter, isDir: boolean): boolean {
+  return filter.excludes(rel, isDir);
 }
 
 /** Places every source under the destination by cp -r rules and lists the work. */

@@ -18,6 +18,7 @@ import { type Endpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from '..
 import type { RemoteFs } from '../core/remote_fs.js';
 import { InterruptedError, PathError, UsageError } from '../errors.js';
 import { removeLocal, statLocal } from './local_remove.js';
+import type { PathFilter } from './path_filter.js';
 import { LocalSide, RemoteSide, type Side } from './sides.js';
 
 export interface RemoveOptions extends RemoteOptions {
@@ -28,7 +29,7 @@ export interface RemoveOptions extends RemoteOptions {
   emptyDirs: boolean;
   dryRun: boolean;
   /** -e: entries below a directory that match stay (and so do the directories holding them). */
-  exclude: RegExp[];
+  exclude: PathFilter;
   /** -i: asked before each path; absent: not asked. */
   askEach?: (question: string) => Promise<boolean>;
   /** Asked once per remote host before anything there goes (unless -f/-y); absent: not asked. */
@@ -136,7 +137,7 @@ async function removeOn(
     }
   }
   // Whole operands go in one step each, unless -e keeps some of what is below, or -n lists it.
-  const whole = targets.filter((t) => t.kind !== 'tree' || (opts.exclude.length === 0 && !opts.dryRun));
+  const whole = targets.filter((t) => t.kind !== 'tree' || (opts.exclude.empty && !opts.dryRun));
   for (const t of targets) if (!whole.includes(t)) await removeEntries(side, t, opts, rep);
   if (opts.dryRun) {
     for (const t of whole) rep.planned(`remove ${t.shown}${t.kind === 'file' ? '' : '/'}`);

@@ -206,7 +206,7 @@ export class RemoteSide implements Side {
         });
         continue;
       }
-      if (isExcluded(e.path, opts.exclude) || excludedDirs.some((d) => e.path.startsWith(d))) {
+      if (isExcluded(e.path, opts.exclude, e.isDir) || excludedDirs.some((d) => e.path.startsWith(d))) {
         if (e.isDir) excludedDirs.push(`${e.path}/`);
         continue;
       }

@@ -5,13 +5,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PathError } from '../errors.js';
+import type { PathFilter } from './path_filter.js';
 import { baseName, isExcluded, type SourceTree, type TreeEntry } from './plan.js';
 
 export interface WalkOptions {
   recursive: boolean;
   /** Follow symlinks (default) or keep them as links (`--no-deref`). */
   deref: boolean;
-  exclude: readonly RegExp[];
+  exclude: PathFilter;
   /** Told of each entry left out because it is not a file, directory or link (a FIFO...). */
   onSkip?: (abs: string, kind: string) => void;
 }
@@ -70,7 +71,6 @@ export function walkLocal(
     }
     for (const d of names) {
       const rel = dirRel === '' ? d.name : `${dirRel}/${d.name}`;
-      if (isExcluded(rel, opts.exclude)) continue;
       const abs = path.join(dirAbs, d.name);
       let s: fs.Stats;
       try {
@@ -79,6 +79,7 @@ export function walkLocal(
         failures.push({ path: abs, error: asPathError(abs, err) });
         continue;
       }
+      if (isExcluded(rel, opts.exclude, s.isDirectory())) continue;
       if (s.isSymbolicLink()) entries.push(linkEntry(rel, abs, s));
       else if (s.isDirectory()) {
         const id = `${s.dev}:${s.ino}`;

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { parseEndpoint } from '../../src/core/endpoint.js';
 import { type CopyOptions, runCopy } from '../../src/transfer/copy.js';
 import type { CopyReporter, FileEvent } from '../../src/transfer/events.js';
+import { PathFilter } from '../../src/transfer/path_filter.js';
 import { splitCommand } from '../../src/util/shell.js';
 import { tempDir } from '../helpers/serve.js';
 
@@ -15,7 +16,7 @@ function options(over: Partial<CopyOptions> = {}): CopyOptions {
     preserve: false,
     force: false,
     dryRun: false,
-    exclude: [],
+    exclude: PathFilter.none,
     deref: true,
     verify: false,
     ssh: { rsh: ['ssh'], remotePath: 'bcmr' },
@@ -147,7 +148,7 @@ test('dry run plans without writing; excludes apply; -p keeps mode and mtime; li
     assert.ok(dry.rep.lines.some((l) => l.includes('keep.txt')));
     const { out } = await copy([src], path.join(dir, 'p'), {
       preserve: true,
-      exclude: [/\.log$/],
+      exclude: new PathFilter([/\.log$/], [], null),
       deref: false,
     });
     assert.equal(out.files, 1);
