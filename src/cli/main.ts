@@ -21,7 +21,8 @@ const { version } = JSON.parse(readFileSync(new URL('../../../package.json', imp
 const sub = process.argv[2];
 const isCopy = ['copy', 'cp', 'move', 'mv', 'sync', 'check'].includes(sub ?? '');
 const isRemove = sub === 'remove' || sub === 'rm';
-const known = isCopy || isRemove || sub === 'serve' || sub === 'deploy';
+const isInspect = ['ls', 'stat', 'du', 'hash'].includes(sub ?? '');
+const known = isCopy || isRemove || isInspect || sub === 'serve' || sub === 'deploy';
 
 async function versionLine(): Promise<string> {
   if (!process.argv.includes('--version')) return version;
@@ -54,6 +55,10 @@ if (isCopy || !known) {
 }
 if (isRemove || !known)
   (await import('./remove_command.js')).addRemoveCommand(program, (code) => {
+    commandExit = code;
+  });
+if (isInspect || !known)
+  (await import('./inspect_command.js')).addInspectCommands(program, (code) => {
     commandExit = code;
   });
 if (sub === 'deploy' || !known) (await import('./deploy_command.js')).addDeployCommand(program);

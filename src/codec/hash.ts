@@ -163,14 +163,14 @@ export function directMac(
   return impl.keyed(sessionKey, [DIRECT_CONTEXT, nonce]);
 }
 
-/** BLAKE3 hex of a whole local file, read in 4 MiB blocks. */
-export async function fileHashHex(path: string): Promise<string> {
+/** BLAKE3 hex of a local file (or of `limit` bytes from `offset`), read in 4 MiB blocks. */
+export async function fileHashHex(path: string, offset = 0, limit: number | null = null): Promise<string> {
   const { FdFile } = await import('../util/fd_file.js');
   const { BlockBuffers, readBlocks, RELEASED } = await import('../util/file_blocks.js');
   const f = FdFile.open(path, 'r');
   try {
     const h = blake3Impl.hasher();
-    await readBlocks(f, 0, null, new BlockBuffers(), (b) => {
+    await readBlocks(f, offset, limit, new BlockBuffers(), (b) => {
       h.update(b);
       return RELEASED;
     });

@@ -74,6 +74,8 @@ export interface RemoteFs {
   download(queue: WorkQueue<GetItem>, cb: BatchCallbacks<GetItem>): Promise<void>;
   /** BLAKE3 hex of each file as stored now, or the error. */
   hashFiles(paths: readonly string[]): Promise<(string | Error)[]>;
+  /** BLAKE3 hex of `limit` bytes (to the end when null) from `offset`; absent without a server. */
+  hashRange?(path: string, offset: number, limit: number | null): Promise<string>;
   /** Runs a POSIX shell script on the remote (modes, times, links); rejects on failure. */
   script(text: ShText): Promise<string>;
   close(): Promise<void>;

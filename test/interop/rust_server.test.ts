@@ -371,6 +371,21 @@ describe('bcmr copy -> Rust bcmr serve, through the real sshd', { skip: RUST_MIS
     assert.match(missing.stderr, /No such file or directory/);
   });
 
+  it('ls, du and hash (of a file and of a range) through the Rust server', async () => {
+    const t = remote(path.join(dir, 'tree'));
+    const ls = await copyLike(['ls', '--json', '-R', t]);
+    assert.equal(ls.code, 0, ls.stderr);
+    const listed = jsonEvents(ls.stdout).filter((e) => e.event === 'entry');
+    assert.ok(listed.some((e) => e.path === 'sub/deeper/r.bin' && e.size === 3 * MiB));
+    const du = jsonEvents((await copyLike(['du', '--json', t])).stdout).find((e) => e.event === 'du');
+    assert.equal(du?.files, 3);
+    const r = path.join(dir, 'tree/sub/deeper/r.bin');
+    const h = await copyLike(['hash', '--json', remote(r), '--offset', '5', '--limit', '100000']);
+    assert.equal(h.code, 0, h.stderr);
+    const [e] = jsonEvents(h.stdout).filter((x) => x.event === 'hash');
+    assert.equal(e.blake3, blake3Hex(fs.readFileSync(r).subarray(5, 100_005)));
+  });
+
   it('--fast -V against the Rust server checks the result', async () => {
     fs.copyFileSync(path.join(dir, 'big.bin'), path.join(dir, 'resumed.bin'));
     const v = await copy(['--fast', '-V', remote(path.join(dir, 'resumed.bin')), 'fast-v.bin']);

@@ -311,6 +311,10 @@ export class ServePool implements RemoteFs {
     await this.onControl((c) => Promise.all(paths.map((p) => c.mkdir(p))));
   }
 
+  hashRange(path: string, offset: number, limit: number | null): Promise<string> {
+    return this.onControl((c) => c.hash(path, offset, limit));
+  }
+
   async hashFiles(paths: readonly string[]): Promise<(string | Error)[]> {
     return this.onControl(async (c) => {
       const out = await Promise.all(paths.map((p) => c.hash(p).catch((e: Error) => e)));
