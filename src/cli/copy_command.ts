@@ -12,12 +12,14 @@ import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
 import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
+import { parseRate, RateLimiter } from '../transport/rate_limit.js';
 import { trace } from '../util/trace.js';
 import { type FilterRaw, pathFilter, withFilterOptions } from './filter_options.js';
 import { CopyOutput, type ProgressMode } from './output.js';
 import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
 interface RawOptions extends RemoteRaw, FilterRaw {
+  bwlimit?: string;
   recursive?: boolean;
   preserve?: boolean;
   force?: boolean;
@@ -159,6 +161,10 @@ function withTransferOptions(c: Command): Command {
         .choices(['auto', 'zstd', 'lz4', 'none'])
         .default('auto'),
     )
+    .option(
+      '--bwlimit <rate>',
+      'total rate over all connections and planes, as rsync: KiB/s, or with a suffix (500K, 10M, 1G = binary units per second)',
+    )
     .option('--fast', 'skip the server-side hash of downloads (sizes are still checked)')
     .option('--sync', 'fsync each file on the receiving side before it is published')
     .option('-V, --verify', 'after copying, re-read each destination file and compare its BLAKE3')
@@ -264,6 +270,12 @@ export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {
   }
   const exclude = pathFilter(raw);
   const remote = remoteOptions(raw);
+  if (raw.bwlimit !== undefined) {
+    const rate = parseRate(raw.bwlimit);
+    if (rate === null)
+      throw new UsageError(`--bwlimit must be a rate such as 500K or 10M, not '${raw.bwlimit}'`);
+    remote.ssh.bwlimit = new RateLimiter(rate);
+  }
   const interactive = !json && process.stdin.isTTY && process.stderr.isTTY;
   return {
     recursive: Boolean(raw.recursive),

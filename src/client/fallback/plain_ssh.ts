@@ -9,7 +9,7 @@
  * checked; downloads are size-checked and hashed locally before being published.
  */
 import { type ChildProcess, type ChildProcessByStdio, spawn } from 'node:child_process';
-import { closeSync, constants, fstatSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { Blake3Hasher, fileHashHex } from '../../codec/hash.js';
 import type { RemoteEndpoint } from '../../core/endpoint.js';
@@ -331,7 +331,7 @@ if [ "$n" -ne ${size} ]; then echo "received $n of ${size} bytes" >&2; exit 3; f
 ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
       let sent = 0;
       let code: number | null;
-      if (!/[\n!]/.test(cmd)) {
+      if (!/[\n!]/.test(cmd) && !this.cfg.bwlimit) {
         // The script fits the command line of any login shell (no newline, no `!`): then ssh
         // reads the file itself as its stdin, and the bytes never pass through this process.
         // BLAKE3 is computed meanwhile from the page cache; progress from the shared offset.
@@ -409,11 +409,17 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
       got = now;
     }, 100);
     try {
+      // With --bwlimit the bytes come through here, each chunk after its tokens.
+      const limited = this.cfg.bwlimit
+        ? (b: Uint8Array) => {
+            for (let o = 0; o < b.length; ) o += writeSync(fd, b, o);
+          }
+        : null;
       const code = await this.stream(
         bootstrap(text),
         async (write) => write(text),
-        null,
-        fd,
+        limited,
+        limited ? undefined : fd,
         (c) => {
           child = c;
         },
@@ -487,18 +493,30 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
     // never an unhandled rejection (which would end the process).
     closed.catch(() => {});
     const reading = (async () => {
-      if (child.stdout) for await (const chunk of child.stdout) if (onData) await onData(chunk as Buffer);
+      const limiter = this.cfg.bwlimit;
+      if (child.stdout)
+        for await (const chunk of child.stdout) {
+          await limiter?.take((chunk as Buffer).length);
+          if (onData) await onData(chunk as Buffer);
+        }
     })();
     const writing = (async () => {
       if (feed) {
-        await feed(
-          (b) =>
-            new Promise<void>((resolve, reject) => {
-              child.stdin?.write(b, (e) =>
-                e ? reject(new ConnectionClosedError(`ssh closed: ${e.message}`)) : resolve(),
-              );
-            }),
-        );
+        const put = (b: Uint8Array) =>
+          new Promise<void>((resolve, reject) => {
+            child.stdin?.write(b, (e) =>
+              e ? reject(new ConnectionClosedError(`ssh closed: ${e.message}`)) : resolve(),
+            );
+          });
+        const limiter = this.cfg.bwlimit;
+        await feed(async (b) => {
+          if (!limiter) return put(b);
+          // --bwlimit: small pieces, each after its tokens, for a steady rate.
+          for (let o = 0; o < b.length; o += 64 * 1024) {
+            await limiter.take(Math.min(64 * 1024, b.length - o));
+            await put(b.subarray(o, o + 64 * 1024));
+          }
+        });
       }
       child.stdin?.end();
     })();

@@ -79,7 +79,7 @@ export async function connectServe(
   };
   const channel: ByteChannel = { ...base, readable: afterHomeLine(base.readable, start) };
   try {
-    const client = await ServeClient.connect(channel, { idleMs: cfg.idleMs, ...opts });
+    const client = await ServeClient.connect(channel, { idleMs: cfg.idleMs, bwlimit: cfg.bwlimit, ...opts });
     return {
       client,
       home: start.home ?? '',

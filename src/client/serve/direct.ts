@@ -86,6 +86,7 @@ export async function openDirect(
   const client = await ServeClient.connect(directChannel(sock, ready.sessionKey, control, link), {
     caps: (caps & ~Cap.DIRECT_TCP) | Cap.AEAD,
     idleMs: control.idleMs,
+    bwlimit: control.bwlimit,
   }).catch((err: Error) => {
     throw new DirectUnavailableError(`direct session to ${ready.addr} failed: ${err.message}`);
   });

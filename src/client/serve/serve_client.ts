@@ -37,11 +37,14 @@ export interface ConnectOptions {
    * never a hang. Counted from the last byte, so a slow but moving link never trips it.
    */
   idleMs?: number;
+  /** `--bwlimit`: both directions of this connection draw from it (rate_limit.ts). */
+  bwlimit?: RateLimiter;
 }
 
 const DEFAULT_IDLE_MS = 60_000;
 
 import type { StatResult } from '../../core/items.js';
+import { limitChannel, type RateLimiter } from '../../transport/rate_limit.js';
 
 export interface PutOptions {
   size: number;
@@ -109,6 +112,8 @@ export class ServeClient {
   private readonly waiters: (() => void)[] = [];
   private readonly readLoop: Promise<void>;
   readonly codec: Codec;
+  /** The limiter this connection draws from; a direct session beside it uses the same. */
+  bwlimit: RateLimiter | undefined;
   /** When a byte last moved either way (see ConnectOptions.idleMs). */
   private lastActivity = Date.now();
   private readonly watchdog: NodeJS.Timeout;
@@ -149,7 +154,8 @@ export class ServeClient {
   }
 
   /** Sends Hello, checks Welcome. On failure the channel is closed. */
-  static async connect(channel: ByteChannel, opts: ConnectOptions = {}): Promise<ServeClient> {
+  static async connect(raw: ByteChannel, opts: ConnectOptions = {}): Promise<ServeClient> {
+    const channel = opts.bwlimit ? limitChannel(raw, opts.bwlimit) : raw;
     // Downloads write raw Data pieces as they arrive; nothing on the client counts data frames.
     const reader = new MessageReader(channel.readable, { splitData: true });
     const sink = new FrameSink(channel.writable);
@@ -186,7 +192,9 @@ export class ServeClient {
           `server granted capabilities 0x${m.caps.toString(16)} beyond the 0x${asked.toString(16)} asked for`,
         );
       }
-      return new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024, idleMs);
+      const client = new ServeClient(channel, reader, sink, m.caps, opts.window ?? 1024, idleMs);
+      client.bwlimit = opts.bwlimit;
+      return client;
     } catch (err) {
       if (err instanceof TimeoutError) await channel.abort().catch(() => {});
       else await channel.close().catch(() => {});

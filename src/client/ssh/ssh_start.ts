@@ -4,9 +4,11 @@
  * starts ssh, and only then loads what the copy runs, so ssh's handshake and the remote
  * server's start overlap with our own module loading (issue 16: the fixed cost of a copy).
  */
+
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { RemoteEndpoint } from '../../core/endpoint.js';
+import type { RateLimiter } from '../../transport/rate_limit.js';
 import { shellQuote } from '../../util/shell.js';
 import { type Bundle, bundleBoot, serverBundle } from './bundle.js';
 
@@ -22,6 +24,8 @@ export interface SshConfig {
   idleMs?: number;
   /** Tries after the first for a lost connection (`--retries`; see retry.ts). */
   retries?: number;
+  /** `--bwlimit`: every session's bytes, both ways, draw from this one limiter. */
+  bwlimit?: RateLimiter;
 }
 
 /**
