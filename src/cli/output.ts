@@ -1,12 +1,14 @@
 /**
  * What a copy prints. Three independent parts, all fed by CopyReporter events:
  * - errors: always, one line each on stderr;
- * - progress: a live line on a terminal (stderr), plain periodic lines, or nothing;
+ * - progress (progress.ts): a drawn block on a terminal (stderr), a plain line every few
+ *   seconds, or nothing;
  * - `--json`: NDJSON on stdout, one `file` event per file and a final `summary`
  *   (schema in the README); otherwise `-v` lists copied files on stdout.
  */
 import type { CopyOutcome, CopyReporter, FileEvent, StartEvent } from '../transfer/events.js';
-import { formatBytes, formatDuration } from './format.js';
+import { formatBytes } from './format.js';
+import { PLAIN_PERIOD_MS, ProgressView } from './progress.js';
 
 export type ProgressMode = 'auto' | 'inline' | 'plain' | 'off';
 
@@ -19,38 +21,10 @@ export interface OutputOptions {
   progress: ProgressMode;
 }
 
-/**
- * Rate over a sliding window of recent samples, so the ETA follows what the transfer does now
- * (big files and small files move at very different byte rates) rather than its average.
- */
-class RateMeter {
-  private readonly samples: { t: number; bytes: number }[] = [];
-  constructor(private readonly windowMs = 5000) {}
-
-  sample(t: number, bytes: number): void {
-    this.samples.push({ t, bytes });
-    while (this.samples.length > 2 && t - this.samples[0].t > this.windowMs) this.samples.shift();
-  }
-
-  /** Bytes per second, or 0 before two samples. */
-  rate(): number {
-    if (this.samples.length < 2) return 0;
-    const a = this.samples[0];
-    const b = this.samples[this.samples.length - 1];
-    return b.t > a.t ? ((b.bytes - a.bytes) * 1000) / (b.t - a.t) : 0;
-  }
-}
-
 export class CopyOutput implements CopyReporter {
   private start0 = performance.now();
-  private total: StartEvent | null = null;
-  private doneBytes = 0;
-  private doneFiles = 0;
-  private lastName = '';
   private timer: NodeJS.Timeout | null = null;
-  private readonly meter = new RateMeter();
-  private live = false;
-  private lineShown = false;
+  private view: ProgressView | null = null;
   private readonly mode: ProgressMode;
 
   constructor(
@@ -64,24 +38,27 @@ export class CopyOutput implements CopyReporter {
   }
 
   start(e: StartEvent): void {
-    this.total = e;
     this.start0 = performance.now();
     if (this.o.json) this.emit({ event: 'start', ...e });
     if (this.mode !== 'off') {
-      this.live = this.mode === 'inline';
-      this.timer = setInterval(() => this.render(), this.live ? 200 : 1000);
+      const live = this.mode === 'inline';
+      this.view = new ProgressView(this.err, live, e);
+      this.timer = setInterval(() => this.view?.render(), live ? 200 : PLAIN_PERIOD_MS);
       this.timer.unref();
-      if (this.live) this.render();
+      if (live) this.view.render();
     }
   }
 
-  bytes(n: number): void {
-    this.doneBytes += n;
+  bytes(n: number, lane?: number): void {
+    this.view?.bytes(n, lane);
+  }
+
+  transferred(): void {
+    this.view?.fileDone();
   }
 
   file(e: FileEvent): void {
-    if (e.outcome === 'ok') this.doneFiles++;
-    this.lastName = e.dest || e.source;
+    this.view?.current(e.dest || e.source);
     if (this.o.json) {
       this.emit({
         event: 'file',
@@ -124,8 +101,8 @@ export class CopyOutput implements CopyReporter {
   finish(outcome: CopyOutcome | null, exitCode: number, failure: string | null): void {
     if (this.timer) clearInterval(this.timer);
     // Plain mode always ends with a complete line, even for a copy shorter than its period.
-    if (this.mode === 'plain' && this.total) this.render();
-    this.clearLine();
+    if (this.mode === 'plain') this.view?.render();
+    this.view?.clear();
     const secs = (performance.now() - this.start0) / 1000;
     const o = outcome ?? { files: 0, failed: 0, bytes: 0, dirs: 0 };
     if (this.o.json) {
@@ -150,42 +127,14 @@ export class CopyOutput implements CopyReporter {
     }
   }
 
-  private render(): void {
-    const t = this.total;
-    if (!t) return;
-    const now = performance.now();
-    this.meter.sample(now, this.doneBytes);
-    const rate = this.meter.rate();
-    const left = Math.max(0, t.bytes - this.doneBytes);
-    const eta = rate > 0 ? left / rate : Number.POSITIVE_INFINITY;
-    const pct = t.bytes > 0 ? Math.floor((this.doneBytes * 100) / t.bytes) : 100;
-    const line = `${String(pct).padStart(3)}% ${formatBytes(this.doneBytes)}/${formatBytes(t.bytes)} ${formatBytes(rate)}/s ETA ${formatDuration(eta)} [${this.doneFiles}/${t.files}]`;
-    if (this.live) {
-      const width = (this.err.columns ?? 100) - 1;
-      const room = width - line.length - 1;
-      const name = room > 8 ? ` ${ellipsize(this.lastName, room)}` : '';
-      this.err.write(`\r\x1b[K${line}${name}`);
-      this.lineShown = true;
-    } else this.err.write(`${line}\n`);
-  }
-
-  private clearLine(): void {
-    if (this.lineShown) this.err.write('\r\x1b[K');
-    this.lineShown = false;
-  }
-
   private println(stream: NodeJS.WriteStream, s: string): void {
-    if (stream === this.err) this.clearLine();
+    if (stream === this.err) this.view?.clear();
     stream.write(`${s}\n`);
   }
 
   private emit(obj: Record<string, unknown>): void {
     this.out.write(`${JSON.stringify(obj)}\n`);
   }
-}
-
-function ellipsize(s: string, n: number): string {
-  return s.length <= n ? s : `…${s.slice(s.length - n + 1)}`;
 }
 
 function round3(x: number): number {

@@ -74,7 +74,8 @@ export interface FileResult<T> {
 }
 
 export interface BatchCallbacks<T> {
-  onBytes?(n: number, item: T): void;
+  /** `lane`: which of the host's connections carried them (0 the first), where known. */
+  onBytes?(n: number, item: T, lane?: number): void;
   onFileDone?(r: FileResult<T>): void;
 }
 

@@ -21,6 +21,8 @@ import { handlePut, handlePutChunked } from './handlers/put.js';
 import { handleHash, handleList, handleResume, handleStat } from './handlers/query.js';
 import { PathGuard } from './path_guard.js';
 
+/** Longest a reply waits in the sink while requests keep coming (see the session loop). */
+const REPLY_DELAY_MS = 50;
 /**
  * What this server offers over ssh or stdio: every bit its runtime can serve (RUNTIME_CAPS)
  * but AEAD (no direct key there).
@@ -124,12 +126,18 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
       sync: (caps & Cap.SYNC) !== 0,
       fast: (caps & Cap.FAST) !== 0,
     };
+    let flushedAt = performance.now();
     for (;;) {
       // Replies wait in the sink while more requests are already read (one write for a
       // pipelined batch); before waiting for the peer, everything owed is written. Flushing
       // here, not after each handler, covers every path to the wait (a discarded Done too).
-      if (reader.buffered === 0) await sink.flush();
-      else await sink.flushIfFull();
+      // A client that never lets the input run dry (a long stream of small files) still
+      // hears of each file within REPLY_DELAY_MS: its progress and memory depend on it.
+      const now = performance.now();
+      if (reader.buffered === 0 || now - flushedAt > REPLY_DELAY_MS) {
+        await sink.flush();
+        flushedAt = now;
+      } else await sink.flushIfFull();
       const m = await reader.next();
       if (m === null) break;
       if (ctx.discardNextDone) {

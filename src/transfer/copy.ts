@@ -403,16 +403,23 @@ class Job {
     prehash: Map<string, Promise<Prehash | null>>,
   ): Promise<Moved[]> {
     const done: Moved[] = [];
-    const settle = (src: string, dest: string, r: FileResult<unknown>) =>
-      r.error ? this.report(src, dest, r) : done.push({ src, dest, r });
-    const onBytes = (n: number) => this.rep.bytes(n);
+    const settle = (src: string, dest: string, r: FileResult<unknown>) => {
+      if (r.error) this.report(src, dest, r);
+      else {
+        done.push({ src, dest, r });
+        this.rep.transferred?.();
+      }
+    };
+    const onBytes = (n: number, _item: unknown, lane?: number) => this.rep.bytes(n, lane);
     if (!from.remote && !to.remote) {
       const results = await copyLocalFiles(
         files,
         { overwrite: this.opts.force, verify: this.opts.verify, sync: this.opts.sync, signal: this.signal },
-        onBytes,
+        { onBytes, onFileDone: (r) => !r.error && this.rep.transferred?.() },
       );
-      for (const [i, r] of results.entries()) settle(files[i].src, files[i].dest, r);
+      for (const [i, r] of results.entries())
+        if (r.error) this.report(files[i].src, files[i].dest, r);
+        else done.push({ src: files[i].src, dest: files[i].dest, r });
     } else if (!from.remote && to.remote) {
       await to.remote.upload(new WorkQueue(files.map((f) => this.putItem(f.src, f, prehash))), {
         onBytes,

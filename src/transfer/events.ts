@@ -51,7 +51,10 @@ export interface StartEvent {
 
 export interface CopyReporter {
   start(e: StartEvent): void;
-  bytes(n: number): void;
+  /** `lane`: which connection to the host carried them, where known (progress lanes). */
+  bytes(n: number, lane?: number): void;
+  /** A file's bytes are all there (verified and published later; its `file` event then). */
+  transferred?(): void;
   file(e: FileEvent): void;
   /** A message for stderr that is not a failure (e.g. falling back to plain ssh). */
   notice(msg: string): void;

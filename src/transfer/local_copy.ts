@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { fileHashHex } from '../codec/hash.js';
-import { type FileResult, fileResult } from '../core/items.js';
+import { type BatchCallbacks, type FileResult, fileResult } from '../core/items.js';
 import { IntegrityError, InterruptedError } from '../errors.js';
 import { publish, tempNameFor } from '../util/temp_file.js';
 import type { PlannedFile } from './plan.js';
@@ -20,7 +20,7 @@ export interface LocalCopyOptions {
 export async function copyLocalFiles(
   files: readonly PlannedFile[],
   opts: LocalCopyOptions,
-  onBytes: (n: number) => void,
+  cb: BatchCallbacks<PlannedFile>,
 ): Promise<FileResult<PlannedFile>[]> {
   const results: FileResult<PlannedFile>[] = [];
   for (const f of files) {
@@ -48,12 +48,14 @@ export async function copyLocalFiles(
         hash = a;
       }
       publish(tmp, f.dest, opts.overwrite);
-      onBytes(size);
+      cb.onBytes?.(size, f);
       results.push(fileResult(f, t0, { bytes: size, hash }));
     } catch (err) {
       fs.rmSync(tmp, { force: true });
       results.push(fileResult(f, t0, { error: err as Error }));
     }
+    // For progress only: the caller takes every result from the returned list.
+    cb.onFileDone?.(results[results.length - 1]);
   }
   return results;
 }

@@ -1,6 +1,7 @@
 /**
- * `--bwlimit`: one token bucket for the whole process, shared by every connection and plane in
- * both directions, so the total is what the user asked for (as rsync, rclone and mscp mean it).
+ * `--bwlimit`: one limit for the whole process, shared by every connection and plane, so the
+ * total is what the user asked for (as rsync, rclone and mscp mean it); a bucket per direction
+ * (as rclone's), so an upload's small replies never queue behind its own data.
  * Writes are cut into small pieces that each wait for their tokens, and reads are held back
  * until theirs are there (the peer then waits on the full pipe and ssh window): the rate on the
  * wire is steady within ~50 ms rather than a burst per 4 MiB frame and a pause.
@@ -12,7 +13,7 @@ import type { ByteChannel } from './channel.js';
 /** Piece of a write that waits for its own tokens. */
 const PIECE = 64 * 1024;
 
-export class RateLimiter {
+class TokenBucket {
   private tokens: number;
   private last = performance.now();
   private readonly burst: number;
@@ -38,6 +39,16 @@ export class RateLimiter {
   }
 }
 
+export class RateLimiter {
+  /** What we send, and what we receive. */
+  readonly out: TokenBucket;
+  readonly in: TokenBucket;
+  constructor(readonly bytesPerSecond: number) {
+    this.out = new TokenBucket(bytesPerSecond);
+    this.in = new TokenBucket(bytesPerSecond);
+  }
+}
+
 /**
  * Parses a rate as rsync and rclone write it: a number of KiB/s, or with a suffix B, K, M, G
  * (binary units; `8M` is 8 MiB/s), optionally followed by `/s` or `iB`.
@@ -59,7 +70,7 @@ export function limitChannel(channel: ByteChannel, limiter: RateLimiter): ByteCh
       (async () => {
         for (let o = 0; o < chunk.length; o += PIECE) {
           const piece = chunk.subarray(o, o + PIECE);
-          await limiter.take(piece.length);
+          await limiter.out.take(piece.length);
           // Done only once the stream has taken the bytes: the caller may then reuse the
           // buffer they were a view of (frame_sink.ts).
           await new Promise<void>((resolve, reject) =>
@@ -79,7 +90,7 @@ export function limitChannel(channel: ByteChannel, limiter: RateLimiter): ByteCh
   inner.on('error', (err) => writable.destroy(err));
   async function* readable(): AsyncGenerator<Uint8Array> {
     for await (const chunk of channel.readable) {
-      await limiter.take(chunk.length);
+      await limiter.in.take(chunk.length);
       yield chunk;
     }
   }

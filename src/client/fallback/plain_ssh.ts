@@ -496,7 +496,7 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
       const limiter = this.cfg.bwlimit;
       if (child.stdout)
         for await (const chunk of child.stdout) {
-          await limiter?.take((chunk as Buffer).length);
+          await limiter?.in.take((chunk as Buffer).length);
           if (onData) await onData(chunk as Buffer);
         }
     })();
@@ -513,7 +513,7 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
           if (!limiter) return put(b);
           // --bwlimit: small pieces, each after its tokens, for a steady rate.
           for (let o = 0; o < b.length; o += 64 * 1024) {
-            await limiter.take(Math.min(64 * 1024, b.length - o));
+            await limiter.out.take(Math.min(64 * 1024, b.length - o));
             await put(b.subarray(o, o + 64 * 1024));
           }
         });

@@ -420,14 +420,14 @@ export class ServePool implements RemoteFs {
   private async runRanges<F>(
     ranges: RangeItem<F>[],
     batch: RangeBatch<F>,
-    onBytes: (n: number) => void,
+    onBytes: (n: number, lane?: number) => void,
   ): Promise<void> {
     const queue = new WorkQueue(ranges);
     let failure: Error | null = null;
     await this.runWorkers(
       queue,
       {
-        onBytes,
+        onBytes: (n, _range, lane) => onBytes(n, lane),
         onFileDone: (r) => {
           if (r.error && !failure) {
             failure = r.error;
@@ -517,7 +517,7 @@ export class ServePool implements RemoteFs {
         const retrying = losses < retries;
         const c = client;
         await batch(client, queue, {
-          onBytes: cb.onBytes,
+          onBytes: (n, item) => cb.onBytes?.(n, item, index),
           onFileDone: (r) => {
             if (!r.error) losses = 0;
             const again = r.error && !this.destroyed ? retryAs(r) : null;

@@ -125,9 +125,9 @@ export async function putDelta(
     trace('delta: base copied');
     made = true;
     if (size > keep) ranges.push({ offset: keep, length: size - keep });
-    await host.runRanges(spread({ fh, remoteTemp: tmp }, ranges), putRanges, (n) => {
+    await host.runRanges(spread({ fh, remoteTemp: tmp }, ranges), putRanges, (n, lane) => {
       sent += n;
-      cb.onBytes?.(n, item);
+      cb.onBytes?.(n, item, lane);
     });
     trace('delta: ranges sent');
     const [stored, local] = await Promise.all([
@@ -168,9 +168,9 @@ export async function getDelta(
     const control = await host.control();
     const ranges = await changedRanges(control, item.remote, fh, keep);
     if (item.size > keep) ranges.push({ offset: keep, length: item.size - keep });
-    await host.runRanges(spread({ remote: item.remote, fh }, ranges), getRanges, (n) => {
+    await host.runRanges(spread({ remote: item.remote, fh }, ranges), getRanges, (n, lane) => {
       got += n;
-      cb.onBytes?.(n, item);
+      cb.onBytes?.(n, item, lane);
     });
     const [remote, local] = await Promise.all([
       host.control().then((c) => c.hash(item.remote)),

@@ -170,7 +170,11 @@ export interface StripeHost {
   /** The connection for single requests (Truncate, Hash). */
   control(): Promise<ServeClient>;
   /** Runs the ranges on all connections, retrying a lost connection's ranges; throws the first failure. */
-  runRanges<F>(ranges: RangeItem<F>[], batch: RangeBatch<F>, onBytes: (n: number) => void): Promise<void>;
+  runRanges<F>(
+    ranges: RangeItem<F>[],
+    batch: RangeBatch<F>,
+    onBytes: (n: number, lane?: number) => void,
+  ): Promise<void>;
   /** Removes a remote temp file (the protocol has no delete), bounded in time. */
   removeRemote(path: string): Promise<void>;
   /** Ctrl-C: the copy was given up, not cut off. */
@@ -254,9 +258,9 @@ export async function putStriped(
       // Our server's Truncate zeroes the file: only a fresh part file is truncated.
       if (!present) await control.truncate(remoteTemp, size);
       const ranges = missingRanges(planRanges({ fh: file, remoteTemp }, size, host.connections), present);
-      await host.runRanges(ranges, putRanges, (n) => {
+      await host.runRanges(ranges, putRanges, (n, lane) => {
         bytes += n;
-        cb.onBytes?.(n, item);
+        cb.onBytes?.(n, item, lane);
       });
       const [stored, local] = await Promise.all([
         host.control().then((c) => c.hash(remoteTemp)),
@@ -311,9 +315,9 @@ export async function getStriped(
     await host.runRanges(
       planRanges({ remote: item.remote, fh }, item.size, host.connections),
       getRanges,
-      (n) => {
+      (n, lane) => {
         bytes += n;
-        cb.onBytes?.(n, item);
+        cb.onBytes?.(n, item, lane);
       },
     );
     let hash: string | null = null;
