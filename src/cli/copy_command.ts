@@ -20,6 +20,7 @@ import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_optio
 
 interface RawOptions extends RemoteRaw, FilterRaw {
   bwlimit?: string;
+  to?: string[];
   recursive?: boolean;
   preserve?: boolean;
   force?: boolean;
@@ -76,7 +77,7 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
       "Make DST a copy of SRC's contents (as rclone sync): only new and changed files move; modes and mtimes kept",
     )
     .argument('<src>', 'a directory or file, local or [user@]host:path')
-    .argument('<dst>', 'becomes a copy of SRC (made as needed; no trailing-slash rules)')
+    .argument('[dst]', 'becomes a copy of SRC (made as needed; no trailing-slash rules); or --to')
     .option('-n, --dry-run', 'itemise what would change (+ new, ~ changed, - deleted), change nothing')
     .option('-c, --checksum', 'compare same-size files by BLAKE3 (each host hashes its own), not by mtime')
     .option(
@@ -85,7 +86,7 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
     )
     .option('--max-delete <n>', 'with --delete: delete nothing (and fail) when more than N would go');
   withTransferOptions(sync).action(
-    async (src: string, dst: string, raw: RawOptions & SyncOptions, cmd: Command) => {
+    async (src: string, dst: string | undefined, raw: RawOptions & SyncOptions, cmd: Command) => {
       const json = Boolean(cmd.optsWithGlobals().json);
       const maxDelete = raw.maxDelete === undefined ? Number.POSITIVE_INFINITY : Number(raw.maxDelete);
       if (!(maxDelete >= 0) || (Number.isFinite(maxDelete) && !Number.isInteger(maxDelete))) {
@@ -94,7 +95,13 @@ export function addCopyCommand(program: Command, setExit: (code: number) => void
       }
       const mirror = { checksum: Boolean(raw.checksum), delete: Boolean(raw.delete), maxDelete };
       setExit(
-        await copyMain([src, dst], { ...raw, recursive: true, preserve: true, force: true }, json, mirror),
+        await copyMain(
+          dst === undefined ? [src] : [src, dst],
+          { ...raw, recursive: true, preserve: true, force: true },
+          json,
+          mirror,
+          'sync',
+        ),
       );
     },
   );
@@ -162,6 +169,11 @@ function withTransferOptions(c: Command): Command {
         .default('auto'),
     )
     .option(
+      '--to <dst>',
+      'fan out: send to this destination too, all at once (repeatable; then every path is a SRC)',
+      (v: string, acc: string[] | undefined) => [...(acc ?? []), v],
+    )
+    .option(
       '--bwlimit <rate>',
       'total rate over all connections and planes, as rsync: KiB/s, or with a suffix (500K, 10M, 1G = binary units per second)',
     )
@@ -188,7 +200,7 @@ async function copyMain(
   raw: RawOptions,
   json: boolean,
   mirror?: MirrorOptions,
-  op: 'copy' | 'move' = 'copy',
+  op: 'copy' | 'move' | 'sync' = 'copy',
 ): Promise<number> {
   const out = new CopyOutput({
     verb: op === 'move' ? 'Moved' : 'Copied',
@@ -209,9 +221,17 @@ async function copyMain(
   const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
   for (const s of signals) process.on(s, onSignal);
   try {
-    if (paths.length < 2) throw new UsageError('need at least one SRC and a DST (bcmr copy SRC... DST)');
+    const fan = raw.to ?? [];
+    if (paths.length < (fan.length > 0 ? 1 : 2))
+      throw new UsageError(`need at least one SRC and a DST (bcmr ${op} SRC... DST, or --to DST)`);
     const opts = toCopyOptions(raw, json);
     if (mirror) opts.mirror = mirror;
+    if (fan.length > 0) {
+      if (op === 'sync' && paths.length > 1) throw new UsageError('sync takes one SRC with --to');
+      const { fanOut } = await import('./fan_out.js');
+      const verbose = Boolean(raw.verbose);
+      return await fanOut(op, paths, fan, opts, { json, verbose, quiet: Boolean(raw.quiet) }, ac.signal);
+    }
     startFirstConnection(paths, opts);
     // The copy's code loads while ssh connects and the remote server starts.
     const run =
