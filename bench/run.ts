@@ -12,6 +12,8 @@
  *              every packet, ssh's and the direct plane's, delayed and rate-limited between two
  *              network namespaces): scp, rsync, rclone, tar|ssh, bcmr -P 1/2/4/8, --direct=direct
  *              -P 1/2/4, -P auto --direct auto, and raw TCP over 1 and 4 streams as the ceiling
+ *   fanout     1 GiB to three hosts: `bcmr copy --to` x3 against three bcmr copies and three scp
+ *              in turn, on loopback and over the first WAN path (bench/fan_out.ts)
  *   resync     re-runs, `bcmr sync` against `rsync -a` (bench/resync.ts): 10,000 x 64 KiB
  *              unchanged up and down, 100 of them edited; 1 GiB with 16 scattered 4 KiB edits,
  *              on loopback (bytes on the wire counted) and over the first WAN path
@@ -35,6 +37,7 @@ import { ceilings } from './ceilings.js';
 import { startCountingProxy } from './count_proxy.js';
 import { type Dataset, digestOf, randomFile, smallTree, textFile, warm } from './datasets.js';
 import { startDelayProxy } from './delay_proxy.js';
+import { fanOutCondition } from './fan_out.js';
 import { dedupRepeat, resumeAfterKill, syncCost } from './features.js';
 import { type Measurement, type ReportInfo, writeReport } from './report.js';
 import { resyncCondition } from './resync.js';
@@ -50,7 +53,7 @@ const opt = (name: string): string | undefined => {
 const quick = args.includes('--quick');
 const reps = Number(opt('--reps') ?? (quick ? 1 : 3));
 const rtt = Number(opt('--rtt') ?? 50);
-const ALL_CONDITIONS = 'loopback,latency,slow,features,servers,fallback,wan,resync';
+const ALL_CONDITIONS = 'loopback,latency,slow,features,servers,fallback,wan,resync,fanout';
 const conditions = (opt('--conditions') ?? ALL_CONDITIONS).split(',');
 /** `--wan 50/1000,100/200`: the emulated paths, RTT ms / Mbit/s each way. */
 const wanPaths = (opt('--wan') ?? '50/1000,100/200').split(',').map((p) => p.split('/').map(Number));
@@ -490,6 +493,46 @@ async function main(): Promise<void> {
           );
         }
       }
+    }
+    if (conditions.includes('fanout') && datasets.includes('big')) {
+      // Three hosts: three aliases of one sshd (each its own ssh connection and server).
+      const fan = async (condition: string, server: SshServer, host: string, prefix: string[]) => {
+        server.addAlias('bcmr-fan2', host, server.port);
+        server.addAlias('bcmr-fan3', host, server.port);
+        results.push(
+          ...(await fanOutCondition({
+            condition,
+            hosts: ['bcmr-test', 'bcmr-fan2', 'bcmr-fan3'],
+            config: server.sshArgv[2],
+            rsh: server.rsh,
+            prefix,
+            reps,
+            timed,
+            work: path.join(BASE, 'fanout'),
+            big,
+          })),
+        );
+      };
+      await fan('fanout', sshd, '127.0.0.1', []);
+      const why = wanUnavailable();
+      if (why) notes.push(`fanout over the WAN path skipped: ${why}.`);
+      else {
+        const [rttMs, mbit] = wanPaths[0];
+        const wan = await setupWan(path.join(BASE, 'wan'), rttMs, mbit);
+        try {
+          const inner = await startSshd({ serveLog: false, listen: wan.serverAddr, wrap: wan.inServer });
+          try {
+            await fan(`fanout, WAN ${rttMs} ms, ${mbit} Mbit/s`, inner, wan.serverAddr, wan.inClient);
+          } finally {
+            await inner.stop();
+          }
+        } finally {
+          await wan.teardown();
+        }
+      }
+      notes.push(
+        'fanout: one file to three hosts (three aliases of one sshd, each its own connection and server): `bcmr copy --to` x3 at once against three `bcmr copy` and three `scp` one after another.',
+      );
     }
     if (conditions.includes('resync')) {
       // Both tools through a counting proxy to the same sshd: bytes on the wire per run.

@@ -197,7 +197,7 @@ describe('options', () => {
     assert.match(plain.stderr, /Copied 7 file\(s\)/);
     const inline = await copy(['-r', '-f', '--progress', 'inline', 'tree', remote(`${dir}/plain-progress`)]);
     assert.equal(inline.code, 0);
-    assert.ok(inline.stderr.includes('\r\u001b[K'), 'redraws one line in place');
+    assert.ok(inline.stderr.includes('\u001b[2K'), 'redraws its block in place');
     assert.match(inline.stderr, /\d+% .*ETA/);
     assert.match(inline.stderr, /Copied 7 file\(s\)/);
   });
