@@ -3,7 +3,9 @@
  * once, one command) against three `bcmr copy` one after another and three `scp`, on loopback
  * (three host aliases of the harness's sshd) and over the WAN path when it can be built, where
  * each stream is bound by its window and round trip, and doing the three at once is the point.
- * Every destination is checked with BLAKE3 after every run.
+ * Every destination is checked with BLAKE3 after every run. The three hosts share one server
+ * and so one dedup store: it is emptied before every copy (three real hosts would not hold each
+ * other's blocks), or a second copy in turn would send block hashes only.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -22,6 +24,8 @@ export interface FanOutOptions {
   hosts: [string, string, string];
   config: string;
   rsh: string;
+  /** The server's dedup store, emptied before each copy. */
+  cas: string;
   prefix: string[];
   reps: number;
   timed: Timed;
@@ -57,7 +61,11 @@ const TOOLS: FanTool[] = [
   {
     name: 'bcmr x3 in turn',
     peer: false,
-    argv: (o, dsts) => ['sh', '-c', o.hosts.map((h, i) => bcmrCopy(o, h, dsts[i])).join(' && ')],
+    argv: (o, dsts) => [
+      'sh',
+      '-c',
+      o.hosts.map((h, i) => `rm -rf '${o.cas}' && ${bcmrCopy(o, h, dsts[i])}`).join(' && '),
+    ],
   },
   {
     name: 'scp x3 in turn',
@@ -82,6 +90,7 @@ export async function fanOutCondition(o: FanOutOptions): Promise<Measurement[]> 
       const rec = runs.get(t.name) as { times: number[]; cpu: number[]; errors: string[] };
       const dsts = o.hosts.map((_, i) => path.join(o.work, `dst${i}.bin`));
       for (const d of dsts) fs.rmSync(d, { force: true });
+      fs.rmSync(o.cas, { recursive: true, force: true });
       try {
         const { wall, cpu } = await o.timed(t.argv(o, dsts), o.prefix);
         for (const d of dsts)

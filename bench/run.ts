@@ -505,6 +505,7 @@ async function main(): Promise<void> {
             hosts: ['bcmr-test', 'bcmr-fan2', 'bcmr-fan3'],
             config: server.sshArgv[2],
             rsh: server.rsh,
+            cas: path.join(server.dir, 'cas'),
             prefix,
             reps,
             timed,

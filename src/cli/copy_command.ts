@@ -19,6 +19,7 @@ import { CopyOutput, type ProgressMode } from './output.js';
 import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
 interface RawOptions extends RemoteRaw, FilterRaw {
+  background?: boolean;
   bwlimit?: string;
   to?: string[];
   recursive?: boolean;
@@ -168,6 +169,7 @@ function withTransferOptions(c: Command): Command {
         .choices(['auto', 'zstd', 'lz4', 'none'])
         .default('auto'),
     )
+    .option('-b, --background', 'run as a background job (bcmr status to follow it)')
     .option(
       '--to <dst>',
       'fan out: send to this destination too, all at once (repeatable; then every path is a SRC)',
@@ -202,6 +204,11 @@ async function copyMain(
   mirror?: MirrorOptions,
   op: 'copy' | 'move' | 'sync' = 'copy',
 ): Promise<number> {
+  if (raw.background) {
+    const { detach } = await import('./status_command.js');
+    const code = detach(json);
+    if (code !== null) return code;
+  }
   const out = new CopyOutput({
     verb: op === 'move' ? 'Moved' : 'Copied',
     json,

@@ -22,7 +22,7 @@ const sub = process.argv[2];
 const isCopy = ['copy', 'cp', 'move', 'mv', 'sync', 'check'].includes(sub ?? '');
 const isRemove = sub === 'remove' || sub === 'rm';
 const isInspect = ['ls', 'stat', 'du', 'hash'].includes(sub ?? '');
-const known = isCopy || isRemove || isInspect || sub === 'serve' || sub === 'deploy';
+const known = isCopy || isRemove || isInspect || ['serve', 'deploy', 'status'].includes(sub ?? '');
 
 async function versionLine(): Promise<string> {
   if (!process.argv.includes('--version')) return version;
@@ -59,6 +59,10 @@ if (isRemove || !known)
   });
 if (isInspect || !known)
   (await import('./inspect_command.js')).addInspectCommands(program, (code) => {
+    commandExit = code;
+  });
+if (sub === 'status' || !known)
+  (await import('./status_command.js')).addStatusCommand(program, (code) => {
     commandExit = code;
   });
 if (sub === 'deploy' || !known) (await import('./deploy_command.js')).addDeployCommand(program);

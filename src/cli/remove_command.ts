@@ -11,6 +11,7 @@ import { type FilterRaw, pathFilter, withFilterOptions } from './filter_options.
 import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
 
 interface RemoveRaw extends RemoteRaw, FilterRaw {
+  background?: boolean;
   recursive?: boolean;
   force?: boolean;
   dir?: boolean;
@@ -33,6 +34,7 @@ export function addRemoveCommand(program: Command, setExit: (code: number) => vo
     .option('-i, --interactive', 'ask before each path')
     .option('-y, --yes', 'remove on a remote without asking')
     .option('-n, --dry-run', 'print what would be removed, remove nothing')
+    .option('-b, --background', 'run as a background job (bcmr status to follow it)')
     .option('-v, --verbose', 'print each path removed')
     .option('-q, --quiet', 'print nothing but errors');
   withRemoteOptions(withFilterOptions(c, 'keep')).action(
@@ -43,6 +45,11 @@ export function addRemoveCommand(program: Command, setExit: (code: number) => vo
 }
 
 async function removeMain(paths: string[], raw: RemoveRaw, json: boolean): Promise<number> {
+  if (raw.background) {
+    const { detach } = await import('./status_command.js');
+    const code = detach(json);
+    if (code !== null) return code;
+  }
   const emit = (o: object) => process.stdout.write(`${JSON.stringify(o)}\n`);
   const say = (s: string) => process.stderr.write(`bcmr: ${s}\n`);
   const ac = new AbortController();
