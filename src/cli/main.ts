@@ -22,7 +22,11 @@ const sub = process.argv[2];
 const isCopy = ['copy', 'cp', 'move', 'mv', 'sync', 'check'].includes(sub ?? '');
 const isRemove = sub === 'remove' || sub === 'rm';
 const isInspect = ['ls', 'stat', 'du', 'hash'].includes(sub ?? '');
-const known = isCopy || isRemove || isInspect || ['serve', 'deploy', 'status'].includes(sub ?? '');
+const known =
+  isCopy ||
+  isRemove ||
+  isInspect ||
+  ['serve', 'deploy', 'status', 'completions', 'doctor'].includes(sub ?? '');
 
 async function versionLine(): Promise<string> {
   if (!process.argv.includes('--version')) return version;
@@ -65,6 +69,12 @@ if (sub === 'status' || !known)
   (await import('./status_command.js')).addStatusCommand(program, (code) => {
     commandExit = code;
   });
+// `__complete` (on TAB) is not `known`: it needs every command's options.
+if (sub === 'completions' || !known) (await import('./completions.js')).addCompletionCommands(program);
+if (sub === 'doctor' || !known)
+  (await import('./doctor_command.js')).addDoctorCommand(program, (code) => {
+    commandExit = code;
+  });
 if (sub === 'deploy' || !known) (await import('./deploy_command.js')).addDeployCommand(program);
 
 program
@@ -76,6 +86,9 @@ program
     const { runServe } = await import('./serve.js');
     await runServe(opts);
   });
+
+if (sub === '__complete')
+  await (await import('./completions.js')).runComplete(program, process.argv.slice(3));
 
 async function main(argv: string[]): Promise<number> {
   try {
