@@ -27,3 +27,25 @@ test('copy --help lists --direct', () => {
   assert.match(out, /--direct <mode>/);
   assert.match(out, /-P, --parallel <n>/);
 });
+
+test('bcmr --help lists every command', () => {
+  const out = execFileSync(process.execPath, [BCMR_BIN, '--help'], { encoding: 'utf8' });
+  for (const c of [
+    'copy|cp',
+    'move|mv',
+    'sync',
+    'check',
+    'remove|rm',
+    'ls',
+    'stat',
+    'du',
+    'hash',
+    'status',
+    'completions',
+    'doctor',
+    'deploy',
+    'serve',
+  ])
+    assert.match(out, new RegExp(`^  ${c.replace('|', '\\|')} `, 'm'), c);
+  assert.doesNotMatch(out, /__complete/, 'the hidden command stays hidden');
+});
