@@ -11,6 +11,7 @@ import { describeError, ExitCode, exitCodeFor, InterruptedError } from '../error
 import type { CopyOptions } from '../transfer/copy.js';
 import type { CopyOutcome, CopyReporter, FileEvent } from '../transfer/events.js';
 import { formatBytes } from './format.js';
+import { fileJson } from './output.js';
 
 export interface FanOutOutput {
   json: boolean;
@@ -79,18 +80,7 @@ function taggedReporter(
     start: (e) => out.json && emit({ event: 'start', to, ...e }),
     bytes() {},
     file(e: FileEvent) {
-      if (out.json)
-        emit({
-          event: 'file',
-          to,
-          path: e.dest || e.source,
-          source: e.source,
-          bytes: e.bytes,
-          blake3: e.blake3,
-          ms: e.ms,
-          outcome: e.outcome,
-          ...(e.error ? { error: e.error } : {}),
-        });
+      if (out.json) emit({ ...fileJson(e), to });
       if (e.outcome === 'failed') say(`${to}: ${e.error}`);
       else if (e.outcome === 'ok' && out.verbose && !out.json)
         process.stdout.write(`${e.source} -> ${to}: ${e.dest}\n`);

@@ -60,19 +60,7 @@ export class CopyOutput implements CopyReporter {
   file(e: FileEvent): void {
     this.view?.current(e.dest || e.source);
     if (this.o.json) {
-      this.emit({
-        event: 'file',
-        path: e.dest || e.source,
-        source: e.source,
-        bytes: e.bytes,
-        blake3: e.blake3,
-        ms: e.ms,
-        outcome: e.outcome,
-        ...(e.error ? { error: e.error } : {}),
-        ...(e.deduped ? { deduped: e.deduped } : {}),
-        ...(e.resumedFrom ? { resumedFrom: e.resumedFrom } : {}),
-        ...(e.kept ? { kept: e.kept } : {}),
-      });
+      this.emit(fileJson(e));
     }
     if (e.outcome === 'failed') this.error(`${e.error}`);
     else if (e.outcome === 'interrupted') return;
@@ -139,4 +127,21 @@ export class CopyOutput implements CopyReporter {
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** A `file` event as `--json` writes it (README schema); fan-out adds `to`. */
+export function fileJson(e: FileEvent): Record<string, unknown> {
+  return {
+    event: 'file',
+    path: e.dest || e.source,
+    source: e.source,
+    bytes: e.bytes,
+    blake3: e.blake3,
+    ms: e.ms,
+    outcome: e.outcome,
+    ...(e.error ? { error: e.error } : {}),
+    ...(e.deduped ? { deduped: e.deduped } : {}),
+    ...(e.resumedFrom ? { resumedFrom: e.resumedFrom } : {}),
+    ...(e.kept ? { kept: e.kept } : {}),
+  };
 }

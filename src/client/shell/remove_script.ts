@@ -5,6 +5,7 @@
  * it was for and never shifts onto another, and a script run twice reports each path as found.
  */
 import { type ShText, sh, shLines, shRaw } from '../../util/shell.js';
+import { publishOutcomes } from './publish_script.js';
 
 /** `tree`: rm -rf (a directory and all below it); `file`: rm -f; `dir`: rmdir (must be empty). */
 export type RemovalKind = 'tree' | 'file' | 'dir';
@@ -29,17 +30,8 @@ export function removeScript(items: readonly Removal[]): ShText {
   return sh`${shRaw(FUNCTION)}${shLines(lines)}\n`;
 }
 
-/** Each step's outcome from the script's output: null when removed, else why not. */
-export function removeOutcomes(stdout: string, count: number): (string | null)[] {
-  const out: (string | null)[] = Array.from({ length: count }, () => 'no status from the remote script');
-  for (const line of stdout.split('\n')) {
-    const m = /^(\d+) (.*)$/.exec(line.trim());
-    if (!m) continue;
-    const i = Number(m[1]);
-    if (i < count) out[i] = m[2] === 'ok' ? null : m[2].trim() || 'failed';
-  }
-  return out;
-}
+/** Each step's outcome from the script's output (`INDEX ok` or `INDEX why`, as publishing's). */
+export const removeOutcomes = publishOutcomes;
 
 /** Names per `rm` when many files go at once: far below any kernel's argument limit. */
 const CHUNK_BYTES = 64 * 1024;
