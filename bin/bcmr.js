@@ -10,4 +10,13 @@ if (module.enableCompileCache) {
   const dir = privateCacheDir('v8');
   if (dir) module.enableCompileCache(dir);
 }
-await import('../dist/src/cli/main.js');
+// `bcmr serve [--root DIR]`, as a bcmr client starts it on every connection: the server
+// bundle (one file, native addons from this package) rather than the CLI and its modules.
+const args = process.argv.slice(2);
+const plainServe = args[0] === 'serve' && (args.length === 1 || (args.length === 3 && args[1] === '--root'));
+if (plainServe && process.env.BCMR_SERVE_UNBUNDLED !== '1') {
+  await import('../dist/bundle/bcmr-serve.mjs').catch(async (err) => {
+    if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+    await import('../dist/src/cli/main.js');
+  });
+} else await import('../dist/src/cli/main.js');

@@ -15,6 +15,7 @@ export interface RemoteRaw {
   timeout: string;
   retries: string;
   fallback: boolean;
+  keepSsh?: string;
 }
 
 export function withRemoteOptions(c: Command): Command {
@@ -29,6 +30,10 @@ export function withRemoteOptions(c: Command): Command {
       '--retries <n>',
       'tries again (with backoff) after a lost connection, per connection and per request',
       String(DEFAULT_RETRIES),
+    )
+    .option(
+      '--keep-ssh <secs>',
+      'keep the ssh connection open SECS after the run for the next bcmr to the same host (ControlPersist; env BCMR_KEEP_SSH)',
     )
     .option(
       '--no-fallback',
@@ -48,8 +53,18 @@ export function remoteOptions(raw: RemoteRaw): RemoteOptions {
   }
   const rsh = splitCommand(raw.rsh ?? process.env.BCMR_RSH ?? 'ssh');
   if (rsh.length === 0) throw new UsageError('--rsh is empty');
+  const keepText = raw.keepSsh ?? process.env.BCMR_KEEP_SSH;
+  const keepSecs = keepText === undefined || keepText === '' ? undefined : Number(keepText);
+  if (keepSecs !== undefined && !(Number.isInteger(keepSecs) && keepSecs >= 0 && keepSecs <= 86_400))
+    throw new UsageError(`--keep-ssh must be a whole number of seconds up to 86400, not '${keepText}'`);
   return {
-    ssh: { rsh, remotePath: raw.remotePath, idleMs: timeout * 1000, retries },
+    ssh: {
+      rsh,
+      remotePath: raw.remotePath,
+      idleMs: timeout * 1000,
+      retries,
+      keepSecs: keepSecs || undefined,
+    },
     parallel: 1,
     compress: 'auto',
     fast: false,

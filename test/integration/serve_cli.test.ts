@@ -4,10 +4,15 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { BCMR_BIN, tempDir } from '../helpers/serve.js';
 
-function run(root: string, input: Buffer): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+function run(
+  root: string,
+  input: Buffer,
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BCMR_BIN, 'serve', '--root', root], {
       stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, ...env },
     });
     const out: Buffer[] = [];
     let err = '';
@@ -35,6 +40,17 @@ describe('bcmr serve process', () => {
     assert.equal(r.stdout.toString('hex'), '0300000081021f');
     assert.equal(r.code, 0);
     assert.equal(r.stderr, '');
+  });
+
+  it('runs as its one-file bundle with the native codecs (LZ4 offered), answering as the CLI path does', async () => {
+    const hello = hex('03 00 00 00 01 02 bf');
+    const [bundled, cli] = await Promise.all([
+      run(root, hello),
+      run(root, hello, { BCMR_SERVE_UNBUNDLED: '1' }),
+    ]);
+    assert.equal(bundled.stdout.toString('hex'), cli.stdout.toString('hex'));
+    assert.equal(bundled.stdout[6] & 0x01, 0x01, 'LZ4 (a native addon) offered');
+    assert.equal(bundled.code, 0);
   });
 
   it('offers every cap but AEAD over stdio (0xBF, as the Rust server over ssh)', async () => {

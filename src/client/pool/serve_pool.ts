@@ -92,12 +92,13 @@ class Connector {
   readonly stopped = (): boolean => this.opts.signal?.aborted === true;
 
   /** One connection, tried again with backoff while the network loses it (retry.ts). */
-  connect(): Promise<ServeConnection> {
-    return withRetries(this.retries, () => this.connectOnce(), this.stopped);
+  /** `shared`: the run's first (control) connection, the one --keep-ssh puts on the kept master. */
+  connect(shared = false): Promise<ServeConnection> {
+    return withRetries(this.retries, () => this.connectOnce(shared), this.stopped);
   }
 
-  private async connectOnce(): Promise<ServeConnection> {
-    const conn = await connectServe(this.cfg, this.target, { caps: this.opts.caps });
+  private async connectOnce(shared: boolean): Promise<ServeConnection> {
+    const conn = await connectServe(this.cfg, this.target, { caps: this.opts.caps, shared });
     const wanted = this.opts.direct === true || (this.opts.direct === 'auto' && this.autoDirect);
     if (!wanted || this.directDown) return conn;
     return { ...conn, client: await this.upgrade(conn.client) };
@@ -257,7 +258,7 @@ export class ServePool implements RemoteFs {
    */
   static async open(cfg: SshConfig, target: RemoteEndpoint, opts: PoolOptions): Promise<ServePool> {
     const connector = new Connector(cfg, target, opts);
-    const first = connector.connect();
+    const first = connector.connect(true);
     // The others start at once too (with --direct, each with a rendezvous of its own).
     // With -P auto or --direct auto the others open once the path is measured (prepare).
     const n = decidedLater(opts) ? 1 : (opts.connections as number);
@@ -459,7 +460,7 @@ export class ServePool implements RemoteFs {
   private async controlClient(): Promise<ServeClient> {
     if (this.control.failure && !this.destroyed) {
       this.open.delete(this.control);
-      this.control = await this.connect();
+      this.control = await this.connect(true);
     }
     return this.control;
   }
@@ -477,9 +478,9 @@ export class ServePool implements RemoteFs {
     return fresh;
   }
 
-  private async connect(): Promise<ServeClient> {
+  private async connect(shared = false): Promise<ServeClient> {
     if (this.destroyed) throw new ConnectionClosedError('Interrupted');
-    const { client } = await this.connector.connect();
+    const { client } = await this.connector.connect(shared);
     if (this.destroyed) {
       await client.destroy('Interrupted');
       throw new ConnectionClosedError('Interrupted');

@@ -14,10 +14,10 @@ import { serverBundle } from '../ssh/bundle.js';
 import {
   exitOf,
   HOME_TAG,
-  SERVE_OPTIONS,
   SERVER_TAG,
   type SshConfig,
   serveCommand,
+  serveOptions,
   sshArgv,
   takePrestarted,
 } from '../ssh/ssh_start.js';
@@ -50,10 +50,15 @@ export interface ServeConnection {
 export async function connectServe(
   cfg: SshConfig,
   target: RemoteEndpoint,
-  opts: ConnectOptions = {},
+  opts: ConnectOptions & { shared?: boolean } = {},
 ): Promise<ServeConnection> {
   const bundle = cfg.remotePath === undefined ? serverBundle() : null;
-  const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath, bundle), SERVE_OPTIONS);
+  const { file, args } = sshArgv(
+    cfg,
+    target,
+    serveCommand(cfg.remotePath, bundle),
+    serveOptions(cfg, opts.shared === true),
+  );
   const early = takePrestarted(file, args);
   const child = early?.child ?? spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let spawnError: Error | null = early?.spawnError ?? null;
@@ -79,7 +84,12 @@ export async function connectServe(
   };
   const channel: ByteChannel = { ...base, readable: afterHomeLine(base.readable, start) };
   try {
-    const client = await ServeClient.connect(channel, { idleMs: cfg.idleMs, bwlimit: cfg.bwlimit, ...opts });
+    const { shared: _shared, ...connectOpts } = opts;
+    const client = await ServeClient.connect(channel, {
+      idleMs: cfg.idleMs,
+      bwlimit: cfg.bwlimit,
+      ...connectOpts,
+    });
     return {
       client,
       home: start.home ?? '',

@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { RemoteEndpoint } from '../../core/endpoint.js';
-import { type SshConfig, sshArgv } from './ssh_start.js';
+import { keptMasterOptions, type SshConfig, sshArgv } from './ssh_start.js';
 
 export class ControlMaster {
   private dir: string | null = null;
@@ -22,6 +22,9 @@ export class ControlMaster {
 
   /** ssh options of a command that shares the connection (made by the first such command). */
   get options(): string[] {
+    // --keep-ssh: the kept master (left running for the next run; see ssh_start.ts).
+    const kept = keptMasterOptions(this.cfg);
+    if (kept) return kept;
     this.dir ??= mkdtempSync(path.join(os.tmpdir(), 'bcmr-ssh-'));
     return [
       '-o', 'ControlMaster=auto',

@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import type { RemoteEndpoint } from '../../core/endpoint.js';
 import type { RateLimiter } from '../../transport/rate_limit.js';
+import { privateCacheDir } from '../../util/private_dir.js';
 import { shellQuote } from '../../util/shell.js';
 import { type Bundle, bundleBoot, serverBundle } from './bundle.js';
 
@@ -26,6 +27,12 @@ export interface SshConfig {
   retries?: number;
   /** `--bwlimit`: every session's bytes, both ways, draw from this one limiter. */
   bwlimit?: RateLimiter;
+  /**
+   * `--keep-ssh SECS` (opt-in): the first serve connection and the shell commands go through
+   * an ssh master kept open SECS after the run, for the next bcmr to the same host (OpenSSH
+   * ControlPersist, its socket in a private 0700 directory): no handshake the next time.
+   */
+  keepSecs?: number;
 }
 
 /**
@@ -40,6 +47,29 @@ export const SERVE_OPTIONS = [
   '-o', 'ServerAliveInterval=15',
   '-o', 'ServerAliveCountMax=20',
 ]; // biome-ignore format: option pairs
+
+/**
+ * The ssh options of a serve connection. `shared` (the first connection of a run): with
+ * --keep-ssh it goes through the kept master; the others never do (each its own TCP
+ * connection and cipher stream, or -P N would be N channels of one stream).
+ */
+export function serveOptions(cfg: SshConfig, shared: boolean): string[] {
+  const kept = shared ? keptMasterOptions(cfg) : null;
+  if (!kept) return SERVE_OPTIONS;
+  const pairs: string[] = [];
+  for (let i = 0; i < SERVE_OPTIONS.length; i += 2)
+    if (!SERVE_OPTIONS[i + 1].startsWith('Control')) pairs.push(SERVE_OPTIONS[i], SERVE_OPTIONS[i + 1]);
+  return [...pairs, ...kept];
+}
+
+/** The kept master's options (--keep-ssh), or null when not asked for or no private dir. */
+export function keptMasterOptions(cfg: SshConfig): string[] | null {
+  if (!cfg.keepSecs) return null;
+  const dir = privateCacheDir('ssh');
+  if (!dir) return null;
+  // %C: a hash of host, port and user: one master per destination, and a short socket path.
+  return ['-o', 'ControlMaster=auto', '-o', `ControlPath=${dir}/%C`, '-o', `ControlPersist=${cfg.keepSecs}`];
+}
 
 /**
  * With AES in hardware, AES-GCM is the fastest cipher OpenSSH has (here 1.8 s per GiB against
@@ -144,7 +174,7 @@ export function exitOf(child: ChildProcess): Promise<number | null> {
  */
 export function prestartServe(cfg: SshConfig, target: RemoteEndpoint): void {
   const bundle = cfg.remotePath === undefined ? serverBundle() : null;
-  const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath, bundle), SERVE_OPTIONS);
+  const { file, args } = sshArgv(cfg, target, serveCommand(cfg.remotePath, bundle), serveOptions(cfg, true));
   const k = key(file, args);
   if (prestarted.has(k)) return;
   const child = spawn(file, args, { stdio: ['pipe', 'pipe', 'pipe'] });
