@@ -19,4 +19,9 @@ if (plainServe && process.env.BCMR_SERVE_UNBUNDLED !== '1') {
     if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
     await import('../dist/src/cli/main.js');
   });
-} else await import('../dist/src/cli/main.js');
+} else {
+  // A copy's first ssh starts before the CLI loads, to overlap its handshake (early_start.ts).
+  if (['copy', 'cp', 'move', 'mv', 'sync'].includes(args[0]))
+    await (await import('../dist/src/cli/early_start.js')).earlyStart(args.slice(1));
+  await import('../dist/src/cli/main.js');
+}

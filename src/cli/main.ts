@@ -3,6 +3,7 @@
  * in errors.ts, the one mapping; stack traces only with BCMR_DEBUG=1).
  */
 import { readFileSync } from 'node:fs';
+
 import { Command, CommanderError } from 'commander';
 import { describeError, ExitCode, exitCodeFor } from '../errors.js';
 import { boundYoungGeneration } from './heap.js';
