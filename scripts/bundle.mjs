@@ -22,15 +22,8 @@ const common = {
 await build({ ...common, outfile: 'dist/bundle/bcmr-serve.mjs' });
 
 await build({
-  entryPoints: ['dist/src/cli/serve_bundle.js'],
+  ...common,
   outfile: 'dist/bundle/bcmr-server.mjs',
-  bundle: true,
-  platform: 'node',
-  format: 'esm',
-  target: 'node20',
-  external: ['lz4-napi', '@napi-rs/*'],
-  legalComments: 'none',
   // The bundle is pure JS + WASM wherever it runs, even beside a node_modules with addons.
   banner: { js: "process.env.BCMR_PORTABLE = '1';" },
-  logLevel: 'warning',
 });
