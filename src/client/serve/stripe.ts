@@ -32,12 +32,6 @@ const RANGE_MIN = 16 << 20;
 const RANGE_MAX = 128 << 20;
 /** Ranges in flight per connection: the next one is on the wire while the last is answered. */
 const RANGES_PER_CONNECTION = 2;
-/**
- * Read size of a striped upload's ranges: each lane double-buffers, so 4 connections x 2 lanes x
- * 2 buffers of this are held for the whole file (at 4 MiB, 64 MiB of the client's memory; at
- * 1 MiB, 16 MiB, with the same throughput: the ranges are what runs in parallel).
- */
-const STRIPE_READ = 1 << 20;
 
 /** One range of a striped file; `file` is the striped transfer it belongs to. */
 export interface RangeItem<F> {
@@ -118,7 +112,7 @@ export function putRanges(
   items: Iterable<RangeItem<StripedPut>>,
   cb: BatchCallbacks<RangeItem<StripedPut>> = {},
 ): Promise<FileResult<RangeItem<StripedPut>>[]> {
-  const buffers = Array.from({ length: RANGES_PER_CONNECTION }, () => new BlockBuffers(STRIPE_READ));
+  const buffers = Array.from({ length: RANGES_PER_CONNECTION }, () => new BlockBuffers());
   return rangeLanes(
     client,
     items,
