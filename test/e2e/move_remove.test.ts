@@ -5,11 +5,13 @@
  * keeps what -e names, and removes hostile names exactly (nothing else, nothing run).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { type SshServer, startSshd } from '../harness/sshd.js';
+import { BCMR_BIN, type SshServer, startSshd } from '../harness/sshd.js';
+import { cannotRun } from '../helpers/cannot_run.js';
 import { tempDir } from '../helpers/serve.js';
 import { bcmr, jsonEvents, leftovers, snapshot } from './run.js';
 
@@ -42,6 +44,51 @@ const pwned = () =>
   (fs.readdirSync(dir, { recursive: true }) as string[])
     .concat(fs.readdirSync(sshd.home, { recursive: true }) as string[])
     .filter((p) => path.basename(p) === 'PWNED');
+
+/**
+ * Runs bcmr on a pseudo-terminal (python3's pty: the questions need one), answering each
+ * `[y/N]` with the next of `answers`; returns what the terminal showed and the exit status.
+ */
+function onTerminal(answers: string[], args: string[]): { code: number; shown: string } {
+  const py = `import os, pty, select, sys
+answers = [a for a in sys.argv[1].split(',') if a]
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[2], sys.argv[2:])
+out = b''
+while True:
+    r, _, _ = select.select([fd], [], [], 20)
+    if not r:
+        break
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        break
+    if not data:
+        break
+    out += data
+    while b'[y/N]' in out and answers:
+        out = out.replace(b'[y/N]', b'[asked]', 1)
+        os.write(fd, (answers.pop(0) + '\\n').encode())
+_, status = os.waitpid(pid, 0)
+sys.stdout.write(out.decode(errors='replace'))
+sys.exit(os.waitstatus_to_exitcode(status))
+`;
+  try {
+    const shown = execFileSync(
+      'python3',
+      ['-c', py, answers.join(','), process.execPath, BCMR_BIN, ...args, '--rsh', sshd.rsh],
+      {
+        cwd: dir,
+        encoding: 'utf8',
+      },
+    );
+    return { code: 0, shown };
+  } catch (err) {
+    const e = err as { status: number; stdout: string };
+    return { code: e.status, shown: e.stdout };
+  }
+}
 
 describe('move', () => {
   test('local: a rename; the tree is whole under its new name', async () => {
@@ -136,6 +183,34 @@ describe('remove', () => {
       ['lr', 'lr-empty'],
     );
     assert.equal(fs.existsSync(at('lr')) || fs.existsSync(at('lr-empty')), false);
+  });
+
+  const noPython = (() => {
+    try {
+      execFileSync('python3', ['-c', 'import pty'], { stdio: 'ignore' });
+      return false;
+    } catch {
+      return 'remove on a terminal NOT tested: no python3 with pty (apt install python3)';
+    }
+  })();
+  test('on a terminal: -i asks per path (y removes, n keeps); a remote removal asks once', {
+    skip: cannotRun(noPython),
+  }, async () => {
+    fs.writeFileSync(at('ask-a'), 'a');
+    fs.writeFileSync(at('ask-b'), 'b');
+    const local = onTerminal(['y', 'n'], ['remove', '-i', 'ask-a', 'ask-b']);
+    assert.equal(local.code, 0, local.shown);
+    assert.match(local.shown, /remove file ask-a\? \[asked\]/);
+    assert.equal(fs.existsSync(at('ask-a')), false);
+    assert.equal(fs.existsSync(at('ask-b')), true);
+    makeTree(at('ask-tree'));
+    const no = onTerminal(['n'], ['remove', '-r', `bcmr-test:${at('ask-tree')}`]);
+    assert.equal(no.code, 0, no.shown);
+    assert.match(no.shown, /remove 1 path\(s\) on bcmr-test \(1 with everything below\)\?/);
+    assert.ok(fs.existsSync(at('ask-tree/a.txt')), 'declined: nothing removed');
+    const yes = onTerminal(['y'], ['remove', '-r', `bcmr-test:${at('ask-tree')}`]);
+    assert.equal(yes.code, 0, yes.shown);
+    assert.equal(fs.existsSync(at('ask-tree')), false);
   });
 
   test('a missing path fails (exit 1) unless -f', async () => {
