@@ -9,7 +9,7 @@ import path from 'node:path';
 import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
 import { prehashFile } from '../client/serve/dedup.js';
 import { DELTA_MIN_BYTES } from '../client/serve/delta.js';
-import { dedups } from '../client/serve/policy.js';
+import { dedups, stripes } from '../client/serve/policy.js';
 import { publishOutcomes, publishScript } from '../client/shell/publish_script.js';
 import {
   describeEndpoint,
@@ -160,6 +160,8 @@ class Job {
   private readonly remotes: RemoteFs[] = [];
   /** sync: destination files that exist and differ, by path, with their size (sent as deltas). */
   private readonly deltas = new Map<string, number>();
+  /** Hashing ahead of large single files (prehashSources), each with its size. */
+  private readonly prehashStops: { size: number; stop: AbortController; done: boolean }[] = [];
 
   constructor(
     private readonly opts: CopyOptions,
@@ -222,6 +224,7 @@ class Job {
       // Nothing to move (an unchanged sync): no round trip to measure, no connection to open.
       const chosen =
         this.opts.dryRun || plan.files.length === 0 ? null : await this.choosePaths(plan, from, to);
+      this.stopUnusedPrehash(to.remote?.connectionCount ?? 1);
       this.begin(plan, from, to, dest.kind === 'remote' ? describeEndpoint(dest) : dest.path, chosen, extras);
       if (this.opts.dryRun) return this.outcome;
       this.checkAbort();
@@ -611,9 +614,31 @@ class Job {
       // nothing when wrong (ssh is still connecting).
       const connections = this.opts.parallel === 'auto' ? 1 : this.opts.parallel;
       if (!st.isFile() || !dedups(st.size, { offered: true, connections })) continue;
-      out.set(path.resolve(p), prehashFile(p));
+      const entry = { size: st.size, stop: new AbortController(), done: false };
+      this.prehashStops.push(entry);
+      const hashing = prehashFile(p, entry.stop.signal);
+      void hashing.finally(() => {
+        entry.done = true;
+      });
+      out.set(path.resolve(p), hashing);
     }
     return out;
+  }
+
+  /**
+   * -P auto chose several connections: a file they stripe never goes through dedup, so its
+   * hashing ahead stops here rather than read the whole file for nothing beside the transfer.
+   */
+  private stopUnusedPrehash(connections: number): void {
+    for (const { size, stop, done } of this.prehashStops)
+      if (stripes(size, connections, this.opts.resume)) {
+        stop.abort();
+        trace(
+          done
+            ? 'prehash unused (done already): the file is striped'
+            : 'prehash stopped: the file is striped',
+        );
+      }
   }
 
   private async connect(target: RemoteEndpoint): Promise<RemoteFs> {

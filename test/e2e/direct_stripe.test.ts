@@ -219,7 +219,13 @@ describe('-P auto and --direct auto', () => {
     const dest = path.join(dir, out);
     fs.mkdirSync(dest);
     fs.rmSync(sshd.serveLog, { force: true });
-    const r = await copy(...auto, ...extra, `${dir}/src/big.bin`, `${alias}:${dest}/`);
+    // BCMR_TRACE: the run's milestones on stderr (whether hashing ahead was stopped).
+    const r = await bcmr(
+      ['copy', '--rsh', sshd.rsh, ...auto, ...extra, `${dir}/src/big.bin`, `${alias}:${dest}/`],
+      {
+        env: { BCMR_TRACE: '1' },
+      },
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.equal(sha(path.join(dest, 'big.bin')), sha(path.join(dir, 'src', 'big.bin')));
     return { start: startOf(r.stdout), stderr: r.stderr };
@@ -247,10 +253,14 @@ describe('-P auto and --direct auto', () => {
   });
 
   test('at 60 ms RTT: striped over several connections on the direct plane', async (t) => {
-    const { start } = await autoUpload(t, 'auto-far', true);
+    const { start, stderr } = await autoUpload(t, 'auto-far', true);
     assert.ok(start.path.rttMs >= 55, JSON.stringify(start.path));
     assert.ok(start.connections >= 2, JSON.stringify(start));
     assert.equal(start.plane, 'direct', JSON.stringify(start));
+    // The file is striped, so never deduped: its hashing ahead (begun while ssh connected, when
+    // one connection was the guess) is stopped once the connections are chosen (an 80 MiB
+    // file may be hashed already by then: the trace says which).
+    assert.match(stderr, /prehash (stopped|unused \(done already\)): the file is striped/);
     // Striped (ranges, not one Put), and every connection opened took up the direct plane. How
     // many of them got ranges is work stealing's business: the first one, on unthrottled
     // loopback TCP, may take most before the others' handshakes cross the 60 ms path.

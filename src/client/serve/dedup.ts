@@ -6,14 +6,17 @@ import { MAX_BLOCK } from '../../protocol/constants.js';
 import { FdFile } from '../../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../../util/file_blocks.js';
 
-/** Hashes a file's 4 MiB blocks (and the whole file) for a later dedup Put; null on failure. */
-export async function prehashFile(file: string): Promise<Prehash | null> {
+/**
+ * Hashes a file's 4 MiB blocks (and the whole file) for a later dedup Put; null on failure, or
+ * once `signal` aborts (the file will not go through dedup after all: it is striped).
+ */
+export async function prehashFile(file: string, signal?: AbortSignal): Promise<Prehash | null> {
   try {
     const fh = FdFile.open(file, 'r');
     try {
       const size = fh.stat().size;
       const whole = new Blake3Hasher();
-      return { size, hashes: await blockHashes(fh, size, new BlockBuffers(), whole), whole };
+      return { size, hashes: await blockHashes(fh, size, new BlockBuffers(), whole, signal), whole };
     } finally {
       fh.close();
     }
@@ -31,11 +34,13 @@ export async function blockHashes(
   size: number,
   buffers: BlockBuffers,
   whole: Blake3Hasher,
+  signal?: AbortSignal,
 ): Promise<Uint8Array> {
   const count = Math.ceil(size / MAX_BLOCK);
   const out = Buffer.allocUnsafe(count * 32);
   let i = 0;
   await readBlocks(fh, 0, size, buffers, (block) => {
+    signal?.throwIfAborted();
     if (block.length !== Math.min(MAX_BLOCK, size - i * MAX_BLOCK)) {
       throw new IntegrityError(`${fh.path}: short read while hashing blocks`);
     }
