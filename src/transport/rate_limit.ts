@@ -13,7 +13,7 @@ import type { ByteChannel } from './channel.js';
 /** Piece of a write that waits for its own tokens. */
 const PIECE = 64 * 1024;
 
-class TokenBucket {
+export class TokenBucket {
   private tokens: number;
   private last = performance.now();
   private readonly burst: number;
@@ -61,23 +61,35 @@ export function parseRate(text: string): number | null {
   return rate >= 1 ? Math.floor(rate) : null;
 }
 
+/**
+ * Writes `chunk` in pieces, each after its tokens from `bucket`; `write` resolves once the
+ * stream has taken a piece (the caller may then reuse the buffer it was a view of).
+ */
+export async function writeLimited(
+  bucket: TokenBucket,
+  chunk: Uint8Array,
+  write: (piece: Uint8Array) => Promise<void>,
+): Promise<void> {
+  for (let o = 0; o < chunk.length; o += PIECE) {
+    const piece = chunk.subarray(o, o + PIECE);
+    await bucket.take(piece.length);
+    await write(piece);
+  }
+}
+
 /** `channel` with both directions drawing from `limiter`. */
 export function limitChannel(channel: ByteChannel, limiter: RateLimiter): ByteChannel {
   const inner = channel.writable;
   const writable = new Writable({
     highWaterMark: PIECE,
     write(chunk: Buffer, _enc, done) {
-      (async () => {
-        for (let o = 0; o < chunk.length; o += PIECE) {
-          const piece = chunk.subarray(o, o + PIECE);
-          await limiter.out.take(piece.length);
-          // Done only once the stream has taken the bytes: the caller may then reuse the
-          // buffer they were a view of (frame_sink.ts).
-          await new Promise<void>((resolve, reject) =>
-            inner.write(piece, (err) => (err ? reject(err) : resolve())),
-          );
-        }
-      })().then(() => done(), done);
+      // Done only once the stream has taken the bytes (frame_sink.ts reuses the buffer then).
+      writeLimited(
+        limiter.out,
+        chunk,
+        (piece) =>
+          new Promise<void>((resolve, reject) => inner.write(piece, (e) => (e ? reject(e) : resolve()))),
+      ).then(() => done(), done);
     },
     final(done) {
       inner.end(done);

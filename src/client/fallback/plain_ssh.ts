@@ -25,6 +25,7 @@ import type { RemoteFs, ShellTools } from '../../core/remote_fs.js';
 import type { WorkQueue } from '../../core/work_queue.js';
 import { ConnectionClosedError, IntegrityError, RemoteError, SshError } from '../../errors.js';
 import type { ListEntry } from '../../protocol/messages.js';
+import { writeLimited } from '../../transport/rate_limit.js';
 import { FdFile } from '../../util/fd_file.js';
 import { BlockBuffers, RELEASED, readBlocks } from '../../util/file_blocks.js';
 import { type ShText, sh, shellQuote, shRaw } from '../../util/shell.js';
@@ -509,14 +510,8 @@ ${shRaw(this.sync ? 'sync "$t" 2>/dev/null; ' : '')}${publishCmd}`.text;
             );
           });
         const limiter = this.cfg.bwlimit;
-        await feed(async (b) => {
-          if (!limiter) return put(b);
-          // --bwlimit: small pieces, each after its tokens, for a steady rate.
-          for (let o = 0; o < b.length; o += 64 * 1024) {
-            await limiter.out.take(Math.min(64 * 1024, b.length - o));
-            await put(b.subarray(o, o + 64 * 1024));
-          }
-        });
+        // --bwlimit: small pieces, each after its tokens, for a steady rate.
+        await feed((b) => (limiter ? writeLimited(limiter.out, b, put) : put(b)));
       }
       child.stdin?.end();
     })();
