@@ -8,16 +8,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
-import {
-  type Removal,
-  type RemovalKind,
-  removeOutcomes,
-  removeScript,
-} from '../client/shell/remove_script.js';
+import type { RemovalKind } from '../client/shell/remove_script.js';
 import { type Endpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
-import type { RemoteFs } from '../core/remote_fs.js';
 import { InterruptedError, PathError, UsageError } from '../errors.js';
-import { removeLocal, statLocal } from './local_remove.js';
 import type { PathFilter } from './path_filter.js';
 import { LocalSide, RemoteSide, type Side } from './sides.js';
 
@@ -143,7 +136,7 @@ async function removeOn(
     for (const t of whole) rep.planned(`remove ${t.shown}${t.kind === 'file' ? '' : '/'}`);
     return;
   }
-  const failed = side.remote ? await removeRemote(side.remote, whole) : whole.map(removeLocal);
+  const failed = await side.removeWhole(whole.map((t) => ({ path: t.abs, kind: t.kind })));
   for (const [i, t] of whole.entries()) {
     const why = failed[i];
     if (why) rep.failed(t.shown, new PathError(`${t.shown}: cannot remove: ${why}`));
@@ -165,7 +158,7 @@ async function lookAt(side: Side, p: string, shown: string, opts: RemoveOptions)
           ? 'a home directory or above it'
           : null;
   if (refusal) throw new UsageError(`refusing to remove ${shown || p}: ${refusal}`);
-  const st = side.remote ? await side.remote.stat(abs) : statLocal(abs);
+  const st = await side.entryKind(abs);
   if (!st) {
     if (opts.force) return null;
     throw new PathError(`${shown}: No such file or directory`);
@@ -218,9 +211,4 @@ async function removeEntries(side: Side, t: Target, opts: RemoveOptions, rep: Re
     if (why) rep.failed(f, new PathError(`${f}: cannot remove: ${why.message}`));
     else rep.removed(f);
   }
-}
-
-async function removeRemote(remote: RemoteFs, whole: readonly Target[]): Promise<(string | null)[]> {
-  const items: Removal[] = whole.map((t) => ({ path: t.abs, kind: t.kind }));
-  return removeOutcomes(await remote.script(removeScript(items)), items.length);
 }

@@ -12,13 +12,19 @@ import {
   remoteAttrScript,
   remoteLinkScript,
 } from '../client/shell/attrs_script.js';
-import { removeFilesScript } from '../client/shell/remove_script.js';
+import {
+  type Removal,
+  removeFilesScript,
+  removeOutcomes,
+  removeScript,
+} from '../client/shell/remove_script.js';
 import { fileHashHex } from '../codec/hash.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
 import { PathError, RemoteError } from '../errors.js';
 import { sh } from '../util/shell.js';
 import { applyLocalAttrs } from './local_attrs.js';
 import { LocalTreeGuard } from './local_guard.js';
+import { removeLocal, statLocal } from './local_remove.js';
 import {
   baseName,
   type CopyPlan,
@@ -61,6 +67,10 @@ export interface Side {
    * directory that is not empty (it holds entries the sync excluded) stays, and is no failure.
    */
   remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]>;
+  /** `bcmr remove`: what `p` is (a local link counts as a file), or null when missing. */
+  entryKind(p: string): Promise<{ isDir: boolean } | null>;
+  /** `bcmr remove`: whole operands (rm -rf, rm -f, rmdir); per item, why not (rm's words) or null. */
+  removeWhole(items: readonly Removal[]): Promise<(string | null)[]>;
 }
 
 export class LocalSide implements Side {
@@ -118,6 +128,14 @@ export class LocalSide implements Side {
       }
     }
     return out;
+  }
+
+  async entryKind(p: string): Promise<{ isDir: boolean } | null> {
+    return statLocal(p);
+  }
+
+  async removeWhole(items: readonly Removal[]): Promise<(string | null)[]> {
+    return items.map(removeLocal);
   }
 
   async existing(plan: CopyPlan): Promise<Set<string>> {
@@ -259,6 +277,14 @@ export class RemoteSide implements Side {
   async remove(files: readonly string[], dirs: readonly string[]): Promise<(Error | null)[]> {
     const out = await this.remote.script(removeFilesScript(files, dirs));
     return [...entryFailures(out, files.length, 'rm failed'), ...dirs.map(() => null)];
+  }
+
+  async entryKind(p: string): Promise<{ isDir: boolean } | null> {
+    return this.remote.stat(p); // through the server: one confined by --root refuses outside paths
+  }
+
+  async removeWhole(items: readonly Removal[]): Promise<(string | null)[]> {
+    return removeOutcomes(await this.remote.script(removeScript(items)), items.length);
   }
 
   async makeLinks(plan: CopyPlan, force: boolean, fail: (dest: string, err: Error) => void): Promise<void> {
