@@ -5,6 +5,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { PathError } from '../errors.js';
+import { errnoText } from '../util/errno_text.js';
 import type { PathFilter } from './path_filter.js';
 import { baseName, isExcluded, type SourceTree, type TreeEntry } from './plan.js';
 
@@ -110,12 +111,5 @@ function linkEntry(rel: string, abs: string, st: fs.Stats): TreeEntry {
 }
 
 function asPathError(p: string, err: unknown): Error {
-  const e = err as NodeJS.ErrnoException;
-  const what: Record<string, string> = {
-    ENOENT: 'No such file or directory',
-    EACCES: 'Permission denied',
-    ENOTDIR: 'Not a directory',
-    ELOOP: 'Too many levels of symbolic links',
-  };
-  return new PathError(`${p}: ${(e.code && what[e.code]) ?? e.message}`, { cause: err });
+  return new PathError(`${p}: ${errnoText(err)}`, { cause: err });
 }
