@@ -5,15 +5,14 @@
  */
 import { createInterface } from 'node:readline/promises';
 import { type Command, Option } from 'commander';
-import { isShellOnly } from '../client/fallback/shell_hosts.js';
 import type { Compress } from '../client/pool/open_remote.js';
-import { discardPrestarted, prestartServe } from '../client/ssh/ssh_start.js';
-import { parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
+import { discardPrestarted } from '../client/ssh/ssh_start.js';
 import { describeError, ExitCode, exitCodeFor, InterruptedError, UsageError } from '../errors.js';
 import type { CopyOptions, MirrorOptions } from '../transfer/copy.js';
 import type { CopyOutcome } from '../transfer/events.js';
 import { parseRate, RateLimiter } from '../transport/rate_limit.js';
 import { trace } from '../util/trace.js';
+import { firstRemote, prestartFirst } from './early_start.js';
 import { type FilterRaw, pathFilter, withFilterOptions } from './filter_options.js';
 import { CopyOutput, type ProgressMode } from './output.js';
 import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
@@ -239,7 +238,7 @@ async function copyMain(
       const verbose = Boolean(raw.verbose);
       return await fanOut(op, paths, fan, opts, { json, verbose, quiet: Boolean(raw.quiet) }, ac.signal);
     }
-    startFirstConnection(paths, opts);
+    await startFirstConnection(paths, opts);
     // The copy's code loads while ssh connects and the remote server starts.
     const run =
       op === 'move'
@@ -273,21 +272,12 @@ async function copyMain(
 
 /**
  * Starts ssh for the copy's first serve connection (the destination's host, else the first
- * remote source's) before anything else loads; the connection takes it up (ssh_start.ts).
- * Not for a host remembered as having no server: that copy goes to the fallback.
+ * remote source's) before the copy's code loads (early_start.ts).
  */
-function startFirstConnection(paths: string[], opts: CopyOptions): void {
-  let target: RemoteEndpoint | null = null;
-  try {
-    const ends = [paths[paths.length - 1], ...paths.slice(0, -1)].map(parseEndpoint);
-    target = ends.find((e): e is RemoteEndpoint => e.kind === 'remote') ?? null;
-  } catch {
-    return; // runCopy reports a bad argument
-  }
+async function startFirstConnection(paths: string[], opts: CopyOptions): Promise<void> {
+  const target = firstRemote(paths.slice(-1), paths.slice(0, -1));
   if (!target) return;
-  if (opts.fallback && opts.ssh.remotePath === undefined && isShellOnly(opts.ssh.rsh, target)) return;
-  trace('ssh started');
-  prestartServe(opts.ssh, target);
+  if (await prestartFirst(opts.ssh, target, opts.fallback)) trace('ssh started');
 }
 
 export function toCopyOptions(raw: RawOptions, json: boolean): CopyOptions {

@@ -62,17 +62,8 @@ export function earlyTarget(args: readonly string[], env: NodeJS.ProcessEnv): Ea
     }
     if (!FLAGS.has(a) && !SHORT_FLAGS.test(a)) return null;
   }
-  let target: RemoteEndpoint | null = null;
-  try {
-    const ends = to.length > 0 ? to : [positional[positional.length - 1], ...positional.slice(0, -1)];
-    target =
-      ends
-        .filter((e) => e !== undefined)
-        .map(parseEndpoint)
-        .find((e): e is RemoteEndpoint => e.kind === 'remote') ?? null;
-  } catch {
-    return null;
-  }
+  const target =
+    to.length > 0 ? firstRemote(to, []) : firstRemote(positional.slice(-1), positional.slice(0, -1));
   if (!target || positional.length + to.length < 2) return null;
   const keepSecs = keep === undefined || keep === '' ? undefined : Number(keep);
   if (keepSecs !== undefined && !Number.isInteger(keepSecs)) return null;
@@ -81,14 +72,40 @@ export function earlyTarget(args: readonly string[], env: NodeJS.ProcessEnv): Ea
   return { cfg, target };
 }
 
-/** Starts it (see earlyTarget); a host remembered as shell-only is left to the fallback. */
+/** Starts it (see earlyTarget). */
 export async function earlyStart(args: readonly string[]): Promise<void> {
   const start = earlyTarget(args, process.env);
-  if (!start) return;
+  if (start) await prestartFirst(start.cfg, start.target, true);
+}
+
+/**
+ * The host a copy connects to first: the first remote among the destinations, else among the
+ * sources; null when all are local or an argument does not parse (the copy reports it).
+ */
+export function firstRemote(dests: readonly string[], sources: readonly string[]): RemoteEndpoint | null {
+  try {
+    return (
+      [...dests, ...sources].map(parseEndpoint).find((e): e is RemoteEndpoint => e.kind === 'remote') ?? null
+    );
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Starts the ssh of `target`'s first serve connection (ssh_start.ts: the connection takes it
+ * up). Not for a host remembered as having no server, when the fallback may take it.
+ */
+export async function prestartFirst(
+  cfg: SshConfig,
+  target: RemoteEndpoint,
+  fallback: boolean,
+): Promise<boolean> {
   const [{ isShellOnly }, { prestartServe }] = await Promise.all([
     import('../client/fallback/shell_hosts.js'),
     import('../client/ssh/ssh_start.js'),
   ]);
-  if (start.cfg.remotePath === undefined && isShellOnly(start.cfg.rsh, start.target)) return;
-  prestartServe(start.cfg, start.target);
+  if (fallback && cfg.remotePath === undefined && isShellOnly(cfg.rsh, target)) return false;
+  prestartServe(cfg, target);
+  return true;
 }
