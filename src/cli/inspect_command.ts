@@ -4,7 +4,7 @@
  * exit 0 when every path answered, 1 when some did not, 2 on usage.
  */
 import type { Command } from 'commander';
-import { describeError, ExitCode, exitCodeFor, UsageError } from '../errors.js';
+import { describeError, ExitCode, exitCodeFor, PathError, UsageError } from '../errors.js';
 import type { Entry, Place } from '../transfer/inspect.js';
 import { formatBytes } from './format.js';
 import { type RemoteRaw, remoteOptions, withRemoteOptions } from './remote_options.js';
@@ -120,8 +120,11 @@ export function addInspectCommands(program: Command, setExit: (code: number) => 
 
 const byPath = (a: Entry, b: Entry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
 
+/** A place that must exist. */
 async function mustStat(p: Place): Promise<Entry> {
-  return (await import('../transfer/inspect.js')).mustStat(p);
+  const st = await p.stat();
+  if (!st) throw new PathError(`${p.shown}: No such file or directory`);
+  return st;
 }
 
 function wholeNumber(v: unknown, flag: string): number {

@@ -406,12 +406,13 @@ class Job {
     prehash: Map<string, Promise<Prehash | null>>,
   ): Promise<Moved[]> {
     const done: Moved[] = [];
+    const keep = (src: string, dest: string, r: FileResult<unknown>) =>
+      r.error ? this.report(src, dest, r) : done.push({ src, dest, r });
+    // A file whose bytes are all there counts in the progress as it comes (local copies count
+    // through their own callback: their results come back together at the end).
     const settle = (src: string, dest: string, r: FileResult<unknown>) => {
-      if (r.error) this.report(src, dest, r);
-      else {
-        done.push({ src, dest, r });
-        this.rep.transferred?.();
-      }
+      keep(src, dest, r);
+      if (!r.error) this.rep.transferred?.();
     };
     const onBytes = (n: number, _item: unknown, lane?: number) => this.rep.bytes(n, lane);
     if (!from.remote && !to.remote) {
@@ -420,9 +421,7 @@ class Job {
         { overwrite: this.opts.force, verify: this.opts.verify, sync: this.opts.sync, signal: this.signal },
         { onBytes, onFileDone: (r) => !r.error && this.rep.transferred?.() },
       );
-      for (const [i, r] of results.entries())
-        if (r.error) this.report(files[i].src, files[i].dest, r);
-        else done.push({ src: files[i].src, dest: files[i].dest, r });
+      for (const [i, r] of results.entries()) keep(files[i].src, files[i].dest, r);
     } else if (!from.remote && to.remote) {
       await to.remote.upload(new WorkQueue(files.map((f) => this.putItem(f.src, f, prehash))), {
         onBytes,

@@ -9,7 +9,7 @@ import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
 import { fileHashHex } from '../codec/hash.js';
 import { hostLabel, parseEndpoint } from '../core/endpoint.js';
 import { absoluteRemote, type RemoteFs } from '../core/remote_fs.js';
-import { PathError, RemoteError } from '../errors.js';
+import { RemoteError } from '../errors.js';
 import { PathFilter } from './path_filter.js';
 import { walkLocal } from './walk.js';
 
@@ -129,11 +129,4 @@ function remotePlace(remote: RemoteFs, shown: string, p: string): Place {
       return h;
     },
   };
-}
-
-/** A place that must exist. */
-export async function mustStat(p: Place): Promise<Entry> {
-  const st = await p.stat();
-  if (!st) throw new PathError(`${p.shown}: No such file or directory`);
-  return st;
 }
