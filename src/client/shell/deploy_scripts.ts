@@ -21,7 +21,17 @@ const LAUNCHER = `#!/bin/sh\n${LAUNCHER_MARK}\nn="${SHARE}/node"; [ -x "$n" ] ||
 /** Verifies the received bundle's SHA-256 with the remote's own node (argv: file, hash). */
 const VERIFY = `const [f,h]=process.argv.slice(1);if(+process.versions.node.split('.')[0]<20){console.error('the remote node '+process.version+' is older than 20');process.exit(3)}const d=require('crypto').createHash('sha256').update(require('fs').readFileSync(f)).digest('hex');if(d!==h){console.error('the bundle arrived damaged');process.exit(4)}`;
 
-export function deployScript(sha256: string): string {
+/**
+ * The one value these scripts carry: a SHA-256 we computed. Checked as 64 hex digits, so
+ * nothing else can ever be spliced into the script's text.
+ */
+function digest(sha256: string): string {
+  if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a SHA-256 digest: ${JSON.stringify(sha256)}`);
+  return sha256;
+}
+
+export function deployScript(hash: string): string {
+  const sha256 = digest(hash);
   return `set -e
 ${PICK_NODE}
 [ -n "$n" ] || { echo "the remote has no node on its PATH (Node 20+ is needed; --with-node ships one)" >&2; exit 2; }
@@ -40,7 +50,8 @@ echo "deployed ${sha256} with node $("$n" --version)"
 }
 
 /** Receives the gzipped runtime on stdin; publishes it only when its hash matches and it runs. */
-export function runtimeScript(sha256: string): string {
+export function runtimeScript(hash: string): string {
+  const sha256 = digest(hash);
   return `set -e
 ${SHA256_FN}
 d="${SHARE}"; mkdir -p "$d"; chmod 700 "$d"
