@@ -21,7 +21,7 @@ export async function checkMain(
   const onSignal = () => ac.abort();
   process.on('SIGINT', onSignal);
   try {
-    const { runCheck } = await import('../transfer/copy.js');
+    const { runCheck } = await import('../transfer/check.js');
     const opts = options();
     const { differences, failures } = await runCheck(
       src,

@@ -168,7 +168,7 @@ async function remotePaths(cur: string, words: readonly string[]): Promise<strin
       }),
       new Promise<null>((resolve) => timer.signal.addEventListener('abort', () => resolve(null))),
     ]);
-    if (!r || r.code !== 0) return [];
+    if (r?.code !== 0) return [];
     return r.stdout
       .toString('utf8')
       .split('\n')

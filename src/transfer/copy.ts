@@ -2,13 +2,13 @@
  * One `bcmr copy` job: local -> local, local -> remote, remote -> local or remote -> remote,
  * all through one pipeline (Job.run) over two `Side`s. Plans first (cp/scp destination rules,
  * excludes, conflicts), then moves files, then applies -V and -p. Every file ends in exactly
- * one `file` event; the outcome counts them.
+ * one `file` event; the outcome counts them. `bcmr sync` is this job with what mirror.ts adds
+ * (only what differs, --delete); `bcmr move` is it with the sources removed after.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
 import { prehashFile } from '../client/serve/dedup.js';
-import { DELTA_MIN_BYTES } from '../client/serve/delta.js';
 import { dedups, stripes } from '../client/serve/policy.js';
 import { publishOutcomes, publishScript } from '../client/shell/publish_script.js';
 import {
@@ -32,18 +32,11 @@ import {
 import { trace } from '../util/trace.js';
 import type { CopyOutcome, CopyReporter, StartEvent } from './events.js';
 import { copyLocalFiles } from './local_copy.js';
+import { deleteExtras, type Extras, type MirrorOptions, mirrorDestInfo, mirrorPlan } from './mirror.js';
 import type { PathFilter } from './path_filter.js';
-import {
-  type CopyPlan,
-  type DestInfo,
-  isExcluded,
-  type PlannedFile,
-  planCopy,
-  type SourceTree,
-} from './plan.js';
+import { type CopyPlan, isExcluded, type PlannedFile, planCopy, type SourceTree, under } from './plan.js';
 import { relayFiles } from './relay.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
-import { diffTrees, type FileDiff } from './tree_diff.js';
 import type { WalkOptions } from './walk.js';
 
 export interface CopyOptions extends RemoteOptions {
@@ -71,21 +64,6 @@ export interface CopyOptions extends RemoteOptions {
   removeSources?: boolean;
 }
 
-export interface MirrorOptions {
-  checksum: boolean;
-  delete: boolean;
-  /** More deletions than this: none is done, and the job fails. */
-  maxDelete: number;
-}
-
-/** What a sync leaves to do after the transfer: the destination's entries SRC lacks. */
-interface Extras {
-  files: string[];
-  dirs: string[];
-  /** -n: what would happen, itemised (`+` new, `~` changed, `-` deleted). */
-  lines: string[];
-}
-
 export async function runCopy(
   srcArgs: readonly string[],
   destArg: string,
@@ -107,45 +85,6 @@ export async function runCopy(
     throw new UsageError('-C/--resume applies to copies to or from a remote host, not local copies');
   }
   return new Job(opts, rep, signal).run(sources, dest);
-}
-
-/** One difference `bcmr check` found: what a sync would do about it. */
-export interface CheckDifference {
-  /** `added`: only in SRC; `modified`: in both, different; `removed`: only in DST. */
-  kind: 'added' | 'modified' | 'removed';
-  /** Relative to SRC and DST (a directory only at DST ends in `/`). */
-  path: string;
-  size: number;
-}
-
-export interface CheckOptions extends RemoteOptions {
-  exclude: PathFilter;
-  deref: boolean;
-  /** Hash every same-size file, not only those whose mtime differs. */
-  checksum: boolean;
-  /** Never hash: a same-size file with another mtime counts as modified. */
-  noHash: boolean;
-}
-
-/**
- * `bcmr check SRC DST`: compares without changing anything (as sync would see it: DST against
- * SRC's contents). Size and mtime first, then BLAKE3 for same-size files whose mtime differs
- * (both hosts hash their own files, at once), or for all with `checksum`.
- */
-export async function runCheck(
-  srcArg: string,
-  destArg: string,
-  opts: CheckOptions,
-  notice: (msg: string) => void,
-  signal: AbortSignal,
-): Promise<{ differences: CheckDifference[]; failures: { path: string; error: Error }[] }> {
-  const quiet: CopyReporter = { start() {}, bytes() {}, file() {}, notice, planned() {} };
-  const job = new Job(
-    { ...opts, recursive: true, preserve: false, force: false, dryRun: true, verify: false },
-    quiet,
-    signal,
-  );
-  return job.check(parseEndpoint(srcArg), parseEndpoint(destArg), opts);
 }
 
 /** One file moved (or not): where from, where to, and how it went. */
@@ -210,15 +149,24 @@ class Job {
       if (srcRemote) await walkSources();
       const mirror = this.opts.mirror;
       const info = mirror
-        ? await this.mirrorDestInfo(to, dest.path)
+        ? await mirrorDestInfo(to, dest.path, this.opts.dryRun)
         : await to.destInfo(dest.path, dest.path === '' || dest.path.endsWith('/'));
       const plan = planCopy(trees, info, sources.length > 1);
       trace('planned');
       plan.failures.unshift(...failures);
       let extras: Extras | null = null;
-      if (mirror && trees.length === 1 && mirrorListing)
-        extras = await this.mirrorPlan(plan, trees[0], from, to, info.path, mirrorListing);
-      else if (!this.opts.force && plan.files.length > 0)
+      if (mirror && trees.length === 1 && mirrorListing) {
+        const listed = await mirrorListing;
+        trace('destination listed');
+        extras = await mirrorPlan(
+          plan,
+          trees[0],
+          listed,
+          { from, to, destRoot: info.path },
+          mirror,
+          this.deltas,
+        );
+      } else if (!this.opts.force && plan.files.length > 0)
         await this.resolveConflicts(plan, await to.existing(plan));
       trace('compared with the destination');
       // Nothing to move (an unchanged sync): no round trip to measure, no connection to open.
@@ -246,7 +194,17 @@ class Job {
         await this.verify(from, to, done);
       // Before -p: deleting inside a directory changes its mtime, which -p then sets.
       if (mirror?.delete && extras)
-        await this.deleteExtras(to, extras, mirror.maxDelete, done.filter((m) => m.r.error).length);
+        await deleteExtras(
+          to,
+          extras,
+          mirror.maxDelete,
+          this.outcome.failed + done.filter((m) => m.r.error).length,
+          {
+            notice: (msg) => this.rep.notice(msg),
+            fail: (p, err) => this.fail('', p, err),
+            deleted: (p) => this.rep.deleted?.(p),
+          },
+        );
       if (this.opts.preserve) await this.preserve(from, to, done, plan);
       trace('preserved');
       if (this.opts.removeSources) await this.removeSources(from, done, trees);
@@ -255,143 +213,6 @@ class Job {
     } finally {
       await this.closeRemotes();
       trace('closed');
-    }
-  }
-
-  /** See runCheck. */
-  async check(
-    src: Endpoint,
-    dest: Endpoint,
-    o: CheckOptions,
-  ): Promise<{ differences: CheckDifference[]; failures: { path: string; error: Error }[] }> {
-    try {
-      const from: Side =
-        src.kind === 'remote' ? new RemoteSide(await this.connect(src)) : new LocalSide(false);
-      const to: Side =
-        dest.kind === 'remote'
-          ? src.kind === 'remote' && hostLabel(src) === hostLabel(dest) && from.remote
-            ? new RemoteSide(from.remote)
-            : new RemoteSide(await this.connect(dest))
-          : new LocalSide(false);
-      const failures: Failures = [];
-      const mine = await from.tree(src.path, this.walkOptions(), failures);
-      if (!mine) return { differences: [], failures };
-      const theirs = await to.tree(
-        dest.path,
-        { ...this.walkOptions(), recursive: true, onSkip: undefined },
-        [],
-      );
-      const diff = diffTrees(mine, theirs, o.checksum);
-      if (!o.noHash && theirs)
-        failures.push(...(await settleByHash(from, to, mine.root, theirs.root, diff.files)));
-      const differences: CheckDifference[] = [];
-      for (const f of diff.files) {
-        const name = f.rel || mine.name;
-        if (f.kind === 'added') differences.push({ kind: 'added', path: name, size: f.size });
-        else if (f.kind === 'changed') differences.push({ kind: 'modified', path: name, size: f.size });
-        else if (f.kind === 'extra') differences.push({ kind: 'removed', path: f.rel, size: f.size });
-      }
-      for (const d of diff.extraDirs) differences.push({ kind: 'removed', path: `${d}/`, size: 0 });
-      return { differences, failures };
-    } finally {
-      await this.closeRemotes();
-    }
-  }
-
-  /**
-   * sync's destination is SRC's copy itself, never a directory to put SRC in: planned as a
-   * destination that does not exist yet, whose parent is made when missing (not for -n).
-   */
-  private async mirrorDestInfo(to: Side, p: string): Promise<DestInfo> {
-    const real = await to.destInfo(p, false);
-    if (!this.opts.dryRun && real.isDir === null && !real.parentExists) await to.makeParents(real.path);
-    return { ...real, isDir: null, mustBeDir: false, parentExists: true };
-  }
-
-  /**
-   * Keeps in `plan` only the files that differ from the destination's (tree_diff.ts: size and
-   * mtime, or BLAKE3 where those cannot tell or with -c, both ends hashing at once); returns
-   * the destination's entries SRC lacks. Excluded paths are in neither listing: never deleted.
-   */
-  private async mirrorPlan(
-    plan: CopyPlan,
-    src: SourceTree,
-    from: Side,
-    to: Side,
-    destRoot: string,
-    listing: Promise<SourceTree | null>,
-  ): Promise<Extras> {
-    const dst = await listing;
-    trace('destination listed');
-    const diff = diffTrees(src, dst, this.opts.mirror?.checksum ?? false);
-    trace('trees compared');
-    // Hashed ahead only with -c: otherwise a file the quick check cannot clear is simply sent,
-    // as rsync does (a small one whole; a large one as a delta, which sends nothing of a file
-    // that only was touched), and -p gives it the source's mtime for the next run. A file
-    // either side cannot hash stays changed, and is sent.
-    if (this.opts.mirror?.checksum) await settleByHash(from, to, src.root, destRoot, diff.files);
-    for (const f of diff.files)
-      if (f.kind === 'changed' && f.size >= DELTA_MIN_BYTES && (f.oldSize ?? 0) >= DELTA_MIN_BYTES)
-        this.deltas.set(under(destRoot, f.rel), f.oldSize ?? 0);
-    const send = new Map(
-      diff.files
-        .filter((f) => f.kind === 'added' || f.kind === 'changed')
-        .map((f) => [under(destRoot, f.rel), f]),
-    );
-    plan.files = plan.files.filter((f) => send.has(f.dest));
-    plan.bytes = plan.files.reduce((n, f) => n + f.size, 0);
-    // Directories: made where missing, and their mode and time set only where they differ or
-    // where files come or go inside them (which changes a directory's mtime).
-    const theirs = new Map(
-      (dst?.entries ?? []).filter((e) => e.kind === 'dir').map((e) => [under(destRoot, e.rel), e]),
-    );
-    const touched = new Set<string>();
-    const parentOf = (p: string) => path.posix.dirname(p);
-    for (const f of plan.files) touched.add(parentOf(f.dest));
-    for (const f of diff.files) if (f.kind === 'extra') touched.add(parentOf(under(destRoot, f.rel)));
-    for (const d of diff.extraDirs) touched.add(parentOf(under(destRoot, d)));
-    plan.dirs = plan.dirs.filter((d) => {
-      const t = theirs.get(d.dest);
-      return !t || touched.has(d.dest) || Math.floor(t.mtime) !== Math.floor(d.mtime);
-    });
-    const extras: Extras = {
-      files: diff.files.filter((f) => f.kind === 'extra').map((f) => under(destRoot, f.rel)),
-      dirs: diff.extraDirs.map((d) => under(destRoot, d)),
-      lines: [...send.values()].map(
-        (f) => `${f.kind === 'added' ? '+' : '~'} ${f.rel || path.posix.basename(destRoot)} (${f.size} B)`,
-      ),
-    };
-    if (this.opts.mirror?.delete) {
-      for (const f of diff.files) if (f.kind === 'extra') extras.lines.push(`- ${f.rel} (${f.size} B)`);
-      for (const d of diff.extraDirs) extras.lines.push(`- ${d}/`);
-    }
-    return extras;
-  }
-
-  /**
-   * --delete, in rsync's safe order: only after a transfer with no failure, and not at all
-   * when more than --max-delete would go. Files first, then directories deepest first (one
-   * still holding excluded entries stays).
-   */
-  private async deleteExtras(to: Side, extras: Extras, maxDelete: number, failedYet: number): Promise<void> {
-    const count = extras.files.length + extras.dirs.length;
-    if (count === 0) return;
-    const failedSoFar = this.outcome.failed + failedYet;
-    if (failedSoFar > 0) {
-      this.rep.notice(
-        `not deleting ${count} entr${count === 1 ? 'y' : 'ies'}: ${failedSoFar} file(s) failed`,
-      );
-      return;
-    }
-    if (count > maxDelete) {
-      this.fail('', '', new UsageError(`--max-delete ${maxDelete}: ${count} deletions needed, none done`));
-      return;
-    }
-    const failed = await to.remove(extras.files, extras.dirs);
-    for (const [i, p] of [...extras.files, ...extras.dirs].entries()) {
-      const why = failed[i];
-      if (why) this.fail('', p, new PathError(`${p}: could not delete: ${why.message}`));
-      else this.rep.deleted?.(p);
     }
   }
 
@@ -785,39 +606,6 @@ class Job {
   private checkAbort(): void {
     if (this.signal.aborted) throw new InterruptedError();
   }
-}
-
-/** `rel` under `root` ('' is the root itself). */
-function under(root: string, rel: string): string {
-  return rel === '' ? root : path.posix.join(root, rel);
-}
-
-/**
- * The files the quick check could not clear (`unsure`), decided by BLAKE3: each side hashes
- * its own, both at once; alike ones become `same`. Returns what could not be hashed (those
- * stay `changed`).
- */
-async function settleByHash(
-  from: Side,
-  to: Side,
-  srcRoot: string,
-  dstRoot: string,
-  files: readonly FileDiff[],
-): Promise<{ path: string; error: Error }[]> {
-  const unsure = files.filter((f) => f.unsure);
-  if (unsure.length === 0) return [];
-  const [mine, theirs] = await Promise.all([
-    from.hashes(unsure.map((f) => under(srcRoot, f.rel))),
-    to.hashes(unsure.map((f) => under(dstRoot, f.rel))),
-  ]);
-  const failures: { path: string; error: Error }[] = [];
-  for (const [i, f] of unsure.entries()) {
-    const [x, y] = [mine[i], theirs[i]];
-    if (x instanceof Error) failures.push({ path: under(srcRoot, f.rel), error: x });
-    else if (y instanceof Error) failures.push({ path: under(dstRoot, f.rel), error: y });
-    else if (x === y) f.kind = 'same';
-  }
-  return failures;
 }
 
 function largestFirst<T extends { size: number }>(files: readonly T[]): T[] {

@@ -60,6 +60,11 @@ export interface DestInfo {
 }
 
 /** The last path component, ignoring trailing slashes ('' stays ''). */
+/** `rel` under `root` ('' is the root itself). */
+export function under(root: string, rel: string): string {
+  return rel === '' ? root : path.posix.join(root, rel);
+}
+
 export function baseName(p: string): string {
   const trimmed = p.replace(/\/+$/, '');
   return trimmed === '' ? '' : path.posix.basename(trimmed);
