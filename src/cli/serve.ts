@@ -2,10 +2,11 @@
 import { fstatSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { UsageError } from '../errors.js';
 import { removeTempsOnSignals } from '../server/live_temps.js';
 import { serveSession } from '../server/session.js';
+import { pooledInput, SlabPool } from '../transport/slab_pool.js';
 
 export interface ServeCliOptions {
   root?: string;
@@ -16,7 +17,8 @@ export async function runServe(opts: ServeCliOptions): Promise<void> {
   const root = opts.root ?? os.homedir();
   removeTempsOnSignals();
   if (opts.listen) return listen(opts.listen, root);
-  await serveSession(stdioIn(), stdioOut(), { root });
+  const pool = new SlabPool();
+  await serveSession(stdioIn(pool), stdioOut(), { root, memory: pool });
 }
 
 /** Pipes and sockets get an async net.Socket (process.stdout would block on a full pipe). */
@@ -26,9 +28,10 @@ function stdioOut(): Writable {
   return process.stdout;
 }
 
-function stdioIn(): Readable {
+/** Pipes and sockets are read into reused memory (slab_pool.ts): most of an upload's bytes. */
+function stdioIn(pool: SlabPool): AsyncIterable<Uint8Array> {
   const st = fstatSync(0);
-  if (st.isFIFO() || st.isSocket()) return new net.Socket({ fd: 0, readable: true, writable: false });
+  if (st.isFIFO() || st.isSocket()) return pooledInput(0, pool);
   return process.stdin;
 }
 

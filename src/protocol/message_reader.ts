@@ -17,6 +17,55 @@ export const READ_AHEAD = 16 << 20;
  * "bytes" each and grow us without bound.
  */
 
+/**
+ * Memory the source's chunks live in, reused once nothing refers to it (transport/slab_pool.ts
+ * is one). The reader tells it which decoded messages keep views of a chunk.
+ */
+export interface ChunkMemory {
+  /** `view` lives on in a message until `release(view)`. */
+  track(view: Uint8Array): void;
+  /** A view of `chunk` is kept with no release to come. */
+  lose(chunk: Uint8Array): void;
+  release(view: Uint8Array): void;
+  /** The reader has decoded all of `chunk`. */
+  readDone(chunk: Uint8Array): void;
+}
+
+/**
+ * What each message keeps of the chunk it was decoded from: the view of its bytes that a
+ * consumer releases once used (file data), views kept with no release to come, or nothing
+ * (numbers, strings: copies). Exhaustive, so a new message must say.
+ */
+const VIEWS: { [T in Message['type']]: 'released' | 'kept' | 'none' } = {
+  Hello: 'none',
+  List: 'none',
+  Stat: 'none',
+  Hash: 'none',
+  Get: 'none',
+  Put: 'none',
+  Mkdir: 'none',
+  Resume: 'none',
+  Done: 'none',
+  HaveBlocks: 'kept',
+  OpenDirectChannel: 'none',
+  AuthHello: 'kept',
+  PutChunked: 'none',
+  GetChunked: 'none',
+  Truncate: 'none',
+  Welcome: 'none',
+  Ok: 'none',
+  Error: 'none',
+  Data: 'released',
+  StatResponse: 'none',
+  HashResponse: 'none',
+  ListResponse: 'none',
+  ResumeResponse: 'none',
+  DataCompressed: 'released',
+  MissingBlocks: 'kept',
+  DirectChannelReady: 'kept',
+  AuthChallenge: 'kept',
+};
+
 export class MessageReader {
   private readonly queue: Message[] = [];
   /** Stream bytes of each queued message, parallel to `queue`. */
@@ -33,11 +82,20 @@ export class MessageReader {
   private failure: Error | null = null;
   private pumping = false;
   private waiter: (() => void) | null = null;
+  private readonly memory: ChunkMemory | null;
+  /** The chunk being decoded, while its memory is tracked. */
+  private chunk: Uint8Array | null = null;
 
-  /** `splitData`: raw Data frames may arrive as several Data messages (see FrameDecoder). */
-  constructor(source: AsyncIterable<Uint8Array>, opts: { splitData?: boolean } = {}) {
+  /**
+   * `splitData`: raw Data frames may arrive as several Data messages (see FrameDecoder).
+   * `memory`: the source's chunks are reused memory; Data and DataCompressed views must be
+   * given back with `release` once used.
+   */
+  constructor(source: AsyncIterable<Uint8Array>, opts: { splitData?: boolean; memory?: ChunkMemory } = {}) {
     this.source = source[Symbol.asyncIterator]();
+    this.memory = opts.memory ?? null;
     this.decoder = new FrameDecoder((m, bytes) => {
+      if (this.memory && this.chunk) this.hold(m, this.memory, this.chunk);
       this.queue.push(m);
       this.weights.push(bytes);
       this.queuedBytes += bytes;
@@ -72,6 +130,22 @@ export class MessageReader {
         this.waiter = resolve;
       });
     }
+  }
+
+  /**
+   * The bytes of a Data piece or a DataCompressed payload are used up (written, hashed,
+   * decompressed): its memory may be read into again. Without chunk memory, a no-op.
+   */
+  release(view: Uint8Array): void {
+    this.memory?.release(view);
+  }
+
+  private hold(m: Message, memory: ChunkMemory, chunk: Uint8Array): void {
+    const views = VIEWS[m.type];
+    if (views === 'none') return;
+    if (views === 'kept') memory.lose(chunk);
+    else if (m.type === 'Data') memory.track(m.data);
+    else if (m.type === 'DataCompressed') memory.track(m.payload);
   }
 
   /** Puts `m` back so the next `next()` returns it (a request read while draining a failed Put). */
@@ -121,7 +195,13 @@ export class MessageReader {
             this.decoder.end();
             break;
           }
-          this.decoder.push(r.value);
+          this.chunk = r.value;
+          try {
+            this.decoder.push(r.value);
+          } finally {
+            this.chunk = null;
+            this.memory?.readDone(r.value);
+          }
           this.wake();
         }
       } catch (err) {

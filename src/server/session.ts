@@ -4,11 +4,11 @@
  * Error frame and the session goes on; a malformed stream (ProtocolError) ends it.
  */
 import { appendFileSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import { codecFor, RUNTIME_CAPS } from '../codec/block.js';
 import { ProtocolError } from '../errors.js';
 import { Cap, PROTOCOL_VERSION } from '../protocol/constants.js';
-import { MessageReader } from '../protocol/message_reader.js';
+import { type ChunkMemory, MessageReader } from '../protocol/message_reader.js';
 import type { ClientMessage } from '../protocol/messages.js';
 import { FrameSink } from '../transport/frame_sink.js';
 import { BlockBuffers } from '../util/file_blocks.js';
@@ -36,6 +36,8 @@ export interface ServeOptions {
   casDir?: string;
   /** This session runs on an authenticated direct socket: AEAD is mandatory. */
   direct?: boolean;
+  /** The input's chunks are reused memory (see MessageReader's `memory`). */
+  memory?: ChunkMemory;
 }
 
 type Handler = (ctx: SessionContext, m: ClientMessage) => Promise<void>;
@@ -73,10 +75,14 @@ const HANDLERS: Record<ClientMessage['type'], Handler | null> = {
  * Runs a session until the client closes its side. Resolves on a clean end; rejects with
  * ProtocolError on a malformed stream or a failed handshake.
  */
-export async function serveSession(input: Readable, output: Writable, opts: ServeOptions): Promise<void> {
+export async function serveSession(
+  input: AsyncIterable<Uint8Array>,
+  output: Writable,
+  opts: ServeOptions,
+): Promise<void> {
   const guard = await PathGuard.create(opts.root);
   // Raw Data pieces go to disk as they arrive (hot in cache); only dedup gathers blocks.
-  const reader = new MessageReader(input, { splitData: true });
+  const reader = new MessageReader(input, { splitData: true, memory: opts.memory });
   const sink = new FrameSink(output);
   let rendezvous: Rendezvous | null = null;
   try {
@@ -104,7 +110,7 @@ export async function serveSession(input: Readable, output: Writable, opts: Serv
     trace?.(`session caps=0x${caps.toString(16).padStart(2, '0')}`);
     if ((caps & Cap.DIRECT_TCP) !== 0) {
       rendezvous = new Rendezvous(
-        (input, output) => serveSession(input, output, { ...opts, direct: true }),
+        (input, output) => serveSession(input, output, { ...opts, direct: true, memory: undefined }),
         (line) => process.stderr.write(`${line}\n`),
       );
     }

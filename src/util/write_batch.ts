@@ -14,9 +14,14 @@ export class WriteBatch {
   private bytes = 0;
   private inFlight: Promise<void> | null = null;
 
+  /**
+   * `release`: told of each piece once its write has completed (or failed), when its memory
+   * may be read into again (see MessageReader.release).
+   */
   constructor(
     private readonly fh: FdFile,
     private position: number,
+    private readonly release?: (piece: Uint8Array) => void,
   ) {}
 
   /**
@@ -26,8 +31,13 @@ export class WriteBatch {
    * write's own error is the lesser one), and the failure is rethrown: no write outlives the
    * call.
    */
-  static async run<T>(fh: FdFile, position: number, fill: (batch: WriteBatch) => Promise<T>): Promise<T> {
-    const batch = new WriteBatch(fh, position);
+  static async run<T>(
+    fh: FdFile,
+    position: number,
+    fill: (batch: WriteBatch) => Promise<T>,
+    release?: (piece: Uint8Array) => void,
+  ): Promise<T> {
+    const batch = new WriteBatch(fh, position, release);
     try {
       const result = await fill(batch);
       await batch.flush();
@@ -60,9 +70,20 @@ export class WriteBatch {
     this.position += this.bytes;
     this.parts = [];
     this.bytes = 0;
-    if (sync) this.fh.writevSync(parts, at);
-    else {
-      this.inFlight = this.fh.writev(parts, at);
+    const release = this.release;
+    if (sync) {
+      try {
+        this.fh.writevSync(parts, at);
+      } finally {
+        if (release) for (const p of parts) release(p);
+      }
+    } else {
+      const write = this.fh.writev(parts, at);
+      this.inFlight = release
+        ? write.finally(() => {
+            for (const p of parts) release(p);
+          })
+        : write;
       // Its failure is reported by the next flush() or settle(); a transfer that fails
       // elsewhere first never asks, and that must not be an unhandled rejection.
       this.inFlight.catch(() => {});

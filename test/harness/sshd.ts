@@ -87,7 +87,11 @@ async function freePort(): Promise<number> {
 }
 
 export interface SshdOptions {
-  /** false (benchmarks): remote servers do not trace their requests to a file. */
+  /**
+   * false (benchmarks): remote servers neither trace their requests to a file nor poison the
+   * read memory they reuse (BCMR_SLAB_POISON, transport/slab_pool.ts: for tests, a view used
+   * after its release then corrupts the copy, which the tests' hash checks catch).
+   */
   serveLog?: boolean;
   /** Address to listen on (default 127.0.0.1), e.g. inside a network namespace. */
   listen?: string;
@@ -162,6 +166,8 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
     if (shell) shells.push({ name, shell, port: await freePort(), barePort: await freePort() });
   }
   const user = os.userInfo().username;
+  const poison = opts.serveLog === false ? '' : ' BCMR_SLAB_POISON=1';
+  const testOnly = opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}${poison}`;
   writeFileSync(
     path.join(dir, 'sshd_config'),
     [
@@ -187,7 +193,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `Subsystem sftp ${SFTP_SERVERS.find((p) => existsSync(p)) ?? 'internal-sftp'}`,
       // HOME: a temp dir of the harness, so `host:` and relative remote paths never touch the
       // real home of the account running the tests.
-      `SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${opts.serveLog === false ? '' : ` BCMR_SERVE_LOG=${path.join(dir, 'serve.log')}`}`,
+      `SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${testOnly}`,
       `Match LocalPort ${barePort}`,
       `  SetEnv HOME=${remoteHome} PATH=/usr/local/bin:/usr/bin:/bin`,
       `Match LocalPort ${oldNodePort}`,
@@ -196,7 +202,7 @@ export async function startSshd(opts: SshdOptions = {}): Promise<SshServer> {
       `  SetEnv HOME=${remoteHome} PATH=${noNodeBin}`,
       ...shells.flatMap((sh) => [
         `Match LocalPort ${sh.port}`,
-        `  SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}`,
+        `  SetEnv HOME=${remoteHome} PATH=${binDir}:/usr/local/bin:/usr/bin:/bin BCMR_CAS_DIR=${path.join(dir, 'cas')}${poison}`,
         `  ForceCommand exec ${sh.shell} -c "$SSH_ORIGINAL_COMMAND"`,
         `Match LocalPort ${sh.barePort}`,
         `  SetEnv HOME=${remoteHome} PATH=${noNodeBin}`,

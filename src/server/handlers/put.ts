@@ -13,7 +13,7 @@ import { decodeBlock } from '../../codec/block.js';
 import { Blake3Hasher, digestAndRecycle, takeHasher } from '../../codec/hash.js';
 import { ProtocolError } from '../../errors.js';
 import { MAX_BLOCK } from '../../protocol/constants.js';
-import { type ClientMessage, isData, type Message } from '../../protocol/messages.js';
+import { type ClientMessage, type DataMessage, isData, type Message } from '../../protocol/messages.js';
 import type { FdFile } from '../../util/fd_file.js';
 import { PART_REPLACED, publishTemp, tempNameFor } from '../../util/temp_file.js';
 import { WriteBatch } from '../../util/write_batch.js';
@@ -155,23 +155,28 @@ async function receiveInto(
   hasher: Blake3Hasher | null,
 ): Promise<number> {
   let got = 0;
-  await WriteBatch.run(fh, offset, async (batch) => {
-    for (;;) {
-      const msg = await ctx.reader.expect('Put data');
-      if (msg.type === 'Done') break;
-      if (!isData(msg)) {
-        ctx.reader.unread(msg);
-        throw new OpError(`proto: unexpected ${msg.type} inside a Put's data`);
+  await WriteBatch.run(
+    fh,
+    offset,
+    async (batch) => {
+      for (;;) {
+        const msg = await ctx.reader.expect('Put data');
+        if (msg.type === 'Done') break;
+        if (!isData(msg)) {
+          ctx.reader.unread(msg);
+          throw new OpError(`proto: unexpected ${msg.type} inside a Put's data`);
+        }
+        const bytes = blockOf(ctx, msg);
+        if (got + bytes.length > expected) {
+          throw new OpError(`io: received more than the declared ${expected} bytes`);
+        }
+        hasher?.update(bytes);
+        got += bytes.length;
+        await batch.add(bytes);
       }
-      const bytes = decodeBlock(msg);
-      if (got + bytes.length > expected) {
-        throw new OpError(`io: received more than the declared ${expected} bytes`);
-      }
-      hasher?.update(bytes);
-      got += bytes.length;
-      await batch.add(bytes);
-    }
-  });
+    },
+    release(ctx),
+  );
   if (got !== expected) throw new AfterDone(`io: Put ended after ${got} of ${expected} bytes`);
   return got;
 }
@@ -219,38 +224,43 @@ async function receiveDedup(
   let corrupt: string | null = null;
   // Blocks are written in order from offset 0, gathered and written on the pool while the next
   // pieces arrive; a received block is hashed and written piece by piece, never assembled.
-  await WriteBatch.run(fh, 0, async (batch) => {
-    for (let i = 0; i < count; i++) {
-      const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
-      if (need[i]) {
-        const blockHash = new Blake3Hasher();
-        const got = await receiveBlock(
-          ctx,
-          async (piece) => {
-            blockHash.update(piece);
-            if (corrupt) return; // the Put fails anyway: only read what was sent
-            hasher.update(piece);
-            await batch.add(piece);
-          },
-          len,
-        );
-        if (got < 0) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
-        if (got !== len || blockHash.digest('hex') !== hexes[i]) {
-          throw new OpError(`io: dedup block ${i} does not match its announced hash`);
+  await WriteBatch.run(
+    fh,
+    0,
+    async (batch) => {
+      for (let i = 0; i < count; i++) {
+        const len = Math.min(MAX_BLOCK, size - i * MAX_BLOCK);
+        if (need[i]) {
+          const blockHash = new Blake3Hasher();
+          const got = await receiveBlock(
+            ctx,
+            async (piece) => {
+              blockHash.update(piece);
+              if (corrupt) return; // the Put fails anyway: only read what was sent
+              hasher.update(piece);
+              await batch.add(piece);
+            },
+            len,
+          );
+          if (got < 0) throw new OpError(`io: dedup block ${i} was marked missing but not sent`);
+          if (got !== len || blockHash.digest('hex') !== hexes[i]) {
+            throw new OpError(`io: dedup block ${i} does not match its announced hash`);
+          }
+          fresh.push({ hex: hexes[i], offset: i * MAX_BLOCK, length: len });
+          continue;
         }
-        fresh.push({ hex: hexes[i], offset: i * MAX_BLOCK, length: len });
-        continue;
+        const block = cas ? await cas.read(hexes[i]) : null;
+        if (block === null || block.length !== len) {
+          // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
+          corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
+        }
+        if (corrupt || block === null) continue;
+        hasher.update(block);
+        await batch.add(block);
       }
-      const block = cas ? await cas.read(hexes[i]) : null;
-      if (block === null || block.length !== len) {
-        // Rule 17.3: never write a corrupt or vanished block; the client re-sends without dedup.
-        corrupt ??= `io: dedup block ${i} is missing or corrupt in the server's store; resend without dedup`;
-      }
-      if (corrupt || block === null) continue;
-      hasher.update(block);
-      await batch.add(block);
-    }
-  });
+    },
+    release(ctx),
+  );
   const end = await ctx.reader.expect('dedup Done');
   if (end.type !== 'Done') {
     ctx.reader.unread(end);
@@ -303,7 +313,7 @@ async function receiveBlock(
     return -1;
   }
   if (first.type === 'DataCompressed') {
-    const block = decodeBlock(first);
+    const block = blockOf(ctx, first);
     await onPiece(block);
     return block.length;
   }
@@ -334,20 +344,25 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     if (own.replaced && m.offset > 0)
       throw new OpError(`io: ${clip(m.path)} ${PART_REPLACED}: send from the start`);
     // Pieces gathered and written on the pool while the next ones arrive, as for Put.
-    await WriteBatch.run(fh, m.offset, async (batch) => {
-      while (got < m.length) {
-        const msg = await ctx.reader.expect('PutChunked data');
-        if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
-        if (!isData(msg)) {
-          ctx.reader.unread(msg);
-          throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
+    await WriteBatch.run(
+      fh,
+      m.offset,
+      async (batch) => {
+        while (got < m.length) {
+          const msg = await ctx.reader.expect('PutChunked data');
+          if (msg.type === 'Done') throw new AfterDone(`io: range ended after ${got} of ${m.length} bytes`);
+          if (!isData(msg)) {
+            ctx.reader.unread(msg);
+            throw new OpError(`proto: unexpected ${msg.type} inside a PutChunked range`);
+          }
+          const bytes = blockOf(ctx, msg);
+          if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
+          got += bytes.length;
+          await batch.add(bytes);
         }
-        const bytes = decodeBlock(msg);
-        if (got + bytes.length > m.length) throw new OpError('io: received more than the range length');
-        got += bytes.length;
-        await batch.add(bytes);
-      }
-    });
+      },
+      release(ctx),
+    );
     if (ctx.sync) await fh.sync();
     ctx.discardNextDone = true;
     ctx.sink.send({ type: 'Ok', hash: null });
@@ -360,6 +375,20 @@ export async function handlePutChunked(ctx: SessionContext, m: Of<'PutChunked'>)
     fh?.close();
     target?.dir.close();
   }
+}
+
+/**
+ * A data frame's bytes. The reader's memory under a compressed payload is given back as soon
+ * as it is decompressed; raw pieces go back once written (`release`, given to WriteBatch).
+ */
+function blockOf(ctx: SessionContext, msg: DataMessage): Uint8Array {
+  const bytes = decodeBlock(msg);
+  if (msg.type === 'DataCompressed') ctx.reader.release(msg.payload);
+  return bytes;
+}
+
+function release(ctx: SessionContext): (piece: Uint8Array) => void {
+  return (piece) => ctx.reader.release(piece);
 }
 
 /** Discards a failed Put's remaining data frames up to and including Done. */
