@@ -44,9 +44,16 @@ export function codecsDescription(): string {
   return `zstd ${HAS_ZSTD ? 'node:zlib' : 'missing (Node < 22.15)'}, lz4 ${HAS_LZ4 ? 'native' : 'missing'}`;
 }
 
-const ZSTD_OPTS: zlib.ZstdOptions = HAS_ZSTD
-  ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: ZSTD_LEVEL } }
-  : {};
+/** zstd options per level (level_control.ts picks one per block). */
+const zstdOpts = new Map<number, zlib.ZstdOptions>();
+function zstdOptions(level: number): zlib.ZstdOptions {
+  let o = zstdOpts.get(level);
+  if (!o) {
+    o = HAS_ZSTD ? { params: { [zlib.constants.ZSTD_c_compressionLevel]: level } } : {};
+    zstdOpts.set(level, o);
+  }
+  return o;
+}
 
 /** True when `compressed` bytes are worth sending instead of `original` bytes. */
 function worthIt(compressed: number, original: number): boolean {
@@ -98,15 +105,15 @@ export function entropyBits(b: Uint8Array): number {
 }
 
 /**
- * The data frame for one block. `block` may be a view of a reused buffer: a raw frame refers
+ * The data frame for one block (zstd at `level`). `block` may be a view of a reused buffer: a raw frame refers
  * to it, so the caller must not overwrite it until the frame has been written.
  */
-export function encodeBlock(block: Uint8Array, codec: Codec): DataMessage {
+export function encodeBlock(block: Uint8Array, codec: Codec, level = ZSTD_LEVEL): DataMessage {
   if (codec === 'none' || block.length === 0 || !looksCompressible(block))
     return { type: 'Data', data: block };
   try {
     if (codec === 'zstd') {
-      const z = zlib.zstdCompressSync(block, ZSTD_OPTS);
+      const z = zlib.zstdCompressSync(block, zstdOptions(level));
       if (worthIt(z.length, block.length)) {
         return { type: 'DataCompressed', algo: Algo.ZSTD, originalSize: block.length, payload: z };
       }

@@ -7,11 +7,13 @@
  */
 import type { Writable } from 'node:stream';
 import { type Codec, encodeBlock } from '../codec/block.js';
+import { LevelControl } from '../codec/level_control.js';
 import { ConnectionClosedError } from '../errors.js';
 import { ByteWriter, REF_THRESHOLD } from '../protocol/byte_writer.js';
 import { encodeMessage } from '../protocol/codec.js';
 import type { Message } from '../protocol/messages.js';
 import { RELEASED, type Release } from '../util/file_blocks.js';
+import { trace } from '../util/trace.js';
 
 /** Buffered bytes above which `sendAndMaybeFlush` writes without waiting for the caller. */
 const AUTO_FLUSH_BYTES = 1 << 20;
@@ -22,6 +24,13 @@ export class FrameSink {
   private last: Promise<void> = Promise.resolve();
   /** Called whenever the stream has taken a write: the peer is reading (idle watchdogs). */
   onWritten: (() => void) | null = null;
+  /**
+   * Milliseconds the writes waited for the stream to take them (a full pipe or socket: the
+   * wire or the peer is slower than we are), overlapping writes counted once.
+   */
+  private waitedMs = 0;
+  private lastDoneAt = 0;
+  private readonly levels = new LevelControl();
 
   constructor(private readonly out: Writable) {
     out.on('error', (err) => {
@@ -60,12 +69,16 @@ export class FrameSink {
     if (out.destroyed || out.writableEnded) {
       return Promise.reject(new ConnectionClosedError('Connection closed while writing'));
     }
+    const issuedAt = performance.now();
     this.last = new Promise<void>((resolve, reject) => {
       out.cork();
       for (let i = 0; i < parts.length - 1; i++) out.write(parts[i]);
       out.write(parts[parts.length - 1], (err) => {
         if (err) reject(this.failure ?? new ConnectionClosedError(`Connection write failed: ${err.message}`));
         else {
+          const doneAt = performance.now();
+          this.waitedMs += Math.max(0, doneAt - Math.max(issuedAt, this.lastDoneAt));
+          this.lastDoneAt = doneAt;
           // Streams call back in order: every view of the retired slabs is written by now.
           if (retired.length > 0) this.w.recycle(retired);
           this.onWritten?.();
@@ -77,12 +90,24 @@ export class FrameSink {
     return this.last;
   }
 
+  /** The zstd level the next block would get (level_control.ts). */
+  get zstdLevel(): number {
+    return this.levels.level;
+  }
+
   /**
-   * Sends one block of file content as a data frame. A raw frame sent by reference is released
+   * Sends one block of file content as a data frame (zstd at the level the wire calls for:
+   * level_control.ts). A raw frame sent by reference is released
    * when the stream has written it; a copied or compressed one at once (after backpressure).
    */
   async sendBlock(block: Uint8Array, codec: Codec): Promise<Release> {
-    const frame = encodeBlock(block, codec);
+    let level: number | undefined;
+    if (codec === 'zstd') {
+      const was = this.levels.level;
+      level = this.levels.next(this.waitedMs);
+      if (level !== was) trace(`zstd level ${was} -> ${level}`);
+    }
+    const frame = encodeBlock(block, codec, level);
     this.send(frame);
     if (frame.type === 'Data' && block.length >= REF_THRESHOLD) return { released: this.flush() };
     await this.flushIfFull();
