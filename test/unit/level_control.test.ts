@@ -36,13 +36,23 @@ describe('LevelControl', () => {
     const c = new LevelControl(0);
     let waited = 0;
     let t = 0;
-    for (; t <= 1000; t += 100) c.next((waited += 90), t);
+    for (; t <= 1000; t += 100) {
+      waited += 90;
+      c.next(waited, t);
+    }
     const top = c.level;
     assert.ok(top > ZSTD_LEVEL);
     // 30 % waiting: neither the wire nor compression clearly the bottleneck: the level holds.
-    for (let i = 0; i < 5; i++) c.next((waited += 60), (t += 200));
+    for (let i = 0; i < 5; i++) {
+      waited += 60;
+      t += 200;
+      c.next(waited, t);
+    }
     assert.equal(c.level, top);
-    for (let i = 0; i < 10; i++) c.next(waited, (t += 200));
+    for (let i = 0; i < 10; i++) {
+      t += 200;
+      c.next(waited, t);
+    }
     assert.equal(c.level, ZSTD_LEVEL);
   });
 });
