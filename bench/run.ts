@@ -136,8 +136,9 @@ let bigData: Dataset | null = null;
 function machineCpuSeconds(): number | null {
   try {
     const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    // user nice system idle iowait irq softirq steal: idle and iowait are not work.
-    const busy = f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] ?? 0);
+    // user nice system idle iowait irq softirq steal: idle and iowait are not work, and steal
+    // is the hypervisor running another guest while this one waited (a shared host's noise).
+    const busy = f[0] + f[1] + f[2] + f[5] + f[6];
     return busy / 100; // USER_HZ is 100 on every Linux build that matters
   } catch {
     return null;

@@ -17,11 +17,14 @@
  */
 import net from 'node:net';
 
-/** One read's room. Pipes deliver at most 64 KiB a read; a socket pair can deliver more. */
-export const SLAB_BYTES = 128 << 10;
+/**
+ * One read's room: what Node itself reads at a time. A pipe delivers at most 64 KiB a read;
+ * larger slabs would sit half empty and double the memory the read-ahead holds.
+ */
+export const SLAB_BYTES = 64 << 10;
 
-/** Free slabs kept for reuse (the reader's read-ahead is bounded separately). */
-const MAX_FREE = 160;
+/** Free slabs kept for reuse, at most (8 MiB; the reader's read-ahead is bounded separately). */
+const MAX_FREE = 128;
 
 export class SlabPool {
   private readonly free: ArrayBuffer[] = [];
