@@ -69,6 +69,9 @@ const fmt = (m: Measurement | undefined): string =>
 const rss = (m: Measurement | undefined): string =>
   m?.rssClient && m.rssClient.length > 0 ? Math.round(Math.max(...m.rssClient)).toString() : '-';
 
+/** A name as a table cell: its own pipes escaped (`tar | ssh | tar`). */
+const cell = (s: string): string => s.replaceAll('|', '\\|');
+
 const lines = [
   '| condition, workload | tool | before s (CPU s) | after s (CPU s) | vs peer before (wall / CPU) | vs peer after | peer | peak RSS MB before / after |',
   '|---|---|---:|---:|---:|---:|---|---:|',
@@ -79,7 +82,7 @@ for (const [key, a] of after) {
   if (!b) continue;
   const peer = after.has(`${a.condition} | ${a.workload} | ${peerFor(a)}`) ? peerFor(a) : '';
   lines.push(
-    `| ${a.condition}, ${a.workload} | ${a.tool} | ${fmt(b)} | ${fmt(a)} | ${peer ? ratio(before, b, peer) : '-'} | ${peer ? ratio(after, a, peer) : '-'} | ${peer || '-'} | ${rss(b)} / ${rss(a)} |`,
+    `| ${cell(`${a.condition}, ${a.workload}`)} | ${cell(a.tool)} | ${fmt(b)} | ${fmt(a)} | ${peer ? ratio(before, b, peer) : '-'} | ${peer ? ratio(after, a, peer) : '-'} | ${cell(peer) || '-'} | ${rss(b)} / ${rss(a)} |`,
   );
 }
 process.stdout.write(`${lines.join('\n')}\n`);
