@@ -8,17 +8,7 @@
  *      [--tools 'bcmr -P 1,scp,rsync -a'] > table.md
  */
 import { readFileSync } from 'node:fs';
-
-interface Measurement {
-  condition: string;
-  workload: string;
-  tool: string;
-  times: number[];
-  /** Absent in runs from before CPU was counted. */
-  cpu?: number[];
-  rssClient?: number[];
-  errors: unknown[];
-}
+import { type Measurement, median } from './report.js';
 
 const opt = (name: string): string | undefined => {
   const i = process.argv.indexOf(name);
@@ -35,12 +25,6 @@ function load(list: string | undefined): Map<string, Measurement> {
   }
   return out;
 }
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 ? s[mid] : (s[mid - 1] + s[mid]) / 2;
-};
 
 const before = load(opt('--before'));
 const after = load(opt('--after'));
