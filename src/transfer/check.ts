@@ -3,12 +3,11 @@
  * against SRC's contents). Size and mtime first (tree_diff.ts), then BLAKE3 for same-size
  * files whose mtime differs (both hosts hash their own files, at once), or for all with -c.
  */
-import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
-import { type Endpoint, hostLabel, parseEndpoint, type RemoteEndpoint } from '../core/endpoint.js';
-import type { RemoteFs } from '../core/remote_fs.js';
-import { InterruptedError } from '../errors.js';
+import type { RemoteOptions } from '../client/pool/open_remote.js';
+import { type Endpoint, hostLabel, parseEndpoint } from '../core/endpoint.js';
 import { settleByHash } from './mirror.js';
 import type { PathFilter } from './path_filter.js';
+import { Remotes } from './remotes.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
 import { diffTrees } from './tree_diff.js';
 import type { WalkOptions } from './walk.js';
@@ -45,18 +44,11 @@ export async function runCheck(
 ): Promise<CheckResult> {
   const src = parseEndpoint(srcArg);
   const dest = parseEndpoint(destArg);
-  const remotes: RemoteFs[] = [];
-  const onAbort = () => void Promise.all(remotes.map((r) => r.destroy()));
-  signal.addEventListener('abort', onAbort, { once: true });
-  const connect = async (target: RemoteEndpoint): Promise<RemoteFs> => {
-    const remote = await openRemote(target, opts, notice, signal);
-    remotes.push(remote);
-    if (signal.aborted) throw new InterruptedError();
-    return remote;
-  };
+  const remotes = new Remotes(opts, notice, signal);
   try {
-    const from: Side = src.kind === 'remote' ? new RemoteSide(await connect(src)) : new LocalSide(false);
-    const to: Side = await destSide(src, dest, from, connect);
+    const from: Side =
+      src.kind === 'remote' ? new RemoteSide(await remotes.connect(src)) : new LocalSide(false);
+    const to: Side = await destSide(src, dest, from, remotes);
     const walk: WalkOptions = {
       recursive: true,
       deref: opts.deref,
@@ -80,20 +72,14 @@ export async function runCheck(
     for (const d of diff.extraDirs) differences.push({ kind: 'removed', path: `${d}/`, size: 0 });
     return { differences, failures };
   } finally {
-    signal.removeEventListener('abort', onAbort);
-    await Promise.all(remotes.map((r) => (signal.aborted ? r.destroy() : r.close())));
+    await remotes.closeAll();
   }
 }
 
 /** The destination's side: the source's own connection when both are on one host. */
-async function destSide(
-  src: Endpoint,
-  dest: Endpoint,
-  from: Side,
-  connect: (target: RemoteEndpoint) => Promise<RemoteFs>,
-): Promise<Side> {
+async function destSide(src: Endpoint, dest: Endpoint, from: Side, remotes: Remotes): Promise<Side> {
   if (dest.kind !== 'remote') return new LocalSide(false);
   if (src.kind === 'remote' && hostLabel(src) === hostLabel(dest) && from.remote)
     return new RemoteSide(from.remote);
-  return new RemoteSide(await connect(dest));
+  return new RemoteSide(await remotes.connect(dest));
 }

@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { openRemote, type RemoteOptions } from '../client/pool/open_remote.js';
+import type { RemoteOptions } from '../client/pool/open_remote.js';
 import { prehashFile } from '../client/serve/dedup.js';
 import { dedups, stripes } from '../client/serve/policy.js';
 import { publishOutcomes, publishScript } from '../client/shell/publish_script.js';
@@ -36,6 +36,7 @@ import { deleteExtras, type Extras, type MirrorOptions, mirrorDestInfo, mirrorPl
 import type { PathFilter } from './path_filter.js';
 import { type CopyPlan, isExcluded, type PlannedFile, planCopy, type SourceTree, under } from './plan.js';
 import { relayFiles } from './relay.js';
+import { Remotes } from './remotes.js';
 import { type Failures, LocalSide, RemoteSide, type Side } from './sides.js';
 import type { WalkOptions } from './walk.js';
 
@@ -96,7 +97,7 @@ interface Moved {
 
 class Job {
   private readonly outcome: CopyOutcome = { files: 0, failed: 0, bytes: 0, dirs: 0 };
-  private readonly remotes: RemoteFs[] = [];
+  private readonly remotes: Remotes;
   /** sync: destination files that exist and differ, by path, with their size (sent as deltas). */
   private readonly deltas = new Map<string, number>();
   /** Hashing ahead of large single files (prehashSources), each with its size. */
@@ -107,9 +108,7 @@ class Job {
     private readonly rep: CopyReporter,
     private readonly signal: AbortSignal,
   ) {
-    signal.addEventListener('abort', () => void Promise.all(this.remotes.map((r) => r.destroy())), {
-      once: true,
-    });
+    this.remotes = new Remotes(opts, (msg) => rep.notice(msg), signal);
   }
 
   /**
@@ -124,7 +123,9 @@ class Job {
     const prehash =
       !srcRemote && dest.kind === 'remote' ? this.prehashSources(sources.map((s) => s.path)) : new Map();
     try {
-      const from: Side = srcRemote ? new RemoteSide(await this.connect(srcRemote)) : new LocalSide(false);
+      const from: Side = srcRemote
+        ? new RemoteSide(await this.remotes.connect(srcRemote))
+        : new LocalSide(false);
       const failures: Failures = [];
       const trees: SourceTree[] = [];
       const walkSources = async () => {
@@ -138,7 +139,9 @@ class Job {
       if (!srcRemote) await walkSources();
       trace('sources walked');
       const to: Side =
-        dest.kind === 'remote' ? new RemoteSide(await this.connect(dest)) : new LocalSide(srcRemote !== null);
+        dest.kind === 'remote'
+          ? new RemoteSide(await this.remotes.connect(dest))
+          : new LocalSide(srcRemote !== null);
       trace('destination connected');
       // sync: the destination is listed while a remote source is listed.
       const mirrorListing =
@@ -211,7 +214,7 @@ class Job {
       for (const m of done) this.report(m.src, m.dest, m.r);
       return this.outcome;
     } finally {
-      await this.closeRemotes();
+      await this.remotes.closeAll();
       trace('closed');
     }
   }
@@ -459,20 +462,6 @@ class Job {
             : 'prehash stopped: the file is striped',
         );
       }
-  }
-
-  private async connect(target: RemoteEndpoint): Promise<RemoteFs> {
-    const remote = await openRemote(target, this.opts, (msg) => this.rep.notice(msg), this.signal);
-    this.remotes.push(remote);
-    if (this.signal.aborted) {
-      await remote.destroy();
-      throw new InterruptedError();
-    }
-    return remote;
-  }
-
-  private async closeRemotes(): Promise<void> {
-    await Promise.all(this.remotes.map((r) => (this.signal.aborted ? r.destroy() : r.close())));
   }
 
   /** Without -f: ask on a TTY, otherwise refuse the whole job and list what would be replaced. */
