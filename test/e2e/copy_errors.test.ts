@@ -338,27 +338,29 @@ describe('Ctrl-C', () => {
   for (const [dirn, extra] of cases) {
     const how = extra.length ? ' striped over -P 4' : '';
     test(`during a ${dirn}${how}: exit 130, no temp file, no final file`, async () => {
-      const big = path.join(dir, `int-${dirn}.bin`);
+      // Its own directory: a leftover of another case must not set off this one's interrupt.
+      const own = fs.mkdtempSync(path.join(dir, 'int-'));
+      const big = path.join(own, `int-${dirn}.bin`);
       const fd = fs.openSync(big, 'w');
       const chunk = randomBytes(8 << 20);
       for (let i = 0; i < 64; i++) fs.writeSync(fd, chunk);
       fs.closeSync(fd);
-      const target = path.join(dir, `int-${dirn}-dest.bin`);
+      const target = path.join(own, `int-${dirn}-dest.bin`);
       const args = dirn === 'upload' ? [big, remote(target)] : [remote(big), target];
       let pid = 0;
       const run = copy(['--compress', 'none', ...extra, ...args], { onSpawn: (p) => (pid = p) });
       // Interrupt once bytes are flowing: a temp file exists beside the destination.
       const deadline = Date.now() + 20_000;
-      while (leftovers(dir).length === 0 && Date.now() < deadline)
+      while (leftovers(own).length === 0 && Date.now() < deadline)
         await new Promise((r) => setTimeout(r, 10));
       process.kill(pid, 'SIGINT');
       const r = await run;
       assert.equal(r.code, 130, r.stderr);
       assert.equal(r.stderr, 'bcmr: Interrupted\n');
       // The remote server removes its temp file when its stdin closes; give it a moment.
-      for (let i = 0; i < 100 && leftovers(dir).length > 0; i++)
+      for (let i = 0; i < 100 && leftovers(own).length > 0; i++)
         await new Promise((res) => setTimeout(res, 50));
-      assert.deepEqual(leftovers(dir), []);
+      assert.deepEqual(leftovers(own), []);
       assert.equal(fs.existsSync(target), false);
       fs.rmSync(big);
     });

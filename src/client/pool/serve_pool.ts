@@ -137,6 +137,15 @@ export class ServePool implements RemoteFs {
   /** The remote Node running the bundle, when it is the bundle. */
   readonly remoteNode: string | undefined;
   private destroyed = false;
+  /** destroy() once: Ctrl-C and the command's end both call it. */
+  private destroying: Promise<void> | null = null;
+  /**
+   * Remote temp files a striped or delta upload is writing. Ctrl-C removes them here, in
+   * destroy(), before the shell master goes: a removal left to the upload itself raced the
+   * master's exit (and lost, on a loaded machine, leaving a part file behind).
+   */
+  private readonly heldTemps = new Set<string>();
+  private scriptsClosed = false;
   /** Extra connections, started as soon as the first one proved the remote has bcmr. */
   private readonly spare: Promise<ServeClient>[] = [];
   /** The connection each worker (after the first, which uses `control`) works on. */
@@ -331,6 +340,8 @@ export class ServePool implements RemoteFs {
    * links, removals, and publishing, whose second run reports each file as it finds it).
    */
   async script(text: ShText): Promise<string> {
+    // After the master is closed a script would start a new one that nothing closes.
+    if (this.scriptsClosed) throw new ConnectionClosedError('Interrupted');
     const r = await withRetries(
       this.connector.retries,
       async () => {
@@ -401,18 +412,19 @@ export class ServePool implements RemoteFs {
 
   /** What the striping and delta flows (stripe.ts, delta.ts) need from the pool. */
   private stripeHost(): DeltaHost {
-    const pool = this;
     return {
       script: (text) => this.script(text),
       connections: this.connections,
       caps: this.caps,
       control: () => this.controlClient(),
       runRanges: (ranges, batch, onBytes) => this.runRanges(ranges, batch, onBytes),
-      removeRemote: async (p) => {
-        await within(REMOVE_TEMP_MS, this.script(sh`rm -f -- ${p}\n`)).catch(() => {});
-      },
-      get interrupted() {
-        return pool.destroyed;
+      removeRemote: (p) => this.removeRemote([p]),
+      holdTemp: (p) => {
+        this.heldTemps.add(p);
+        // Once destroyed, destroy() owns the removal: the hold stays for it to see.
+        return () => {
+          if (!this.destroyed) this.heldTemps.delete(p);
+        };
       },
     };
   }
@@ -445,15 +457,29 @@ export class ServePool implements RemoteFs {
     await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.close()));
     this.open.clear();
+    this.scriptsClosed = true;
     await this.scripts.close();
   }
 
-  async destroy(): Promise<void> {
+  destroy(): Promise<void> {
+    this.destroying ??= this.destroyOnce();
+    return this.destroying;
+  }
+
+  private async destroyOnce(): Promise<void> {
     this.destroyed = true;
     await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.destroy('Interrupted')));
     this.open.clear();
+    // Given up with Ctrl-C, as rsync without --partial: no part file stays behind.
+    if (this.heldTemps.size > 0) await this.removeRemote([...this.heldTemps]);
+    this.scriptsClosed = true;
     await this.scripts.close();
+  }
+
+  /** Removes remote temp files (the protocol has no delete), bounded: an unreachable host must not hold up the exit. */
+  private async removeRemote(paths: string[]): Promise<void> {
+    await within(REMOVE_TEMP_MS, this.script(sh`rm -f -- ${paths}\n`)).catch(() => {});
   }
 
   /** The control connection, replaced if a failed Put poisoned it. */

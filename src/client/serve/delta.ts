@@ -109,6 +109,7 @@ export async function putDelta(
   let sent = 0;
   let made = false;
   let fh: FdFile | null = null;
+  const release = host.holdTemp(tmp);
   try {
     fh = FdFile.open(item.local, 'r');
     const size = fh.stat().size;
@@ -142,6 +143,7 @@ export async function putDelta(
     if (made) await host.removeRemote(tmp);
     return fileResult(item, t0, { bytes: sent, error: err as Error });
   } finally {
+    release();
     (fh as FdFile | null)?.close();
   }
 }

@@ -177,8 +177,11 @@ export interface StripeHost {
   ): Promise<void>;
   /** Removes a remote temp file (the protocol has no delete), bounded in time. */
   removeRemote(path: string): Promise<void>;
-  /** Ctrl-C: the copy was given up, not cut off. */
-  readonly interrupted: boolean;
+  /**
+   * Marks a remote temp file as being written until the returned release is called: if the
+   * copy is given up with Ctrl-C meanwhile, the pool removes it (and keeps it marked until then).
+   */
+  holdTemp(path: string): () => void;
 }
 
 /**
@@ -249,6 +252,7 @@ export async function putStriped(
   const remoteTemp = partNameFor(item.remote);
   let bytes = 0;
   let fh: FdFile | null = null;
+  const release = host.holdTemp(remoteTemp);
   try {
     fh = FdFile.open(item.local, 'r');
     const size = fh.stat().size;
@@ -285,12 +289,12 @@ export async function putStriped(
       { publishFrom: remoteTemp, ...(kept > 0 ? { resumedFrom: kept } : {}) },
     );
   } catch (err) {
-    // A part file that hashed wrong is removed, and so is one given up with Ctrl-C, as rsync
-    // does without --partial (bounded: the protocol has no delete, and an unreachable host
-    // must not hold up the exit). One cut off (lost link, dead connections) stays for the rerun.
-    if (err instanceof IntegrityError || host.interrupted) await host.removeRemote(remoteTemp);
+    // A part file that hashed wrong is removed; one given up with Ctrl-C is removed by the pool
+    // (holdTemp). One cut off (lost link, dead connections) stays for the rerun.
+    if (err instanceof IntegrityError) await host.removeRemote(remoteTemp);
     return fileResult(item, t0, { bytes, error: err as Error });
   } finally {
+    release();
     (fh as FdFile | null)?.close();
   }
 }
