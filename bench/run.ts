@@ -29,7 +29,7 @@
  * what is measured).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { type SshServer, startSshd } from '../test/harness/sshd.js';
@@ -65,6 +65,11 @@ const BASE =
 const CACHE = path.join(BASE, 'cache');
 
 const notes: string[] = [];
+/**
+ * Saves what is measured so far after each workload (BASE/checkpoint.json): a run cut short
+ * still renders with `--from-json` (its label says partial).
+ */
+let checkpoint: () => void = () => {};
 
 /**
  * Peak RSS of the bcmr processes: GNU time around the client and (through the harness's `bcmr`
@@ -242,6 +247,7 @@ async function runWorkload(w: Workload, out: Measurement[]): Promise<void> {
         errors: rec.errors,
       });
     }
+    checkpoint();
   }
 }
 
@@ -255,6 +261,11 @@ async function main(): Promise<void> {
   const small = await smallTree(CACHE, quick ? 1000 : 10_000, 64 << 10);
   const text = await textFile(CACHE, quick ? 16 << 20 : 64 << 20);
   const results: Measurement[] = [];
+  checkpoint = () => {
+    const info: ReportInfo = { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features };
+    const partial = { ...info, label: `partial-${conditions.join('+')}`, measurements: results };
+    writeFileSync(path.join(BASE, 'checkpoint.json'), `${JSON.stringify(partial)}\n`);
+  };
   const sshd = await startSshd({
     serveLog: false,
     serveWrap: GNU_TIME ? `'${GNU_TIME}' -a -o '${RSS_LOG}' -f 'server %M'` : undefined,
