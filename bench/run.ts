@@ -261,8 +261,9 @@ async function main(): Promise<void> {
   const small = await smallTree(CACHE, quick ? 1000 : 10_000, 64 << 10);
   const text = await textFile(CACHE, quick ? 16 << 20 : 64 << 20);
   const results: Measurement[] = [];
+  // notes and features fill in as the run goes: the checkpoints and the report see them as they are.
+  const info: ReportInfo = { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features };
   checkpoint = () => {
-    const info: ReportInfo = { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features };
     const partial = { ...info, label: `partial-${conditions.join('+')}`, measurements: results };
     writeFileSync(path.join(BASE, 'checkpoint.json'), `${JSON.stringify(partial)}\n`);
   };
@@ -660,7 +661,7 @@ async function main(): Promise<void> {
   const everyDataset = ['big', 'small', 'text'].every((d) => datasets.includes(d));
   const label =
     all && everyDataset ? undefined : [...conditions, ...(everyDataset ? [] : datasets)].join('+');
-  writeReport(results, { quick, reps, base: BASE, notes, textZstdRatio: text.zstdRatio, features, label });
+  writeReport(results, { ...info, label });
 }
 
 /** `--from-json FILE`: re-render the tables and charts of an earlier run without running it. */

@@ -145,7 +145,6 @@ export class ServePool implements RemoteFs {
    * master's exit (and lost, on a loaded machine, leaving a part file behind).
    */
   private readonly heldTemps = new Set<string>();
-  private scriptsClosed = false;
   /** Extra connections, started as soon as the first one proved the remote has bcmr. */
   private readonly spare: Promise<ServeClient>[] = [];
   /** The connection each worker (after the first, which uses `control`) works on. */
@@ -340,14 +339,14 @@ export class ServePool implements RemoteFs {
    * links, removals, and publishing, whose second run reports each file as it finds it).
    */
   async script(text: ShText): Promise<string> {
-    // After the master is closed a script would start a new one that nothing closes.
-    if (this.scriptsClosed) throw new ConnectionClosedError('Interrupted');
+    // Taken once, before any try: a closed master refuses at once (no retries of that).
+    const extra = this.scripts.options;
     const r = await withRetries(
       this.connector.retries,
       async () => {
         const r = await runRemote(this.cfg, this.target, 'sh -s', {
           input: text.text,
-          extra: this.scripts.options,
+          extra,
         });
         if (r.code === 255 && r.stdout.length === 0)
           throw new SshError(`ssh to ${this.target.host} failed: ${lastLine(r.stderr) ?? 'exit 255'}`);
@@ -457,7 +456,6 @@ export class ServePool implements RemoteFs {
     await Promise.allSettled(this.spare);
     await Promise.all([...this.open].map((c) => c.close()));
     this.open.clear();
-    this.scriptsClosed = true;
     await this.scripts.close();
   }
 
@@ -473,7 +471,6 @@ export class ServePool implements RemoteFs {
     this.open.clear();
     // Given up with Ctrl-C, as rsync without --partial: no part file stays behind.
     if (this.heldTemps.size > 0) await this.removeRemote([...this.heldTemps]);
-    this.scriptsClosed = true;
     await this.scripts.close();
   }
 
