@@ -20,7 +20,10 @@ export function bcmr(
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [BCMR_BIN, ...args], {
       cwd: opts.cwd,
-      env: { ...process.env, BCMR_RSH: undefined, ...opts.env },
+      // TMPDIR: the client's own temp dirs (its ssh master's socket, the relay spool) land in
+      // this test process's dir (isolate.ts), removed at its exit: a client a test kills with
+      // SIGKILL cannot remove them, and they must not be left in the machine's /tmp.
+      env: { ...process.env, BCMR_RSH: undefined, TMPDIR: process.env.BCMR_TEST_CACHE, ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     if (child.pid) opts.onSpawn?.(child.pid);
